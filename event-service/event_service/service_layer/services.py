@@ -1,0 +1,29 @@
+"""Use cases of event-service. Each owns its transaction."""
+from __future__ import annotations
+
+import uuid
+from typing import Callable
+
+from trcommon.errors import NotFound
+
+from ..domain.model import Event
+from .unit_of_work import EventUnitOfWork
+
+UowFactory = Callable[[], EventUnitOfWork]
+
+
+def list_events(uow_factory: UowFactory, limit: int, offset: int) -> list[Event]:
+    with uow_factory() as uow:
+        return uow.events.list(limit, offset)
+
+
+def get_event(uow_factory: UowFactory, event_id: str) -> Event:
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        raise NotFound("no such event", code="EVENT_NOT_FOUND") from None
+    with uow_factory() as uow:
+        event = uow.events.get(event_id)
+    if event is None:
+        raise NotFound("no such event", code="EVENT_NOT_FOUND")
+    return event

@@ -1,0 +1,77 @@
+"""AMQP helpers: apply rabbitmq/definitions.json to a broker, wait for it, and carry the request id."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pika
+import pika.exceptions
+
+from .logs import REQUEST_ID_METADATA, current_request_id
+
+log = logging.getLogger("trcommon.amqp")
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "rabbitmq" / "definitions.json"
+
+
+def connect(url: str, name: str = "ticketremaster") -> pika.BlockingConnection:
+    params = pika.URLParameters(url)
+    params.client_properties = {"connection_name": name}
+    params.heartbeat = 30
+    params.blocked_connection_timeout = 30
+    params.socket_timeout = 5
+    return pika.BlockingConnection(params)
+
+
+def wait_for_broker(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connect(url, "startup-probe").close()
+            return
+        except pika.exceptions.AMQPError as exc:
+            if time.monotonic() >= deadline:
+                raise SystemExit(f"RabbitMQ at {pika.URLParameters(url).host} is unreachable: {exc!r}") from None
+            log.info("waiting for RabbitMQ")
+            time.sleep(1)
+
+
+def load_definitions(path: Path = DEFINITIONS) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def apply_definitions(url: str, path: Path = DEFINITIONS) -> None:
+    """Declare the exchanges, queues and bindings of definitions.json in the vhost of `url`.
+
+    The broker loads the same file at boot in Docker; this applies it to a running broker (local mode, tests).
+    Declaring is idempotent; a queue that exists with other arguments is a clear error, not a silent drift.
+    """
+    defs = load_definitions(path)
+    conn = connect(url, "apply-definitions")
+    try:
+        ch = conn.channel()
+        for ex in defs.get("exchanges", []):
+            ch.exchange_declare(ex["name"], ex["type"], durable=ex["durable"], auto_delete=ex["auto_delete"],
+                                internal=ex.get("internal", False), arguments=ex.get("arguments") or None)
+        for q in defs.get("queues", []):
+            try:
+                ch.queue_declare(q["name"], durable=q["durable"], auto_delete=q["auto_delete"],
+                                 arguments=q.get("arguments") or None)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                raise SystemExit(f"queue {q['name']} exists with other arguments than rabbitmq/definitions.json "
+                                 f"({exc.reply_text}); delete it and run again") from None
+        for b in defs.get("bindings", []):
+            if b["destination_type"] == "queue":
+                ch.queue_bind(b["destination"], b["source"], routing_key=b["routing_key"],
+                              arguments=b.get("arguments") or None)
+            else:
+                ch.exchange_bind(b["destination"], b["source"], routing_key=b["routing_key"],
+                                 arguments=b.get("arguments") or None)
+    finally:
+        conn.close()
+
+
+def message_headers(**extra) -> dict:
+    return {REQUEST_ID_METADATA: current_request_id(), **extra}

@@ -1,0 +1,148 @@
+"""Database plumbing: pooled engines, the unit of work, lock-error detection, database creation and Alembic.
+
+Every schema is created by the owning service's Alembic migrations; nothing here creates tables.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .errors import DependencyUnavailable
+
+log = logging.getLogger("trcommon.db")
+
+LOCK_NOT_AVAILABLE = "55P03"
+UNIQUE_VIOLATION = "23505"
+CHECK_VIOLATION = "23514"
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+
+
+def make_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> Engine:
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                            pool_recycle=1800, connect_args={"connect_timeout": 5})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a DBAPI error, if any."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+class UnitOfWork:
+    """One database transaction. Rolls back on exit unless `commit()` was called.
+
+    Services subclass it to attach their repositories to `self.conn` in `_open()`.
+    """
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self.conn: Connection | None = None
+        self._tx = None
+
+    def __enter__(self):
+        try:
+            self.conn = self._engine.connect()
+        except OperationalError as exc:
+            raise DependencyUnavailable("database is unavailable") from exc
+        self._tx = self.conn.begin()
+        self._open()
+        return self
+
+    def _open(self) -> None:
+        """Hook for subclasses: build repositories on self.conn."""
+
+    def commit(self) -> None:
+        self._tx.commit()
+
+    def rollback(self) -> None:
+        if self._tx.is_active:
+            self._tx.rollback()
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.rollback()
+        finally:
+            self.conn.close()
+            self.conn = None
+        if isinstance(exc, OperationalError) and sqlstate(exc) is None:
+            raise DependencyUnavailable("database is unavailable") from exc
+        return False
+
+
+def check_database(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def wait_for_database(engine: Engine, seconds: float) -> None:
+    """Bounded wait for the database at start-up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check_database(engine)
+            return
+        except DBAPIError as exc:
+            if time.monotonic() >= deadline:
+                raise SystemExit(f"database {engine.url.render_as_string(hide_password=True)} is unreachable: "
+                                 f"{exc.orig}") from None
+            log.info("waiting for database", extra={"url": engine.url.render_as_string(hide_password=True)})
+            time.sleep(1)
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` if it does not exist (local development and tests). True if created."""
+    target = make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": target.database}).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+            return not exists
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    target = make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def alembic_config(migrations_dir: Path, url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(migrations_dir, url), revision)
+
+
+def run_alembic_env() -> None:
+    """The body of every service's migrations/env.py (online mode only)."""
+    from alembic import context
+
+    cfg = context.config
+    engine = sa.create_engine(cfg.get_main_option("sqlalchemy.url"), poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

@@ -1,0 +1,150 @@
+"""gRPC plumbing: a client channel that stamps every call with the internal credential, the request id and a
+deadline; a server interceptor that checks the credential, restores the request id and applies the one error
+map of the gRPC transport; and a server runner with the standard health service and graceful stop."""
+from __future__ import annotations
+
+import hmac
+import logging
+import signal
+import threading
+from concurrent import futures
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .errors import AppError, DependencyUnavailable, error_from_body
+from .logs import REQUEST_ID_METADATA, current_request_id, request_id_var, safe_request_id
+
+log = logging.getLogger("trcommon.grpc")
+
+INTERNAL_TOKEN_METADATA = "x-internal-token"
+APP_STATUS_METADATA = "x-app-status"
+
+
+class _ClientMetadata(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str, timeout: float):
+        self._token = token
+        self._timeout = timeout
+
+    def intercept_unary_unary(self, continuation, details, request):
+        metadata = list(details.metadata or [])
+        metadata.append((INTERNAL_TOKEN_METADATA, self._token))
+        metadata.append((REQUEST_ID_METADATA, current_request_id()))
+        details = _CallDetails(details.method, details.timeout or self._timeout, metadata,
+                               details.credentials, details.wait_for_ready, details.compression)
+        return continuation(details, request)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
+def client_channel(target: str, token: str, timeout: float) -> grpc.Channel:
+    """One long-lived channel per target; every call carries a deadline of `timeout` seconds unless given."""
+    channel = grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30000),
+                                                     ("grpc.max_reconnect_backoff_ms", 2000)])
+    return grpc.intercept_channel(channel, _ClientMetadata(token, timeout))
+
+
+# Business errors crossing the gRPC boundary: the AppError code travels in the status details and its HTTP status
+# in trailing metadata, so "SEAT_UNAVAILABLE" (409) raised in inventory-service arrives unchanged in the
+# orchestrator; the gRPC status code itself follows gRPC's conventions for other clients (grpcurl, probes).
+_HTTP_TO_GRPC = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+                 403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+                 409: grpc.StatusCode.FAILED_PRECONDITION, 410: grpc.StatusCode.FAILED_PRECONDITION,
+                 429: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.UNAVAILABLE}
+_GRPC_TO_HTTP = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401,
+                 grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404,
+                 grpc.StatusCode.FAILED_PRECONDITION: 409, grpc.StatusCode.ABORTED: 409,
+                 grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.RESOURCE_EXHAUSTED: 429}
+
+
+def grpc_status_for(err: AppError) -> grpc.StatusCode:
+    """ABORTED is reserved for lock contention (AppError with `grpc_code = ABORTED`)."""
+    return getattr(err, "grpc_code", None) or _HTTP_TO_GRPC.get(err.status, grpc.StatusCode.INTERNAL)
+
+
+def app_error_from_rpc(exc: grpc.RpcError, service: str = "inventory-service") -> AppError:
+    """Turn a failed call into the AppError the server raised (business outcome) or a 503 (transport)."""
+    code = exc.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return DependencyUnavailable(f"{service} is unavailable",
+                                     code="DEPENDENCY_TIMEOUT" if code == grpc.StatusCode.DEADLINE_EXCEEDED
+                                     else "SERVICE_UNAVAILABLE")
+    app_code, _, message = (exc.details() or "").partition(": ")
+    trailing = dict(exc.trailing_metadata() or ()) if hasattr(exc, "trailing_metadata") else {}
+    status = int(trailing[APP_STATUS_METADATA]) if trailing.get(APP_STATUS_METADATA, "").isdigit() \
+        else _GRPC_TO_HTTP.get(code)
+    if status is None:
+        return error_from_body(502, None)
+    return AppError(message or app_code, code=app_code or code.name, status=status)
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    """Checks the internal credential, restores the caller's request id, and maps AppError to a status."""
+
+    def __init__(self, token: str):
+        self._token = token.encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        metadata = dict(handler_call_details.metadata or ())
+        method = handler_call_details.method
+        authorised = hmac.compare_digest(metadata.get(INTERNAL_TOKEN_METADATA, "").encode(), self._token)
+        is_health = method.startswith("/grpc.health.v1.Health/")
+        inner = handler.unary_unary
+
+        def behaviour(request, context):
+            token = request_id_var.set(safe_request_id(metadata.get(REQUEST_ID_METADATA)))
+            try:
+                if not (authorised or is_health):
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                  "INTERNAL_CREDENTIAL_REQUIRED: internal service credential required")
+                try:
+                    return inner(request, context)
+                except AppError as err:
+                    context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
+                    context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
+            finally:
+                request_id_var.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+
+
+def serve(register: Callable[[grpc.Server], None], bind: str, token: str, max_workers: int,
+          service_names: list[str], on_stop: Callable[[], None] | None = None) -> None:
+    """Run a gRPC server until SIGTERM/SIGINT; stop gracefully (in-flight calls get a grace period)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
+                         interceptors=[ServerInterceptor(token)])
+    register(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if server.add_insecure_port(bind) == 0:
+        raise SystemExit(f"cannot bind gRPC server to {bind}")
+    server.start()
+    for name in ["", *service_names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC server started", extra={"bind": bind})
+    stopped = threading.Event()
+
+    def _stop(signum, _frame):
+        log.info("stopping gRPC server", extra={"signal": signum})
+        health_servicer.enter_graceful_shutdown()
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stopped.wait()
+    if on_stop:
+        on_stop()
+    server.stop(grace=5).wait()

@@ -1,0 +1,60 @@
+"""Structured logging: one JSON object per line, carrying the request id of the work in progress.
+
+The request id travels in the `X-Request-ID` HTTP header, the `x-request-id` gRPC metadata key and the
+`x-request-id` AMQP message header; `request_id_var` holds it for the current thread or task.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import uuid
+
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_METADATA = "x-request-id"
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+def safe_request_id(value: str | None) -> str:
+    """Accept a caller's request id only if it is short and printable; otherwise make a new one."""
+    if value and len(value) <= 128 and value.isascii() and value.isprintable():
+        return value
+    return new_request_id()
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+        )
+    )
+    handler.addFilter(_ContextFilter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("pika", "urllib3", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,160 @@
+"""Pytest plugin shared by every test suite: real PostgreSQL and RabbitMQ, fresh per test run.
+
+PostgreSQL: TEST_DATABASE_URL (a server URL; databases are created on it), else the local server at
+127.0.0.1:5432 when reachable, else a testcontainers PostgreSQL when Docker is available.
+RabbitMQ: TEST_AMQP_URL (used as given), else a fresh vhost on the local broker (created through the
+management API or rabbitmqctl and deleted afterwards), else a testcontainers RabbitMQ.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.parse
+import uuid
+
+import pytest
+import requests
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from .db import drop_database, ensure_database, upgrade
+from .services import DB_SERVICES
+
+RUN_ID = uuid.uuid4().hex[:8]
+LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+MGMT = "http://127.0.0.1:15672/api"
+
+
+def _pg_reachable(url: str) -> bool:
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    """A PostgreSQL server URL (pointing at its `postgres` database) on which tests create databases."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        url = make_url(given)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        yield url.set(database="postgres").render_as_string(hide_password=False)
+        return
+    if _pg_reachable(LOCAL_PG):
+        yield LOCAL_PG
+        return
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver="psycopg") as pg:
+        yield make_url(pg.get_connection_url()).set(database="postgres").render_as_string(hide_password=False)
+
+
+def test_database_url(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=f"tr_test_{RUN_ID}_{name}").render_as_string(hide_password=False)
+
+
+def migrated_database(server_url: str, service: str, suffix: str = ""):
+    """Generator for a fixture: a fresh database for `service`, migrated to head, dropped afterwards."""
+    info = DB_SERVICES[service]
+    url = test_database_url(server_url, info.database + suffix)
+    ensure_database(url)
+    try:
+        upgrade(info.migrations, url)
+        yield url
+    finally:
+        drop_database(url)
+
+
+def _create_vhost(name: str) -> None:
+    try:
+        auth = ("guest", "guest")
+        requests.put(f"{MGMT}/vhosts/{name}", auth=auth, timeout=5).raise_for_status()
+        requests.put(f"{MGMT}/permissions/{name}/guest", auth=auth, timeout=5,
+                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+        return
+    except requests.RequestException:
+        if not shutil.which("rabbitmqctl"):
+            raise
+    subprocess.run(["rabbitmqctl", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True,
+                   capture_output=True)
+
+
+def _delete_vhost(name: str) -> None:
+    try:
+        requests.delete(f"{MGMT}/vhosts/{name}", auth=("guest", "guest"), timeout=10)
+    except requests.RequestException:
+        if shutil.which("rabbitmqctl"):
+            subprocess.run(["rabbitmqctl", "delete_vhost", name], capture_output=True)
+
+
+def _amqp_reachable(url: str) -> bool:
+    import pika
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(url + "?socket_timeout=2&connection_attempts=1")).close()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """An AMQP URL whose vhost holds the topology of rabbitmq/definitions.json and nothing else of ours."""
+    from .amqp import apply_definitions
+
+    given = os.environ.get("TEST_AMQP_URL")
+    if given:
+        apply_definitions(given)
+        yield given
+        return
+    if _amqp_reachable(LOCAL_AMQP + "%2F"):
+        vhost = f"tr_test_{RUN_ID}"
+        _create_vhost(vhost)
+        url = LOCAL_AMQP + urllib.parse.quote(vhost, safe="")
+        try:
+            apply_definitions(url)
+            yield url
+        finally:
+            _delete_vhost(vhost)
+        return
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with RabbitMqContainer("rabbitmq:3.13-management") as rmq:
+        url = f"amqp://guest:guest@{rmq.get_container_host_ip()}:{rmq.get_exposed_port(5672)}/%2F"
+        apply_definitions(url)
+        yield url
+
+
+def schema_differences(url: str, metadata: sa.MetaData) -> list:
+    """What differs between a migrated database and the tables the code declares (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+            diffs = compare_metadata(ctx, metadata)
+    finally:
+        engine.dispose()
+    # alembic_version is Alembic's own table, not part of the declared schema.
+    return [d for d in diffs if not (d[0] == "remove_table" and d[1].name == "alembic_version")]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests under an `integration` folder are integration tests; tests under e2e-tests are e2e tests."""
+    for item in items:
+        parts = item.path.parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "e2e-tests" in parts:
+            item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,147 @@
+"""Flask plumbing shared by every HTTP service: request ids, access logs, the JSON error map, input parsing,
+health checks and the internal-credential guard."""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Callable, TypeVar
+
+from flask import Blueprint, Flask, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .errors import AppError, InvalidInput, Unauthorized
+from .logs import REQUEST_ID_HEADER, request_id_var, safe_request_id
+from .settings import CommonSettings
+
+log = logging.getLogger("trcommon.web")
+access_log = logging.getLogger("access")
+
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def create_flask_app(name: str, settings: CommonSettings) -> Flask:
+    app = Flask(name.replace("-", "_"))
+    app.config["SETTINGS"] = settings
+    app.json.sort_keys = False
+    app.json.compact = True
+
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        rid = safe_request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id_token = request_id_var.set(rid)
+
+    @app.after_request
+    def _finish(response):
+        response.headers[REQUEST_ID_HEADER] = request_id_var.get()
+        started = g.get("started")
+        if started is not None and access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "request",
+                extra={"method": request.method, "path": request.path, "status": response.status_code,
+                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+        return response
+
+    @app.teardown_request
+    def _reset(_exc):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+
+    register_error_handlers(app)
+    return app
+
+
+def error_response(err: AppError):
+    response = jsonify(err.body())
+    response.status_code = err.status
+    for key, value in getattr(err, "headers", {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """The one error map of the HTTP transport."""
+
+    @app.errorhandler(AppError)
+    def _app_error(err: AppError):
+        if err.status >= 500:
+            log.warning("request failed", extra={"code": err.code, "error_message": err.message})
+        return error_response(err)
+
+    @app.errorhandler(ValidationError)
+    def _validation(err: ValidationError):
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in err.errors(include_url=False, include_input=False)
+        ]
+        return error_response(InvalidInput("request is invalid", details=details))
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        code = (err.name or "error").upper().replace(" ", "_")
+        response = error_response(AppError(err.description or err.name, code=code, status=err.code or 500))
+        if err.code == 405 and err.valid_methods:
+            response.headers["Allow"] = ", ".join(err.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unhandled error")
+        return error_response(AppError("internal error"))
+
+
+def parse_body(model: type[M]) -> M:
+    """Validate the JSON body against a pydantic model; anything else is a 400 in the error format."""
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidInput("request body must be a JSON object (Content-Type: application/json)")
+    if not isinstance(data, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return model.model_validate(data)
+
+
+def parse_query(model: type[M]) -> M:
+    return model.model_validate(request.args.to_dict())
+
+
+def internal_blueprint(name: str, import_name: str, settings: CommonSettings, **kwargs) -> Blueprint:
+    """A blueprint whose every route requires the internal service credential (never routed by the gateway)."""
+    bp = Blueprint(name, import_name, **kwargs)
+    expected = settings.internal_service_token.encode()
+
+    @bp.before_request
+    def _require_internal_credential():
+        given = request.headers.get(INTERNAL_TOKEN_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("internal service credential required", code="INTERNAL_CREDENTIAL_REQUIRED")
+
+    return bp
+
+
+HealthCheck = Callable[[], None]
+
+
+def health_blueprint(checks: dict[str, HealthCheck]) -> Blueprint:
+    """`GET /health`: 200 when every named check passes, 503 with the failing ones otherwise."""
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/health")
+    def health():
+        results, ok = {}, True
+        for name, check in checks.items():
+            try:
+                check()
+                results[name] = "up"
+            except Exception as exc:  # a health check reports, it never raises
+                ok = False
+                results[name] = f"down: {type(exc).__name__}"
+        body = {"status": "ok" if ok else "unavailable", "checks": results}
+        return jsonify(body), (200 if ok else 503)
+
+    return bp
