@@ -75,3 +75,69 @@ def apply_definitions(url: str, path: Path = DEFINITIONS) -> None:
 
 def message_headers(**extra) -> dict:
     return {REQUEST_ID_METADATA: current_request_id(), **extra}
+
+
+class ConfirmedPublisher:
+    """Publishes persistent JSON messages with publisher confirms.
+
+    pika connections are not thread-safe, so each thread of a threaded WSGI worker gets its own connection and
+    channel, opened on first use and kept for the life of the thread. A publish returns only after the broker
+    has confirmed it; a nack (e.g. `x-overflow: reject-publish`), an unroutable message or a broker that cannot
+    be reached raises PublishFailed so the caller can compensate.
+    """
+
+    def __init__(self, url: str, exchange: str, routing_key: str, name: str = "publisher"):
+        import threading
+
+        self._url = url
+        self._exchange = exchange
+        self._routing_key = routing_key
+        self._name = name
+        self._local = threading.local()
+
+    def _channel(self):
+        ch = getattr(self._local, "channel", None)
+        if ch is None or ch.is_closed or ch.connection.is_closed:
+            conn = connect(self._url, self._name)
+            ch = conn.channel()
+            ch.confirm_delivery()
+            self._local.channel = ch
+        return ch
+
+    def _drop(self) -> None:
+        ch = getattr(self._local, "channel", None)
+        self._local.channel = None
+        if ch is not None:
+            try:
+                ch.connection.close()
+            except Exception:  # noqa: BLE001 - it is being discarded anyway
+                pass
+
+    def publish(self, body: dict, *, expiration_ms: int | None = None, message_id: str | None = None) -> None:
+        props = pika.BasicProperties(
+            content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
+            expiration=str(expiration_ms) if expiration_ms is not None else None,
+            message_id=message_id, headers=message_headers())
+        payload = json.dumps(body).encode()
+        # One retry on a fresh connection: a dead pooled connection is normal after a broker restart, and a
+        # duplicate message is harmless because every consumer of ours is idempotent.
+        for attempt in (1, 2):
+            try:
+                self._channel().basic_publish(self._exchange, self._routing_key, payload, props, mandatory=True)
+                return
+            except (pika.exceptions.NackError, pika.exceptions.UnroutableError) as exc:
+                raise PublishFailed(f"broker refused the message: {type(exc).__name__}") from exc
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self._drop()
+                if attempt == 2:
+                    raise PublishFailed(f"broker unavailable: {exc!r}") from exc
+
+    def check(self) -> None:
+        self._channel()
+
+    def close(self) -> None:
+        self._drop()
+
+
+class PublishFailed(Exception):
+    pass

@@ -26,13 +26,13 @@ class ServiceClient:
         self._session.headers[INTERNAL_TOKEN_HEADER] = internal_token
 
     def request(self, method: str, path: str, *, json: object | None = None, params: dict | None = None,
-                timeout: float | None = None) -> dict:
+                timeout: float | None = None, data: bytes | None = None, headers: dict | None = None) -> dict:
         """Call the service; return its JSON body on 2xx, raise the service's own AppError on 4xx/5xx and
         DependencyUnavailable when it cannot be reached or does not answer within the deadline."""
         try:
-            resp = self._session.request(method, self.base_url + path, json=json, params=params,
+            resp = self._session.request(method, self.base_url + path, json=json, params=params, data=data,
                                          timeout=timeout or self.timeout,
-                                         headers={REQUEST_ID_HEADER: current_request_id()})
+                                         headers={REQUEST_ID_HEADER: current_request_id(), **(headers or {})})
         except requests.Timeout as exc:
             raise DependencyUnavailable(f"{self.name} did not answer in time", code="DEPENDENCY_TIMEOUT") from exc
         except requests.RequestException as exc:

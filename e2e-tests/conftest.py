@@ -1,0 +1,185 @@
+"""End-to-end fixtures: the whole system started as local processes on free ports, with fresh databases and a
+fresh RabbitMQ vhost, called only through the public API (plus direct database reads to check invariants and
+to create fresh events and seats, which the public API has no route for)."""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from trcommon import demo
+from trcommon.devstack import Ports, Stack, free_port
+from trcommon.services import DB_SERVICES, ROOT
+from trcommon.testing import migrated_database
+
+LOG_DIR = ROOT / "build" / "e2e-logs"
+
+# Shortened timers and cheap password hashing keep the suite fast; the production defaults are in the README.
+E2E_ENV = {
+    "ENVIRONMENT": "test",
+    "LOG_LEVEL": "INFO",
+    "HOLD_TTL_SECONDS": "60",
+    "OTP_TTL_SECONDS": "60",
+    "QR_TTL_SECONDS": "30",
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_MEMORY_COST": "8192",
+    "RECOVERY_INTERVAL_SECONDS": "0.5",
+    "RECOVERY_GRACE_SECONDS": "3",
+    "HOLD_SWEEP_INTERVAL_SECONDS": "0.5",
+    "STRIPE_WEBHOOK_SECRET": "whsec_e2e_test_secret",
+}
+
+
+@pytest.fixture(scope="session")
+def databases(pg_server_url):
+    gens = {name: migrated_database(pg_server_url, name, suffix="_e2e") for name in DB_SERVICES}
+    urls = {name: next(gen) for name, gen in gens.items()}
+    for name, url in urls.items():
+        DB_SERVICES[name].seed(DB_SERVICES[name].settings(database_url=url, environment="test"))
+    yield urls
+    for gen in gens.values():
+        next(gen, None)
+
+
+@pytest.fixture(scope="session")
+def engines(databases):
+    engines = {name: sa.create_engine(url, pool_size=5) for name, url in databases.items()}
+    yield engines
+    for e in engines.values():
+        e.dispose()
+
+
+@pytest.fixture(scope="session")
+def stack(databases, amqp_url):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for old in LOG_DIR.glob("*.log"):
+        old.unlink()
+    s = Stack(db_urls=databases, amqp_url=amqp_url, ports=Ports.free(), env=dict(E2E_ENV), log_dir=LOG_DIR)
+    s.start()
+    try:
+        s.wait_healthy(90)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    return Api(stack.base_url)
+
+
+class Api:
+    """A tiny client of the public API."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+        self.http = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path, token=None, **kw):
+        return self.call("GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.call("POST", path, token, **kw)
+
+
+@dataclasses.dataclass
+class Fan:
+    user_id: str
+    email: str
+    password: str
+    phone: str
+    token: str
+    refresh_token: str
+
+
+def register_and_login(api: Api, password: str = "correct-horse-battery") -> Fan:
+    email = f"fan-{uuid.uuid4().hex[:12]}@example.com"
+    phone = f"+659{uuid.uuid4().int % 10**7:07d}"
+    r = api.post("/auth/register", json={"email": email, "password": password, "phone": phone})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["user_id"]
+    r = api.post("/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return Fan(user_id, email, password, phone, body["access_token"], body["refresh_token"])
+
+
+@pytest.fixture
+def fan(api) -> Fan:
+    return register_and_login(api)
+
+
+def login(api: Api, email: str, password: str = demo.PASSWORD) -> str:
+    r = api.post("/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+@dataclasses.dataclass
+class FreshEvent:
+    event_id: str
+    hall_id: str
+    other_hall_id: str
+    seat_ids: list[str]
+    price: int
+
+
+@pytest.fixture
+def fresh_event(engines):
+    """A new event in a new venue with its own seats (the public API has no route to create events)."""
+
+    def make(seats: int = 10, price: int = 50) -> FreshEvent:
+        venue, hall, other_hall, event = (str(uuid.uuid4()) for _ in range(4))
+        with engines["event-service"].begin() as conn:
+            conn.execute(sa.text("INSERT INTO venues (venue_id, name) VALUES (:v, :n)"),
+                         {"v": venue, "n": f"Venue {venue[:8]}"})
+            for h, n in ((hall, "Hall 1"), (other_hall, "Hall 2")):
+                conn.execute(sa.text("INSERT INTO halls (hall_id, venue_id, name) VALUES (:h, :v, :n)"),
+                             {"h": h, "v": venue, "n": n})
+            conn.execute(sa.text("INSERT INTO events (event_id, name, venue_id, hall_id, starts_at) "
+                                 "VALUES (:e, :n, :v, :h, :s)"),
+                         {"e": event, "n": f"Gig {event[:8]}", "v": venue, "h": hall,
+                          "s": datetime.now(timezone.utc) + timedelta(days=7)})
+        seat_ids = [str(uuid.uuid4()) for _ in range(seats)]
+        with engines["inventory-service"].begin() as conn:
+            conn.execute(sa.text("INSERT INTO seats (seat_id, event_id, section, row, number, price, status) "
+                                 "VALUES (:s, :e, 'A', '1', :n, :p, 'AVAILABLE')"),
+                         [{"s": s, "e": event, "n": i + 1, "p": price} for i, s in enumerate(seat_ids)])
+        return FreshEvent(event, hall, other_hall, seat_ids, price)
+
+    return make
+
+
+def seat_row(engines, seat_id: str) -> dict:
+    with engines["inventory-service"].connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM seats WHERE seat_id = :s"), {"s": seat_id}).mappings().one())
+
+
+def latest_sms_code(engines, phone: str) -> str:
+    import re
+
+    with engines["user-service"].connect() as conn:
+        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p ORDER BY id DESC LIMIT 1"),
+                            {"p": phone}).scalar_one()
+    return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_at_end(databases):
+    """After the whole e2e suite, the invariants of SPEC §10 must hold across the four databases."""
+    yield
+    from trcommon.audit import audit
+
+    violations, _stats = audit(databases, tolerance_seconds=15)
+    assert not violations, "\n".join(map(str, violations))

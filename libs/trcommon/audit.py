@@ -1,0 +1,148 @@
+"""`make audit`: check the invariants of SPEC §10 across the four databases; exit 1 on any violation.
+
+It reads each service's database directly (an operator tool, read-only) and reports every violation it finds:
+  1. a seat is never sold twice and never has two live holds
+  2. every SOLD/CHECKED_IN seat has exactly one CONFIRMED order (or a COMPLETED transfer to its owner), whose
+     buyer was charged exactly once; no charge exists without a seat (every debit is for a confirmed order or
+     has its refund)
+  3. credits are conserved: each balance equals the sum of its ledger rows and is never negative
+  4. every hold ends: no HELD seat and no PENDING order more than TOLERANCE past held_until
+  5. a ticket is checked in at most once
+Usage: python -m trcommon.audit [--tolerance-seconds N]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"VIOLATION (invariant {self.invariant}): {self.message}"
+
+
+def _rows(engine: sa.Engine, sql: str, **params) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+
+
+def audit(urls: dict[str, str], tolerance_seconds: float = 30.0) -> tuple[list[Violation], dict]:
+    engines = {name: sa.create_engine(url, poolclass=sa.pool.NullPool) for name, url in urls.items()}
+    try:
+        return _audit(engines, tolerance_seconds)
+    finally:
+        for e in engines.values():
+            e.dispose()
+
+
+def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], dict]:
+    inv, orders_db, users_db = engines["inventory-service"], engines["order-service"], engines["user-service"]
+    v: list[Violation] = []
+    seats = _rows(inv, "SELECT seat_id::text, status, owner_user_id::text, hold_id::text, held_until, "
+                       "held_until < now() - make_interval(secs => :t) AS overdue FROM seats", t=tol)
+    orders = _rows(orders_db, "SELECT order_id::text, user_id::text, seat_id::text, amount, status, payment_state, "
+                              "held_until < now() - make_interval(secs => :t) AS overdue FROM orders", t=tol)
+    transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, buyer_user_id::text, status "
+                                 "FROM transfers")
+    ledger = _rows(users_db, "SELECT user_id::text, amount, reference FROM credit_ledger")
+    users = _rows(users_db, "SELECT user_id::text, credit_balance FROM users")
+    checkins = _rows(inv, "SELECT seat_id, count(*) AS n FROM entry_logs WHERE result = 'CHECKED_IN' "
+                          "GROUP BY seat_id HAVING count(*) > 1")
+
+    by_order = {o["order_id"]: o for o in orders}
+    confirmed_by_seat: dict[str, list[dict]] = defaultdict(list)
+    for o in orders:
+        if o["status"] == "CONFIRMED":
+            confirmed_by_seat[o["seat_id"]].append(o)
+    completed_transfer_seats = {t["seat_id"] for t in transfers if t["status"] == "COMPLETED"}
+    refs = Counter(e["reference"] for e in ledger)
+
+    # 1. never sold twice (seat_id is the primary key of seats, so one row = at most one live hold)
+    for seat_id, confirmed in confirmed_by_seat.items():
+        if len(confirmed) > 1:
+            v.append(Violation(1, f"seat {seat_id} has {len(confirmed)} CONFIRMED orders"))
+
+    # 2. sold seats are paid exactly once, and every charge has a seat
+    for s in seats:
+        if s["status"] in ("SOLD", "CHECKED_IN"):
+            confirmed = confirmed_by_seat.get(s["seat_id"], [])
+            if len(confirmed) != 1:
+                v.append(Violation(2, f"seat {s['seat_id']} is {s['status']} with {len(confirmed)} CONFIRMED orders"))
+                continue
+            order = confirmed[0]
+            if order["user_id"] != s["owner_user_id"] and s["seat_id"] not in completed_transfer_seats:
+                v.append(Violation(2, f"seat {s['seat_id']} is owned by {s['owner_user_id']} but was bought by "
+                                      f"{order['user_id']} with no completed transfer"))
+    seat_by_id = {s["seat_id"]: s for s in seats}
+    for o in orders:
+        debits = refs.get(f"order:{o['order_id']}:debit", 0)
+        refunds = refs.get(f"order:{o['order_id']}:refund", 0)
+        if o["status"] == "CONFIRMED":
+            seat = seat_by_id.get(o["seat_id"])
+            if debits != 1 or refunds:
+                v.append(Violation(2, f"confirmed order {o['order_id']} has {debits} debits and {refunds} refunds"))
+            if seat is None or seat["status"] not in ("SOLD", "CHECKED_IN"):
+                v.append(Violation(2, f"confirmed order {o['order_id']} but seat {o['seat_id']} is "
+                                      f"{seat['status'] if seat else 'missing'}"))
+        elif debits and not refunds and not (o["status"] == "PENDING" and o["payment_state"] == "CHARGING"
+                                             and not o["overdue"]):
+            v.append(Violation(2, f"order {o['order_id']} ({o['status']}) was charged without a seat or refund"))
+    for e in ledger:
+        parts = e["reference"].split(":")
+        if parts[0] == "order" and len(parts) == 3 and parts[1] not in by_order:
+            v.append(Violation(2, f"ledger entry {e['reference']} refers to no order"))
+
+    # 3. credits conserved
+    sums: dict[str, int] = defaultdict(int)
+    for e in ledger:
+        sums[e["user_id"]] += e["amount"]
+    for u in users:
+        if u["credit_balance"] < 0:
+            v.append(Violation(3, f"user {u['user_id']} has a negative balance {u['credit_balance']}"))
+        if u["credit_balance"] != sums.get(u["user_id"], 0):
+            v.append(Violation(3, f"user {u['user_id']} balance {u['credit_balance']} != ledger sum "
+                                  f"{sums.get(u['user_id'], 0)}"))
+
+    # 4. every hold ends
+    for s in seats:
+        if s["status"] == "HELD" and s["overdue"]:
+            v.append(Violation(4, f"seat {s['seat_id']} is still HELD {tol:.0f}s after held_until {s['held_until']}"))
+    for o in orders:
+        if o["status"] == "PENDING" and o["overdue"]:
+            v.append(Violation(4, f"order {o['order_id']} is still PENDING {tol:.0f}s after its hold ended"))
+
+    # 5. checked in at most once
+    for c in checkins:
+        v.append(Violation(5, f"seat {c['seat_id']} was checked in {c['n']} times"))
+
+    stats = {"seats": len(seats), "sold": sum(s["status"] in ("SOLD", "CHECKED_IN") for s in seats),
+             "orders": len(orders), "ledger_entries": len(ledger), "users": len(users)}
+    return v, stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .manage import database_url
+    from .services import DB_SERVICES
+
+    parser = argparse.ArgumentParser(prog="python -m trcommon.audit")
+    parser.add_argument("--tolerance-seconds", type=float, default=30.0,
+                        help="how long past held_until a hold may still be open (default 30)")
+    args = parser.parse_args(argv)
+    violations, stats = audit({name: database_url(name) for name in DB_SERVICES}, args.tolerance_seconds)
+    for item in violations:
+        print(item)
+    summary = ", ".join(f"{k}={n}" for k, n in stats.items())
+    print(f"audit: {len(violations)} violation(s) ({summary})")
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,219 @@
+"""Run the whole system as local processes: `python -m trcommon.devstack run` (what `make run` calls).
+
+Without Docker, the five services (plus inventory's release consumer and the orchestrator's recovery worker)
+run as child processes against a local PostgreSQL and RabbitMQ; the orchestrator listens on :8000 and enforces
+the JWT rules Kong enforces in the containerised deployment. The e2e tests start the same Stack on other ports
+and databases.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from .services import ROOT
+
+
+@dataclass
+class Ports:
+    orchestrator: int = 8000
+    user: int = 8001
+    order: int = 8002
+    event: int = 8003
+    inventory: int = 50051
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls(*(free_port() for _ in range(5)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _gunicorn(app: str, port: int, threads: int = 16) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads), "--bind",
+            f"127.0.0.1:{port}", "--graceful-timeout", "5", "--keep-alive", "75", "--log-level", "warning", app]
+
+
+@dataclass
+class Stack:
+    """The processes of the system. `db_urls` maps service folder name → database URL."""
+
+    db_urls: dict[str, str]
+    amqp_url: str
+    ports: Ports = field(default_factory=Ports)
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None          # None: stream prefixed output to this terminal
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def commands(self) -> dict[str, tuple[list[str], dict[str, str]]]:
+        p = self.ports
+        py = sys.executable
+        return {
+            "event-service": (_gunicorn("event_service.entrypoints.app:create_app()", p.event),
+                              {"PORT": str(p.event), "DATABASE_URL": self.db_urls["event-service"]}),
+            "user-service": (_gunicorn("user_service.entrypoints.app:create_app()", p.user),
+                             {"PORT": str(p.user), "DATABASE_URL": self.db_urls["user-service"]}),
+            "order-service": (_gunicorn("order_service.entrypoints.app:create_app()", p.order),
+                              {"PORT": str(p.order), "DATABASE_URL": self.db_urls["order-service"]}),
+            "inventory-service": ([py, "-m", "inventory_service.entrypoints.grpc_server"],
+                                  {"GRPC_BIND": f"127.0.0.1:{p.inventory}",
+                                   "DATABASE_URL": self.db_urls["inventory-service"]}),
+            "inventory-release-consumer": ([py, "-m", "inventory_service.entrypoints.release_consumer"],
+                                           {"DATABASE_URL": self.db_urls["inventory-service"]}),
+            "orchestrator-service": (_gunicorn("orchestrator_service.entrypoints.app:create_app()",
+                                               p.orchestrator, threads=32), {"PORT": str(p.orchestrator)}),
+            "orchestrator-worker": ([py, "-m", "orchestrator_service.entrypoints.worker"], {}),
+        }
+
+    def common_env(self) -> dict[str, str]:
+        p = self.ports
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update({
+            "AMQP_URL": self.amqp_url,
+            "USER_SERVICE_URL": f"http://127.0.0.1:{p.user}",
+            "ORDER_SERVICE_URL": f"http://127.0.0.1:{p.order}",
+            "EVENT_SERVICE_URL": f"http://127.0.0.1:{p.event}",
+            "INVENTORY_GRPC_TARGET": f"127.0.0.1:{p.inventory}",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.env)
+        return env
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.orchestrator}"
+
+    def start(self, names: list[str] | None = None) -> None:
+        base = self.common_env()
+        for name, (argv, extra) in self.commands().items():
+            if names is not None and name not in names:
+                continue
+            env = {**base, **extra}
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.log_dir / f"{name}.log", "ab")
+                proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                out.close()
+            else:
+                proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                threading.Thread(target=_pump, args=(name, proc), daemon=True).start()
+            self.procs[name] = proc
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up"
+                                       + (f" (see {self.log_dir / (name + '.log')})" if self.log_dir else ""))
+            try:
+                resp = requests.get(self.base_url + "/health", timeout=3)
+                if resp.status_code == 200:
+                    return
+                last = resp.text
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.3)
+        raise RuntimeError(f"the system did not become healthy within {timeout:.0f} s: {last}")
+
+    def signal(self, name: str, sig: int) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process (fault tests)."""
+        self.signal(name, signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def restart(self, name: str) -> None:
+        if self.procs[name].poll() is None:
+            self.kill(name)
+        self.start([name])
+
+    def stop(self) -> None:
+        for name in self.procs:
+            try:
+                self.signal(name, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.signal(name, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _pump(name: str, proc: subprocess.Popen) -> None:
+    width = len("inventory-release-consumer")
+    for line in iter(proc.stdout.readline, b""):
+        sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def run() -> int:
+    """`make run`: check the infrastructure, prepare databases and broker, start everything, wait for Ctrl-C."""
+    from . import manage
+    from .services import DB_SERVICES
+
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    os.environ["AMQP_URL"] = amqp_url
+    ports = Ports(orchestrator=int(os.environ.get("PORT", 8000)))
+    busy = [p for p in (ports.orchestrator, ports.user, ports.order, ports.event, ports.inventory) if port_in_use(p)]
+    if busy:
+        print(f"error: port(s) {', '.join(map(str, busy))} already in use — is TicketRemaster already running? "
+              "Stop it (Ctrl-C in its terminal) or free the port(s).", file=sys.stderr)
+        return 1
+    manage.migrate(list(DB_SERVICES))
+    manage.seed(list(DB_SERVICES))
+    manage.setup_broker()
+    stack = Stack(db_urls={name: manage.database_url(name) for name in DB_SERVICES}, amqp_url=amqp_url,
+                  ports=ports)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stack.start()
+    try:
+        stack.wait_healthy(90)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    print(f"\nTicketRemaster is up: public API http://localhost:{ports.orchestrator}  "
+          f"(docs: http://localhost:{ports.orchestrator}/docs, RabbitMQ UI: http://localhost:15672). "
+          "Ctrl-C stops everything.\n", flush=True)
+    while not stop.wait(0.5):
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        if dead:
+            print(f"error: {', '.join(dead)} stopped unexpectedly; stopping everything", file=sys.stderr)
+            break
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["run"]:
+        raise SystemExit("usage: python -m trcommon.devstack run")
+    raise SystemExit(run())

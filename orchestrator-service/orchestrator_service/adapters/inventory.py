@@ -1,0 +1,86 @@
+"""gRPC client of inventory-service: one long-lived channel, a deadline on every call, errors as AppError."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from trproto import inventory_pb2 as pb
+from trproto import inventory_pb2_grpc as pb_grpc
+
+from trcommon.grpc_support import app_error_from_rpc, client_channel
+
+STATUS_NAMES = {pb.AVAILABLE: "AVAILABLE", pb.HELD: "HELD", pb.SOLD: "SOLD", pb.CHECKED_IN: "CHECKED_IN"}
+
+
+@dataclass(frozen=True)
+class SeatView:
+    seat_id: str
+    event_id: str
+    section: str
+    row: str
+    number: int
+    price: int
+    status: str
+    held_by_user_id: str
+    hold_id: str
+    held_until: str
+    owner_user_id: str
+    ticket_version: int
+    checked_in_at: str
+    checked_in_hall_id: str
+
+    @classmethod
+    def from_pb(cls, s: pb.Seat) -> "SeatView":
+        return cls(s.seat_id, s.event_id, s.section, s.row, s.number, s.price,
+                   STATUS_NAMES.get(s.status, "UNKNOWN"), s.held_by_user_id, s.hold_id, s.held_until,
+                   s.owner_user_id, s.ticket_version, s.checked_in_at, s.checked_in_hall_id)
+
+    def public(self) -> dict:
+        return {"seat_id": self.seat_id, "section": self.section, "row": self.row, "number": self.number,
+                "price": self.price, "status": self.status}
+
+
+class InventoryClient:
+    def __init__(self, target: str, token: str, timeout: float):
+        self._channel = client_channel(target, token, timeout)
+        self._stub = pb_grpc.InventoryStub(self._channel)
+
+    def _call(self, method, request):
+        try:
+            return method(request)
+        except grpc.RpcError as exc:
+            raise app_error_from_rpc(exc) from None
+
+    def reserve(self, seat_id: str, user_id: str, hold_id: str, hold_seconds: int) -> SeatView:
+        reply = self._call(self._stub.ReserveSeat, pb.ReserveSeatRequest(
+            seat_id=seat_id, user_id=user_id, hold_id=hold_id, hold_seconds=hold_seconds))
+        return SeatView.from_pb(reply.seat)
+
+    def confirm(self, seat_id: str, user_id: str, hold_id: str) -> SeatView:
+        reply = self._call(self._stub.ConfirmSeat, pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user_id,
+                                                                         hold_id=hold_id))
+        return SeatView.from_pb(reply.seat)
+
+    def release(self, seat_id: str, hold_id: str) -> bool:
+        return self._call(self._stub.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=seat_id, hold_id=hold_id)).released
+
+    def verify(self, seat_id: str) -> SeatView:
+        return SeatView.from_pb(self._call(self._stub.VerifyTicket, pb.VerifyTicketRequest(seat_id=seat_id)).seat)
+
+    def list_seats(self, event_id: str) -> list[SeatView]:
+        reply = self._call(self._stub.ListSeats, pb.ListSeatsRequest(event_id=event_id))
+        return [SeatView.from_pb(s) for s in reply.seats]
+
+    def health(self) -> None:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            reply = health_pb2_grpc.HealthStub(self._channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                                   timeout=2)
+        except grpc.RpcError as exc:
+            raise app_error_from_rpc(exc) from None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise RuntimeError("inventory-service is not serving")
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,47 @@
+"""Composition root of the orchestrator: one keep-alive HTTP session per service, one gRPC channel, one
+confirmed publisher; built once per process and shared by every request thread."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trcommon.amqp import ConfirmedPublisher
+from trcommon.auth import TokenService
+from trcommon.http_client import ServiceClient
+
+from .adapters.inventory import InventoryClient
+from .adapters.services import EventService, OrderService, UserService
+from .settings import OrchestratorSettings
+
+
+@dataclass
+class Container:
+    settings: OrchestratorSettings
+    tokens: TokenService
+    users: UserService
+    orders: OrderService
+    events: EventService
+    inventory: InventoryClient
+    holds: ConfirmedPublisher
+
+    def close(self) -> None:
+        for client in (self.users.http, self.orders.http, self.events.http):
+            client.close()
+        self.inventory.close()
+        self.holds.close()
+
+
+def bootstrap(settings: OrchestratorSettings) -> Container:
+    def http(name: str, url: str) -> ServiceClient:
+        return ServiceClient(name, url, settings.internal_service_token, settings.internal_timeout_seconds,
+                             settings.http_pool_size)
+
+    return Container(
+        settings=settings,
+        tokens=TokenService(settings.jwt_secret, settings.jwt_issuer),
+        users=UserService(http("user-service", settings.user_service_url)),
+        orders=OrderService(http("order-service", settings.order_service_url)),
+        events=EventService(http("event-service", settings.event_service_url)),
+        inventory=InventoryClient(settings.inventory_grpc_target, settings.internal_service_token,
+                                  settings.internal_timeout_seconds),
+        holds=ConfirmedPublisher(settings.amqp_url, "seat.hold", "seat.hold", "orchestrator-holds"),
+    )

@@ -1,0 +1,131 @@
+"""The public API (SPEC §6). Routes only translate: parse, call one service-layer function, shape the reply.
+
+Identity always comes from a verified JWT; in local mode this process is the edge, so it enforces the same
+token rules Kong enforces in the containerised deployment (and it re-verifies behind Kong too).
+"""
+from __future__ import annotations
+
+import atexit
+
+from flask import Blueprint, Flask, jsonify, request
+
+from trcommon.auth import current_principal, require_auth
+from trcommon.logs import configure_logging
+from trcommon.settings import load_settings
+from trcommon.web import create_flask_app, health_blueprint, parse_body, parse_query
+
+from ..adapters.services import forward_stripe_webhook
+from ..bootstrap import Container, bootstrap
+from ..service_layer import catalog, purchase
+from ..settings import OrchestratorSettings
+from . import openapi
+from .schemas import LoginBody, PayBody, RefreshBody, RegisterBody, ReserveBody, TopupBody, Page
+
+
+def auth_routes(c: Container) -> Blueprint:
+    bp = Blueprint("auth", __name__)
+    authed = require_auth(c.tokens)
+
+    @bp.post("/auth/register")
+    def register():
+        return jsonify(c.users.register(parse_body(RegisterBody).model_dump())), 201
+
+    @bp.post("/auth/login")
+    def login():
+        return jsonify(c.users.login(parse_body(LoginBody).model_dump()))
+
+    @bp.post("/auth/refresh")
+    def refresh():
+        return jsonify(c.users.refresh(parse_body(RefreshBody).model_dump()))
+
+    @bp.get("/me")
+    @authed
+    def me():
+        user = c.users.get_user(current_principal().user_id)
+        return jsonify({k: user[k] for k in ("user_id", "email", "phone", "role", "credit_balance", "is_flagged")})
+
+    return bp
+
+
+def event_routes(c: Container) -> Blueprint:
+    bp = Blueprint("events", __name__)
+
+    @bp.get("/events")
+    def list_events():
+        page = parse_query(Page)
+        return jsonify(c.events.list(page.limit, page.offset))
+
+    @bp.get("/events/<event_id>")
+    def get_event(event_id: str):
+        return jsonify(c.events.get(event_id))
+
+    @bp.get("/events/<event_id>/seats")
+    def seat_map(event_id: str):
+        return jsonify(catalog.seat_map(c, event_id))
+
+    return bp
+
+
+def purchase_routes(c: Container) -> Blueprint:
+    bp = Blueprint("purchase", __name__)
+    authed = require_auth(c.tokens)
+
+    @bp.post("/reserve")
+    @authed
+    def reserve():
+        body = parse_body(ReserveBody)
+        p = current_principal()
+        return jsonify(purchase.reserve(c, p.user_id, p.role, body.seat_id)), 201
+
+    @bp.post("/pay")
+    @authed
+    def pay():
+        body = parse_body(PayBody)
+        return jsonify(purchase.pay(c, current_principal().user_id, body.order_id, body.otp_code))
+
+    @bp.get("/orders/<order_id>")
+    @authed
+    def get_order(order_id: str):
+        return jsonify(purchase.get_order(c, current_principal().user_id, order_id))
+
+    @bp.get("/me/orders")
+    @authed
+    def my_orders():
+        page = parse_query(Page)
+        return jsonify({"orders": purchase.my_orders(c, current_principal().user_id, page.limit, page.offset)})
+
+    return bp
+
+
+def credit_routes(c: Container) -> Blueprint:
+    bp = Blueprint("credits", __name__)
+
+    @bp.post("/credits/topup")
+    @require_auth(c.tokens)
+    def topup():
+        body = parse_body(TopupBody)
+        return jsonify(c.users.topup(current_principal().user_id, body.amount)), 201
+
+    @bp.post("/webhooks/stripe")
+    def stripe_webhook():
+        return jsonify(forward_stripe_webhook(c.users, request.get_data(), request.headers.get("Stripe-Signature")))
+
+    return bp
+
+
+def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
+    settings = settings or load_settings(OrchestratorSettings)
+    configure_logging(settings.service_name, settings.log_level)
+    c = container or bootstrap(settings)
+    if container is None:
+        atexit.register(c.close)
+    app = create_flask_app("orchestrator-service", settings)
+    for bp in (auth_routes(c), event_routes(c), purchase_routes(c), credit_routes(c), openapi.docs_blueprint()):
+        app.register_blueprint(bp)
+    app.register_blueprint(health_blueprint({
+        "user-service": c.users.http.health, "order-service": c.orders.http.health,
+        "event-service": c.events.http.health, "inventory-service": c.inventory.health,
+        "rabbitmq": c.holds.check,
+    }))
+
+    return app

@@ -1,0 +1,91 @@
+"""The OpenAPI 3.1 document of the public API (`/openapi.json`) and a browsable page (`/docs`).
+
+Request schemas come from the same pydantic models the routes validate with, so the document cannot drift
+from what the API accepts."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from .schemas import LoginBody, PayBody, RefreshBody, RegisterBody, ReserveBody, TopupBody
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+BEARER = [{"bearerAuth": []}]
+
+# (method, path, summary, request model, success status, auth, error statuses)
+ROUTES = [
+    ("post", "/auth/register", "Create a fan account", RegisterBody, 201, False, [400, 409]),
+    ("post", "/auth/login", "Log in; returns access and refresh tokens", LoginBody, 200, False, [400, 401]),
+    ("post", "/auth/refresh", "Exchange a refresh token for a new access token", RefreshBody, 200, False, [401]),
+    ("get", "/me", "The caller's profile, credit balance, role and flag", None, 200, True, [401]),
+    ("get", "/events", "List events", None, 200, False, []),
+    ("get", "/events/{event_id}", "One event, with hall_id and venue_id", None, 200, False, [404]),
+    ("get", "/events/{event_id}/seats", "The seat map of an event", None, 200, False, [404, 503]),
+    ("post", "/reserve", "Hold a seat for HOLD_TTL_SECONDS; creates a PENDING order", ReserveBody, 201, True,
+     [400, 401, 403, 404, 409, 429, 503]),
+    ("post", "/pay", "Pay a held order with credits (flagged fans need an OTP)", PayBody, 200, True,
+     [400, 401, 402, 403, 404, 410, 428, 429, 503]),
+    ("get", "/orders/{order_id}", "One of the caller's orders", None, 200, True, [401, 404]),
+    ("get", "/me/orders", "The caller's orders, newest first", None, 200, True, [401]),
+    ("post", "/credits/topup", "Start a Stripe top-up; returns the PaymentIntent client_secret", TopupBody, 201,
+     True, [400, 401, 503]),
+    ("post", "/webhooks/stripe", "Stripe webhook (signature-verified)", None, 200, False, [400, 503]),
+    ("get", "/health", "200 when this service and what it needs are up", None, 200, False, [503]),
+]
+
+
+def build_document() -> dict:
+    schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}}
+    paths: dict = {}
+    for method, path, summary, model, ok, auth, errors in ROUTES:
+        op: dict = {"summary": summary, "responses": {str(ok): {"description": "success"}}}
+        for status in errors:
+            op["responses"][str(status)] = {"description": "error",
+                                            "content": {"application/json": {"schema": ERROR}}}
+        if model is not None:
+            schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+        if auth:
+            op["security"] = BEARER
+        params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
+        if params:
+            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                                for p in params]
+        paths.setdefault(path, {})[method] = op
+    return {"openapi": "3.1.0",
+            "info": {"title": "TicketRemaster public API", "version": "1.0.0",
+                     "description": "Errors are {\"error\": {\"code\", \"message\"}} with a fitting HTTP status."},
+            "servers": [{"url": "http://localhost:8000"}], "paths": paths,
+            "components": {"schemas": schemas, "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}}
+
+
+DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>TicketRemaster API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>"""
+
+
+def docs_blueprint() -> Blueprint:
+    bp = Blueprint("docs", __name__)
+    document = build_document()
+
+    @bp.get("/openapi.json")
+    def openapi_json():
+        return jsonify(document)
+
+    @bp.get("/docs")
+    def docs():
+        return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+    @bp.get("/docs/static/<path:filename>")
+    def docs_static(filename: str):
+        return send_from_directory(swagger_ui_path, filename)
+
+    return bp

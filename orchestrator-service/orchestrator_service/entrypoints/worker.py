@@ -1,0 +1,45 @@
+"""orchestrator-worker: the saga recovery pass, at start-up and then every RECOVERY_INTERVAL_SECONDS.
+
+It finishes or compensates purchase sagas interrupted by a crash of the orchestrator or of any service, and
+ends orders whose hold has lapsed. Run as `python -m orchestrator_service.entrypoints.worker`.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from trcommon.logs import configure_logging, new_request_id, request_id_var
+from trcommon.settings import load_settings
+
+from ..bootstrap import bootstrap
+from ..service_layer.purchase import recovery_pass
+from ..settings import OrchestratorSettings
+
+log = logging.getLogger("orchestrator.worker")
+
+
+def main() -> None:
+    settings = load_settings(OrchestratorSettings)
+    configure_logging("orchestrator-worker", settings.log_level)
+    c = bootstrap(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("recovery worker started", extra={"interval_s": settings.recovery_interval_seconds})
+    while not stop.is_set():
+        token = request_id_var.set(new_request_id())
+        try:
+            examined = recovery_pass(c)
+            if examined:
+                log.info("recovery pass", extra={"examined": examined})
+        except Exception as exc:  # noqa: BLE001 - a dependency being down must not kill the worker
+            log.warning("recovery pass failed; retrying", extra={"error": repr(exc)})
+        finally:
+            request_id_var.reset(token)
+        stop.wait(settings.recovery_interval_seconds)
+    c.close()
+
+
+if __name__ == "__main__":
+    main()

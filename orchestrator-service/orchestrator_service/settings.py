@@ -1,0 +1,25 @@
+from trcommon.settings import DEV_QR_SECRET, CommonSettings
+
+
+class OrchestratorSettings(CommonSettings):
+    service_name: str = "orchestrator-service"
+    port: int = 8000
+    user_service_url: str = "http://127.0.0.1:8001"
+    order_service_url: str = "http://127.0.0.1:8002"
+    event_service_url: str = "http://127.0.0.1:8003"
+    inventory_grpc_target: str = "127.0.0.1:50051"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    # Seconds a reserved seat stays held; the hold message's TTL and the seat's held_until both follow it.
+    hold_ttl_seconds: int = 300
+    qr_ttl_seconds: int = 30
+    qr_secret: str = DEV_QR_SECRET
+    transfer_ttl_seconds: int = 900
+    # Publisher confirms: how long to wait for the broker to accept a hold message.
+    publish_confirm_timeout_seconds: float = 5.0
+    # Recovery pass (orchestrator-worker): how often, and how long a charging saga may sit still before the
+    # pass drives it to an end. Must exceed internal_timeout_seconds so an in-flight call is never overtaken.
+    recovery_interval_seconds: float = 1.0
+    recovery_grace_seconds: float = 10.0
+    # After held_until no debit is accepted; this margin covers a debit transaction already under way.
+    debit_fence_seconds: float = 2.0
+    http_pool_size: int = 64
