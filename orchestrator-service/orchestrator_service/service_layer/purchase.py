@@ -104,9 +104,12 @@ def recover(c: Container, order: dict) -> Next:
         if order["payment_state"] == rules.CHARGING else False
     step = rules.next_step(order, debited, datetime.now(timezone.utc), c.settings.debit_fence_seconds)
     if step is Next.EXPIRE:
+        # An order whose payment had started ends FAILED (order-service keeps EXPIRED for orders no charge
+        # was ever attempted for); either way nobody was charged and the seat goes back on sale.
+        to = rules.EXPIRED if order["payment_state"] == rules.NONE else rules.FAILED
         c.inventory.release(order["seat_id"], order["order_id"])
-        c.orders.transition(order["order_id"], rules.EXPIRED, "hold expired")
-        log.info("order expired", extra={"order_id": order["order_id"], "seat_id": order["seat_id"]})
+        c.orders.transition(order["order_id"], to, "hold expired before the payment completed")
+        log.info("order ended", extra={"order_id": order["order_id"], "seat_id": order["seat_id"], "status": to})
     elif step is Next.CONFIRM:
         try:
             _confirm_or_compensate(c, order)

@@ -1,0 +1,40 @@
+from datetime import datetime, timedelta, timezone
+
+from orchestrator_service.domain.purchase import Next, next_step, seat_lost
+from trcommon.errors import AppError
+
+NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def order(status="PENDING", payment_state="NONE", held_for=0.0):
+    return {"order_id": "o1", "status": status, "payment_state": payment_state,
+            "held_until": (NOW + timedelta(seconds=held_for)).isoformat()}
+
+
+def test_a_lapsed_unpaid_hold_expires():
+    assert next_step(order(held_for=-1), debited=False, now=NOW, fence_seconds=2) is Next.EXPIRE
+
+
+def test_a_live_unpaid_hold_is_left_alone():
+    assert next_step(order(held_for=5), debited=False, now=NOW, fence_seconds=2) is Next.WAIT
+
+
+def test_a_charged_order_is_confirmed_whatever_the_clock_says():
+    for held_for in (-100, 0, 100):
+        assert next_step(order("PENDING", "CHARGING", held_for), True, NOW, 2) is Next.CONFIRM
+
+
+def test_a_charging_order_without_debit_waits_for_the_fence_before_expiring():
+    assert next_step(order("PENDING", "CHARGING", -1), False, NOW, fence_seconds=2) is Next.WAIT
+    assert next_step(order("PENDING", "CHARGING", -3), False, NOW, fence_seconds=2) is Next.EXPIRE
+
+
+def test_terminal_orders_are_done():
+    for status in ("CONFIRMED", "FAILED", "EXPIRED", "REFUNDED"):
+        assert next_step(order(status, held_for=-100), True, NOW, 2) is Next.DONE
+
+
+def test_only_seat_outcomes_count_as_a_lost_seat():
+    assert seat_lost(AppError("x", code="HOLD_EXPIRED", status=410))
+    assert seat_lost(AppError("x", code="SEAT_UNAVAILABLE", status=409))
+    assert not seat_lost(AppError("x", code="SERVICE_UNAVAILABLE", status=503))

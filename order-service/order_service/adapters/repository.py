@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from trcommon.db import UNIQUE_VIOLATION, sqlstate
+
+from ..domain.model import CreateOrder, Order, OrderStatus, PaymentState, SeatAlreadyConfirmed
+from .tables import orders
+
+ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
+
+
+def _order(row: Row) -> Order:
+    m = row._mapping
+    return Order(order_id=m["order_id"], user_id=m["user_id"], seat_id=m["seat_id"], event_id=m["event_id"],
+                 amount=m["amount"], status=OrderStatus(m["status"]), payment_state=PaymentState(m["payment_state"]),
+                 held_until=m["held_until"], failure_reason=m["failure_reason"], confirmed_at=m["confirmed_at"],
+                 created_at=m["created_at"], updated_at=m["updated_at"])
+
+
+def _constraint_name(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+class OrderRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, cmd: CreateOrder) -> Order | None:
+        """Insert a PENDING order; None when an order with this id already exists (it is left untouched)."""
+        row = self._conn.execute(
+            insert(orders).values(order_id=cmd.order_id, user_id=cmd.user_id, seat_id=cmd.seat_id,
+                                  event_id=cmd.event_id, amount=cmd.amount, held_until=cmd.held_until,
+                                  status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
+            .on_conflict_do_nothing(index_elements=[orders.c.order_id])
+            .returning(*orders.c)).first()
+        return _order(row) if row else None
+
+    def get(self, order_id: str) -> Order | None:
+        row = self._conn.execute(sa.select(orders).where(orders.c.order_id == order_id)).first()
+        return _order(row) if row else None
+
+    def lock(self, order_id: str) -> tuple[Order, datetime] | None:
+        """The order, row-locked until the end of the transaction, with the database clock; None if missing.
+
+        Waits for a concurrent writer of the same order (they are short), so that a payment start and an
+        expiry of one order are decided one after the other, each seeing the other's result.
+        """
+        row = self._conn.execute(
+            sa.select(orders, sa.func.now().label("db_now")).where(orders.c.order_id == order_id)
+            .with_for_update()).first()
+        return (_order(row), row.db_now) if row else None
+
+    def save(self, order: Order) -> Order:
+        """Write the mutable fields of a locked order and return it as stored."""
+        try:
+            row = self._conn.execute(
+                sa.update(orders).where(orders.c.order_id == order.order_id)
+                .values(status=order.status.value, payment_state=order.payment_state.value,
+                        failure_reason=order.failure_reason, confirmed_at=order.confirmed_at,
+                        updated_at=sa.func.now())
+                .returning(*orders.c)).one()
+        except IntegrityError as exc:
+            if sqlstate(exc) == UNIQUE_VIOLATION and _constraint_name(exc) == ONE_CONFIRMED_PER_SEAT:
+                raise SeatAlreadyConfirmed(f"seat {order.seat_id} already has a confirmed order") from None
+            raise
+        return _order(row)
+
+    def list(self, user_id: str | None, seat_id: str | None, status: OrderStatus | None, limit: int,
+             offset: int) -> list[Order]:
+        query = sa.select(orders)
+        if user_id is not None:
+            query = query.where(orders.c.user_id == user_id)
+        if seat_id is not None:
+            query = query.where(orders.c.seat_id == seat_id)
+        if status is not None:
+            query = query.where(orders.c.status == status.value)
+        query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit).offset(offset)
+        return [_order(row) for row in self._conn.execute(query)]
+
+    def stale(self, grace: timedelta, limit: int) -> list[Order]:
+        """PENDING orders that need the recovery pass (by the database clock), oldest hold first: unpaid ones
+        as soon as their hold has ended; charging ones once their hold ended, or they last moved, more than
+        `grace` ago (a charge under way must not be overtaken)."""
+        cutoff = sa.func.now() - sa.literal(grace, sa.Interval)
+        query = (sa.select(orders)
+                 .where(orders.c.status == OrderStatus.PENDING.value,
+                        sa.or_(sa.and_(orders.c.payment_state == PaymentState.NONE.value,
+                                       orders.c.held_until < sa.func.now()),
+                               sa.and_(orders.c.payment_state == PaymentState.CHARGING.value,
+                                       sa.or_(orders.c.held_until < cutoff, orders.c.updated_at < cutoff))))
+                 .order_by(orders.c.held_until, orders.c.order_id).limit(limit))
+        return [_order(row) for row in self._conn.execute(query)]
+
+    def count(self) -> int:
+        return self._conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one()

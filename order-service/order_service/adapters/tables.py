@@ -1,0 +1,62 @@
+"""Table definitions mirroring the migrations (a test checks that the two agree)."""
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+
+metadata = sa.MetaData()
+
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("order_id", UUID(as_uuid=False), primary_key=True),
+    sa.Column("user_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("seat_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("event_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="PENDING"),
+    sa.Column("payment_state", sa.Text, nullable=False, server_default="NONE"),
+    sa.Column("held_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("amount >= 0", name="ck_orders_amount_not_negative"),
+    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED')",
+                       name="ck_orders_status"),
+    sa.CheckConstraint("payment_state IN ('NONE', 'CHARGING')", name="ck_orders_payment_state"),
+    sa.CheckConstraint("NOT (status = 'EXPIRED' AND payment_state = 'CHARGING')",
+                       name="ck_orders_expired_never_charging"),
+)
+
+sa.Index("ix_orders_user_id_created_at", orders.c.user_id, orders.c.created_at)
+sa.Index("ix_orders_seat_id", orders.c.seat_id)
+sa.Index("ix_orders_pending_held_until", orders.c.held_until, postgresql_where=sa.text("status = 'PENDING'"))
+sa.Index("uq_orders_one_confirmed_per_seat", orders.c.seat_id, unique=True,
+         postgresql_where=sa.text("status = 'CONFIRMED'"))
+
+transfers = sa.Table(
+    "transfers", metadata,
+    sa.Column("transfer_id", UUID(as_uuid=False), primary_key=True),
+    sa.Column("seat_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("seller_user_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("buyer_user_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="PENDING_OTP"),
+    sa.Column("dispute_reason", sa.Text, nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("step", sa.Text, nullable=False, server_default="INITIATED"),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("amount > 0", name="ck_transfers_amount_positive"),
+    sa.CheckConstraint("status IN ('PENDING_OTP', 'COMPLETED', 'DISPUTED', 'REVERSED', 'CANCELLED', 'EXPIRED')",
+                       name="ck_transfers_status"),
+    sa.CheckConstraint("seller_user_id <> buyer_user_id", name="ck_transfers_distinct_parties"),
+)
+
+sa.Index("ix_transfers_seat_id", transfers.c.seat_id)
+sa.Index("ix_transfers_seller_user_id", transfers.c.seller_user_id)
+sa.Index("ix_transfers_buyer_user_id", transfers.c.buyer_user_id)
+sa.Index("ix_transfers_pending_expires_at", transfers.c.expires_at,
+         postgresql_where=sa.text("status = 'PENDING_OTP'"))
+sa.Index("uq_transfers_one_pending_per_seat", transfers.c.seat_id, unique=True,
+         postgresql_where=sa.text("status = 'PENDING_OTP'"))
