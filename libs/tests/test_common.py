@@ -1,0 +1,70 @@
+"""The shared library's own rules: tokens, settings, error mapping."""
+import time
+
+import grpc
+import jwt
+import pytest
+
+from trcommon.auth import Principal, TokenService
+from trcommon.errors import AppError, Unauthorized, error_from_body
+from trcommon.grpc_support import grpc_status_for
+from trcommon.settings import DEV_JWT_SECRET, CommonSettings
+
+SECRET = "s" * 40
+
+
+def test_issued_tokens_verify_and_carry_identity():
+    tokens = TokenService(SECRET, "ticketremaster")
+    pair = tokens.issue_pair(Principal("u1", "fan"))
+    assert tokens.verify(pair["access_token"]) == Principal("u1", "fan")
+    assert tokens.verify(pair["refresh_token"], typ="refresh") == Principal("u1", "fan")
+
+
+def test_a_refresh_token_is_not_an_access_token():
+    tokens = TokenService(SECRET, "ticketremaster")
+    with pytest.raises(Unauthorized):
+        tokens.verify(tokens.issue_pair(Principal("u1", "fan"))["refresh_token"])
+
+
+def test_expired_tokens_are_refused_with_their_own_code():
+    tokens = TokenService(SECRET, "ticketremaster", access_ttl_seconds=-1)
+    with pytest.raises(Unauthorized) as exc:
+        tokens.verify(tokens.issue_access(Principal("u1", "fan"))["access_token"])
+    assert exc.value.code == "TOKEN_EXPIRED"
+
+
+def test_unsigned_and_foreign_tokens_are_refused():
+    tokens = TokenService(SECRET, "ticketremaster")
+    claims = {"iss": "ticketremaster", "sub": "u1", "role": "admin", "typ": "access",
+              "iat": int(time.time()), "exp": int(time.time()) + 60}
+    for token in (jwt.encode(claims, None, algorithm="none"), jwt.encode(claims, "t" * 40, algorithm="HS256"),
+                  jwt.encode({**claims, "iss": "other"}, SECRET, algorithm="HS256"),
+                  jwt.encode({**claims, "role": "root"}, SECRET, algorithm="HS256")):
+        with pytest.raises(Unauthorized):
+            tokens.verify(token)
+
+
+def test_production_refuses_development_secrets():
+    with pytest.raises(ValueError):
+        CommonSettings(environment="production")
+    ok = CommonSettings(environment="production", jwt_secret="p" * 40, internal_service_token="q" * 40)
+    assert ok.jwt_secret != DEV_JWT_SECRET
+
+
+def test_short_jwt_secrets_are_refused():
+    with pytest.raises(ValueError):
+        CommonSettings(jwt_secret="short")
+
+
+def test_error_bodies_from_other_services_keep_status_and_code():
+    err = error_from_body(402, {"error": {"code": "INSUFFICIENT_CREDITS", "message": "no"}})
+    assert (err.status, err.code, err.message) == (402, "INSUFFICIENT_CREDITS", "no")
+    assert error_from_body(500, "<html>").code == "BAD_GATEWAY"
+
+
+def test_lock_contention_maps_to_aborted_and_conflicts_to_failed_precondition():
+    busy = AppError("seat busy", code="SEAT_UNAVAILABLE", status=409)
+    busy.grpc_code = grpc.StatusCode.ABORTED
+    assert grpc_status_for(busy) == grpc.StatusCode.ABORTED
+    assert grpc_status_for(AppError("x", code="SEAT_UNAVAILABLE", status=409)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert grpc_status_for(AppError("x", code="SEAT_NOT_FOUND", status=404)) == grpc.StatusCode.NOT_FOUND
