@@ -1,0 +1,102 @@
+"""users, credit ledger, SMS outbox, OTP codes, Stripe payment intents and events
+
+Revision ID: 0001
+Revises:
+"""
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import UUID
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def _created_at():
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def upgrade() -> None:
+    op.create_table(
+        "users",
+        sa.Column("user_id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("email", sa.Text, nullable=False),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column("phone", sa.Text, nullable=False),
+        sa.Column("role", sa.Text, nullable=False, server_default="fan"),
+        sa.Column("credit_balance", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("is_flagged", sa.Boolean, nullable=False, server_default=sa.false()),
+        _created_at(),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.UniqueConstraint("email", name="uq_users_email"),
+        sa.CheckConstraint("email = lower(email)", name="ck_users_email_lowercase"),
+        sa.CheckConstraint("role IN ('fan', 'scanner', 'admin')", name="ck_users_role"),
+        sa.CheckConstraint("credit_balance >= 0", name="ck_users_credit_balance_non_negative"),
+    )
+    op.create_table(
+        "credit_ledger",
+        sa.Column("entry_id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("user_id", UUID(as_uuid=False), sa.ForeignKey("users.user_id"), nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+        sa.Column("balance_after", sa.BigInteger, nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("reference", sa.Text, nullable=False),
+        _created_at(),
+        sa.UniqueConstraint("reference", name="uq_credit_ledger_reference"),
+        sa.CheckConstraint("amount <> 0", name="ck_credit_ledger_amount_non_zero"),
+        sa.CheckConstraint("balance_after >= 0", name="ck_credit_ledger_balance_after_non_negative"),
+    )
+    op.create_index("ix_credit_ledger_user_created", "credit_ledger", ["user_id", "created_at"])
+    op.create_table(
+        "sms_outbox",
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+        sa.Column("phone", sa.Text, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        _created_at(),
+    )
+    op.create_index("ix_sms_outbox_phone", "sms_outbox", ["phone", "id"])
+    op.create_table(
+        "otp_codes",
+        sa.Column("otp_id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("user_id", UUID(as_uuid=False), sa.ForeignKey("users.user_id"), nullable=False),
+        sa.Column("purpose", sa.Text, nullable=False),
+        sa.Column("code_hash", sa.Text, nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("attempts >= 0", name="ck_otp_codes_attempts_non_negative"),
+    )
+    op.create_index("ix_otp_codes_user_purpose", "otp_codes", ["user_id", "purpose", "created_at"])
+    op.create_index("ix_otp_codes_user_created", "otp_codes", ["user_id", "created_at"])
+    op.create_table(
+        "stripe_payment_intents",
+        sa.Column("payment_intent_id", sa.Text, primary_key=True),
+        sa.Column("user_id", UUID(as_uuid=False), sa.ForeignKey("users.user_id"), nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+        sa.Column("currency", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        _created_at(),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.CheckConstraint("amount > 0", name="ck_stripe_payment_intents_amount_positive"),
+    )
+    op.create_index("ix_stripe_payment_intents_user", "stripe_payment_intents", ["user_id"])
+    op.create_table(
+        "stripe_events",
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("outcome", sa.Text, nullable=False),
+        sa.Column("payment_reference", sa.Text, nullable=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("stripe_events")
+    op.drop_table("stripe_payment_intents")
+    op.drop_table("otp_codes")
+    op.drop_table("sms_outbox")
+    op.drop_table("credit_ledger")
+    op.drop_table("users")

@@ -1,0 +1,29 @@
+import pytest
+from pydantic import ValidationError
+
+from user_service.settings import DEV_OTP_HASH_SECRET, UserSettings
+
+
+def test_defaults_match_the_spec(monkeypatch):
+    monkeypatch.delenv("OTP_TTL_SECONDS", raising=False)
+    s = UserSettings()
+    assert (s.port, s.otp_ttl_seconds, s.otp_max_attempts, s.otp_sends_per_hour) == (8001, 300, 5, 10)
+    assert s.database_url.endswith("/users_db") and s.otp_provider == "local" and s.currency == "sgd"
+    assert s.stripe_secret_key is None and s.stripe_webhook_secret is None
+
+
+def test_otp_ttl_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OTP_TTL_SECONDS", "7")
+    assert UserSettings().otp_ttl_seconds == 7
+
+
+def test_the_smu_provider_needs_a_url_and_a_key():
+    with pytest.raises(ValidationError):
+        UserSettings(otp_provider="smu")
+    assert UserSettings(otp_provider="smu", smu_otp_base_url="http://x", smu_otp_api_key="k").otp_provider == "smu"
+
+
+def test_production_refuses_the_development_otp_secret():
+    with pytest.raises(ValidationError):
+        UserSettings(environment="production", jwt_secret="j" * 40, internal_service_token="i" * 40,
+                     otp_hash_secret=DEV_OTP_HASH_SECRET)

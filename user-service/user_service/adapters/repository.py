@@ -1,0 +1,214 @@
+"""The SQL of user-service. Every method runs on the unit of work's connection, inside its transaction."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from trcommon.db import UNIQUE_VIOLATION, sqlstate
+
+from ..domain.errors import EmailTaken, UserNotFound
+from ..domain.model import LedgerEntry, User
+from ..domain.otp import OtpChallenge
+from .tables import credit_ledger, otp_codes, sms_outbox, stripe_events, stripe_payment_intents, users
+
+FOREIGN_KEY_VIOLATION = "23503"
+
+_USER_COLUMNS = (users.c.user_id, users.c.email, users.c.password_hash, users.c.phone, users.c.role,
+                 users.c.credit_balance, users.c.is_flagged, users.c.created_at)
+_LEDGER_COLUMNS = (credit_ledger.c.entry_id, credit_ledger.c.user_id, credit_ledger.c.amount,
+                   credit_ledger.c.balance_after, credit_ledger.c.reason, credit_ledger.c.reference,
+                   credit_ledger.c.created_at)
+_OTP_COLUMNS = (otp_codes.c.otp_id, otp_codes.c.user_id, otp_codes.c.purpose, otp_codes.c.code_hash,
+                otp_codes.c.expires_at, otp_codes.c.attempts, otp_codes.c.used_at, otp_codes.c.created_at)
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+class UserRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, user_id: str, email: str, password_hash: str, phone: str) -> None:
+        """Insert a new fan. The unique constraint, not a prior lookup, decides a race between two sign-ups."""
+        try:
+            self._conn.execute(sa.insert(users).values(user_id=user_id, email=email, password_hash=password_hash,
+                                                       phone=phone, role="fan"))
+        except IntegrityError as exc:
+            if sqlstate(exc) == UNIQUE_VIOLATION and _constraint(exc) == "uq_users_email":
+                raise EmailTaken() from None
+            raise
+
+    def add_if_absent(self, user_id: str, email: str, password_hash: str, phone: str, role: str,
+                      is_flagged: bool) -> bool:
+        result = self._conn.execute(
+            insert(users).values(user_id=user_id, email=email, password_hash=password_hash, phone=phone, role=role,
+                                 is_flagged=is_flagged).on_conflict_do_nothing())
+        return result.rowcount == 1
+
+    def get(self, user_id: str) -> User | None:
+        row = self._conn.execute(sa.select(*_USER_COLUMNS).where(users.c.user_id == user_id)).first()
+        return User(**row._mapping) if row else None
+
+    def get_for_update(self, user_id: str) -> User | None:
+        """The user row, locked against concurrent OTP sends (FOR NO KEY UPDATE: foreign keys are not blocked)."""
+        row = self._conn.execute(sa.select(*_USER_COLUMNS).where(users.c.user_id == user_id)
+                                 .with_for_update(key_share=True)).first()
+        return User(**row._mapping) if row else None
+
+    def get_by_email(self, email: str) -> User | None:
+        row = self._conn.execute(sa.select(*_USER_COLUMNS).where(users.c.email == email)).first()
+        return User(**row._mapping) if row else None
+
+    def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> None:
+        # Conditional on the old hash, so a rehash never overwrites a password changed meanwhile.
+        self._conn.execute(sa.update(users)
+                           .where(users.c.user_id == user_id, users.c.password_hash == old_hash)
+                           .values(password_hash=new_hash, updated_at=sa.func.now()))
+
+
+class LedgerRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str) -> LedgerEntry | None:
+        """Claim `reference` with a new entry; None when the reference already exists (the caller's retry, or
+        a concurrent request with the same reference, which this insert waits for)."""
+        try:
+            row = self._conn.execute(
+                insert(credit_ledger)
+                .values(entry_id=entry_id, user_id=user_id, amount=amount, reason=reason, reference=reference)
+                .on_conflict_do_nothing(index_elements=[credit_ledger.c.reference])
+                .returning(*_LEDGER_COLUMNS)).first()
+        except IntegrityError as exc:
+            if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+                raise UserNotFound() from None
+            raise
+        return LedgerEntry(**row._mapping) if row else None
+
+    def apply_to_balance(self, entry: LedgerEntry) -> int | None:
+        """Move the user's balance by the entry's amount and record the new balance on the entry, in one
+        statement. None, and nothing changed, when the balance would go below zero: the conditional UPDATE is
+        what makes concurrent debits safe (each re-checks the row after waiting for the lock)."""
+        moved = (sa.update(users)
+                 .where(users.c.user_id == entry.user_id, users.c.credit_balance + entry.amount >= 0)
+                 .values(credit_balance=users.c.credit_balance + entry.amount, updated_at=sa.func.now())
+                 .returning(users.c.user_id, users.c.credit_balance.label("balance"))
+                 .cte("moved"))
+        row = self._conn.execute(
+            sa.update(credit_ledger)
+            .where(credit_ledger.c.entry_id == entry.entry_id, credit_ledger.c.user_id == moved.c.user_id)
+            .values(balance_after=moved.c.balance)
+            .returning(credit_ledger.c.balance_after)).first()
+        return row.balance_after if row else None
+
+    def past(self, deadline: datetime) -> bool:
+        """Whether the database clock (now, not the transaction's start) has passed `deadline`."""
+        return bool(self._conn.execute(sa.select(sa.func.clock_timestamp() > deadline)).scalar_one())
+
+    def get(self, reference: str) -> LedgerEntry | None:
+        row = self._conn.execute(sa.select(*_LEDGER_COLUMNS).where(credit_ledger.c.reference == reference)).first()
+        return LedgerEntry(**row._mapping) if row else None
+
+    def for_user(self, user_id: str, limit: int, offset: int) -> list[LedgerEntry]:
+        rows = self._conn.execute(sa.select(*_LEDGER_COLUMNS).where(credit_ledger.c.user_id == user_id)
+                                  .order_by(credit_ledger.c.created_at.desc(), credit_ledger.c.entry_id)
+                                  .limit(limit).offset(offset))
+        return [LedgerEntry(**row._mapping) for row in rows]
+
+
+class OtpRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, challenge: OtpChallenge) -> None:
+        self._conn.execute(sa.insert(otp_codes).values(
+            otp_id=challenge.otp_id, user_id=challenge.user_id, purpose=challenge.purpose,
+            code_hash=challenge.code_hash, expires_at=challenge.expires_at, attempts=challenge.attempts,
+            used_at=challenge.used_at, created_at=challenge.created_at))
+
+    def supersede_live(self, user_id: str, purpose: str | None, now: datetime) -> None:
+        """Retire the user's unused codes for `purpose` (for every purpose when None)."""
+        stmt = (sa.update(otp_codes)
+                .where(otp_codes.c.user_id == user_id, otp_codes.c.superseded_at.is_(None),
+                       otp_codes.c.used_at.is_(None))
+                .values(superseded_at=now))
+        if purpose is not None:
+            stmt = stmt.where(otp_codes.c.purpose == purpose)
+        self._conn.execute(stmt)
+
+    def current_for_update(self, user_id: str, purpose: str) -> OtpChallenge | None:
+        """The latest code for this user and purpose, locked so that two checks of it are serialised."""
+        row = self._conn.execute(
+            sa.select(*_OTP_COLUMNS)
+            .where(otp_codes.c.user_id == user_id, otp_codes.c.purpose == purpose,
+                   otp_codes.c.superseded_at.is_(None))
+            .order_by(otp_codes.c.created_at.desc()).limit(1)
+            .with_for_update()).first()
+        return OtpChallenge(**row._mapping) if row else None
+
+    def record_failure(self, otp_id: str) -> None:
+        self._conn.execute(sa.update(otp_codes).where(otp_codes.c.otp_id == otp_id)
+                           .values(attempts=otp_codes.c.attempts + 1))
+
+    def mark_used(self, otp_id: str, now: datetime) -> None:
+        self._conn.execute(sa.update(otp_codes).where(otp_codes.c.otp_id == otp_id).values(used_at=now))
+
+    def discard(self, otp_id: str) -> None:
+        self._conn.execute(sa.delete(otp_codes).where(otp_codes.c.otp_id == otp_id))
+
+    def sends_since(self, user_id: str, since: datetime) -> tuple[int, datetime | None]:
+        row = self._conn.execute(
+            sa.select(sa.func.count(), sa.func.min(otp_codes.c.created_at))
+            .where(otp_codes.c.user_id == user_id, otp_codes.c.created_at > since)).one()
+        return row[0], row[1]
+
+
+class SmsOutboxRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, phone: str, body: str) -> None:
+        self._conn.execute(sa.insert(sms_outbox).values(phone=phone, body=body))
+
+    def latest_for(self, phone: str, limit: int = 10) -> list[str]:
+        rows = self._conn.execute(sa.select(sms_outbox.c.body).where(sms_outbox.c.phone == phone)
+                                  .order_by(sms_outbox.c.id.desc()).limit(limit))
+        return [row.body for row in rows]
+
+
+class PaymentRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add_intent(self, payment_intent_id: str, user_id: str, amount: int, currency: str, status: str) -> None:
+        self._conn.execute(insert(stripe_payment_intents).values(
+            payment_intent_id=payment_intent_id, user_id=user_id, amount=amount, currency=currency, status=status,
+        ).on_conflict_do_nothing())
+
+    def intent_owner(self, payment_intent_id: str) -> str | None:
+        return self._conn.execute(sa.select(stripe_payment_intents.c.user_id)
+                                  .where(stripe_payment_intents.c.payment_intent_id == payment_intent_id)).scalar()
+
+    def mark_intent(self, payment_intent_id: str, status: str) -> None:
+        self._conn.execute(sa.update(stripe_payment_intents)
+                           .where(stripe_payment_intents.c.payment_intent_id == payment_intent_id)
+                           .values(status=status, updated_at=sa.func.now()))
+
+    def claim_event(self, event_id: str, event_type: str) -> bool:
+        """Record a webhook event; False when it was recorded before (a replay). A concurrent replay waits here
+        for the first delivery's transaction and then sees it."""
+        row = self._conn.execute(
+            insert(stripe_events).values(event_id=event_id, type=event_type, outcome="received")
+            .on_conflict_do_nothing().returning(stripe_events.c.event_id)).first()
+        return row is not None
+
+    def set_event_outcome(self, event_id: str, outcome: str, payment_reference: str | None) -> None:
+        self._conn.execute(sa.update(stripe_events).where(stripe_events.c.event_id == event_id)
+                           .values(outcome=outcome, payment_reference=payment_reference))

@@ -1,0 +1,300 @@
+"""Use cases of user-service. Each owns its transaction(s)."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from trcommon.auth import Principal
+from trcommon.errors import Unauthorized
+
+from ..adapters.stripe_gateway import PaymentIntent
+from ..domain import otp, payments
+from ..domain.errors import (
+    DeadlinePassed,
+    InsufficientCredits,
+    InvalidCredentials,
+    OtpAlreadyUsed,
+    OtpInvalid,
+    OtpProviderUnavailable,
+    OtpRequired,
+    PaymentsNotConfigured,
+    ReferenceConflict,
+    UserNotFound,
+)
+from ..domain.model import BalanceChange, LedgerEntry, User, normalize_email
+from ..domain.otp import OtpChallenge
+from ..domain.payments import CompletedPayment, StripeEvent
+from .unit_of_work import UserUnitOfWork
+
+if TYPE_CHECKING:
+    from ..bootstrap import Container
+
+log = logging.getLogger("user_service.services")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _existing_user(uow: UserUnitOfWork, user_id: str) -> User:
+    user = uow.users.get(user_id) if _is_uuid(user_id) else None
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+# --- accounts ----------------------------------------------------------------------------------------------------
+
+def register(c: Container, email: str, password: str, phone: str) -> str:
+    user_id = str(uuid.uuid4())
+    password_hash = c.passwords.hash(password)
+    with c.uow() as uow:
+        uow.users.add(user_id, normalize_email(email), password_hash, phone)
+        uow.commit()
+    return user_id
+
+
+def login(c: Container, email: str, password: str) -> dict:
+    with c.uow() as uow:
+        user = uow.users.get_by_email(normalize_email(email))
+    if user is None:
+        c.passwords.verify_dummy(password)
+        raise InvalidCredentials()
+    if not c.passwords.verify(user.password_hash, password):
+        raise InvalidCredentials()
+    if c.passwords.needs_rehash(user.password_hash):
+        with c.uow() as uow:
+            uow.users.replace_password_hash(user.user_id, user.password_hash, c.passwords.hash(password))
+            uow.commit()
+    return c.tokens.issue_pair(Principal(user.user_id, user.role))
+
+
+def refresh(c: Container, refresh_token: str) -> dict:
+    principal = c.tokens.verify(refresh_token, typ="refresh")
+    with c.uow() as uow:
+        user = uow.users.get(principal.user_id) if _is_uuid(principal.user_id) else None
+    if user is None:
+        raise Unauthorized("token is invalid", code="INVALID_TOKEN")
+    # The role is read again: a token refreshed after a role change carries the new role.
+    return c.tokens.issue_access(Principal(user.user_id, user.role))
+
+
+def get_user(c: Container, user_id: str) -> User:
+    with c.uow() as uow:
+        return _existing_user(uow, user_id)
+
+
+def get_user_by_email(c: Container, email: str) -> User:
+    with c.uow() as uow:
+        user = uow.users.get_by_email(normalize_email(email))
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+# --- credits -----------------------------------------------------------------------------------------------------
+
+def _replayed(existing: LedgerEntry, user_id: str, amount: int) -> BalanceChange:
+    if not existing.is_same_request(user_id, amount):
+        raise ReferenceConflict()
+    return BalanceChange(existing, applied=False)
+
+
+def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, reference: str,
+           not_after: datetime | None = None) -> BalanceChange:
+    """Claim the reference with a ledger row, then move the balance; the caller commits only if applied.
+    With `not_after`, a new change is refused once the database clock has passed it (a replay still answers)."""
+    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference)
+    if entry is None:
+        existing = uow.ledger.get(reference)
+        if existing is None:  # only if a row could vanish between the two statements; rows are never deleted
+            raise ReferenceConflict("the reference is being used concurrently; retry")
+        return _replayed(existing, user_id, amount)
+    if not_after is not None and uow.ledger.past(not_after):
+        raise DeadlinePassed()
+    balance = uow.ledger.apply_to_balance(entry)
+    if balance is None:
+        raise InsufficientCredits()
+    return BalanceChange(replace(entry, balance_after=balance), applied=True)
+
+
+def credit(c: Container, user_id: str, amount: int, reference: str, reason: str) -> BalanceChange:
+    with c.uow() as uow:
+        change = _apply(uow, user_id, amount, reason, reference)
+        if change.applied:
+            uow.commit()
+        return change
+
+
+def debit(c: Container, user_id: str, amount: int, reference: str, reason: str, otp_purpose: str | None = None,
+          otp_code: str | None = None, not_after: datetime | None = None) -> BalanceChange:
+    """Take `amount` credits once per reference. With `otp_purpose`, a flagged user must also present a valid
+    code for it; the code is consumed only if the debit is applied (a 402 leaves it usable). With `not_after`
+    (the end of the seat hold being paid for) no new debit lands after that instant."""
+    code_needed = False
+    with c.uow() as uow:
+        if otp_purpose:
+            # A retry of an applied debit returns the stored result and asks for no code.
+            existing = uow.ledger.get(reference)
+            if existing is not None:
+                return _replayed(existing, user_id, -amount)
+            user = _existing_user(uow, user_id)
+            if user.is_flagged:
+                if otp_code:
+                    try:
+                        _consume_otp(c, uow, user, otp_purpose, otp_code)
+                    except OtpAlreadyUsed:
+                        # A concurrent twin of this request may have used the code for this very reference:
+                        # then this is a retry, answered from the ledger (now committed and visible).
+                        existing = uow.ledger.get(reference)
+                        if existing is None:
+                            raise
+                        return _replayed(existing, user_id, -amount)
+                else:
+                    code_needed = True
+        if not code_needed:
+            change = _apply(uow, user_id, -amount, reason, reference, not_after)
+            if change.applied:
+                uow.commit()
+            return change
+    expires_at = send_otp(c, user_id, otp_purpose)
+    raise OtpRequired(details={"otp_purpose": otp_purpose, "expires_at": expires_at.isoformat()})
+
+
+def ledger_entries(c: Container, reference: str | None, user_id: str | None, limit: int,
+                   offset: int) -> list[LedgerEntry]:
+    with c.uow() as uow:
+        if reference is not None:
+            entry = uow.ledger.get(reference)
+            entries = [entry] if entry is not None and (user_id is None or entry.user_id == user_id) else []
+            return entries[offset:offset + limit]
+        return uow.ledger.for_user(user_id, limit, offset)
+
+
+# --- one-time codes ----------------------------------------------------------------------------------------------
+
+def send_otp(c: Container, user_id: str, purpose: str) -> datetime:
+    """Send a new code for `purpose`, retiring the previous one; returns when it expires."""
+    provider = c.otp_provider
+    prepared = provider.prepare(user_id, purpose)
+    with c.uow() as uow:
+        if not _is_uuid(user_id):
+            raise UserNotFound()
+        # The row lock makes the hourly cap exact under concurrent sends.
+        user = uow.users.get_for_update(user_id)
+        if user is None:
+            raise UserNotFound()
+        now = _now()
+        sent, oldest = uow.otps.sends_since(user_id, now - otp.SEND_WINDOW)
+        otp.ensure_send_allowed(sent, oldest, now, c.settings.otp_sends_per_hour)
+        uow.otps.supersede_live(user_id, None if provider.supersedes_every_purpose else purpose, now)
+        challenge = OtpChallenge(otp_id=str(uuid.uuid4()), user_id=user_id, purpose=purpose,
+                                 code_hash=prepared.code_hash,
+                                 expires_at=now + timedelta(seconds=c.settings.otp_ttl_seconds),
+                                 attempts=0, used_at=None, created_at=now)
+        uow.otps.add(challenge)
+        if prepared.sms_body:
+            c.sms.send(uow.sms_outbox, user.phone, prepared.sms_body)
+        uow.commit()
+    try:
+        provider.deliver(user.phone)
+    except OtpProviderUnavailable:
+        # Not delivered: forget it, so it neither counts toward the cap nor waits to be guessed.
+        with c.uow() as uow:
+            uow.otps.discard(challenge.otp_id)
+            uow.commit()
+        raise
+    return challenge.expires_at
+
+
+def _consume_otp(c: Container, uow: UserUnitOfWork, user: User, purpose: str, code: str) -> None:
+    """Check `code` for `purpose` and mark it used in the caller's transaction. A wrong code is counted and
+    committed at once (the request then fails, but the try must stay counted)."""
+    challenge = uow.otps.current_for_update(user.user_id, purpose)
+    if challenge is None:
+        raise OtpInvalid("no code was sent for this purpose")
+    now = _now()
+    challenge.ensure_usable(now, c.settings.otp_max_attempts)
+    if not c.otp_provider.verify(challenge, user.phone, code):
+        uow.otps.record_failure(challenge.otp_id)
+        uow.commit()
+        raise otp.wrong_code(challenge, c.settings.otp_max_attempts)
+    uow.otps.mark_used(challenge.otp_id, now)
+
+
+def verify_otp(c: Container, user_id: str, purpose: str, code: str) -> None:
+    with c.uow() as uow:
+        user = _existing_user(uow, user_id)
+        _consume_otp(c, uow, user, purpose, code)
+        uow.commit()
+
+
+# --- Stripe ------------------------------------------------------------------------------------------------------
+
+def create_topup(c: Container, user_id: str, amount: int) -> PaymentIntent:
+    if not c.stripe.payments_enabled:
+        raise PaymentsNotConfigured()
+    payments.check_topup_amount(amount, c.settings.topup_min_amount, c.settings.topup_max_amount)
+    with c.uow() as uow:
+        _existing_user(uow, user_id)
+    # No transaction is open during the call to Stripe.
+    intent = c.stripe.create_payment_intent(user_id, amount, c.settings.currency)
+    with c.uow() as uow:
+        uow.payments.add_intent(intent.payment_intent_id, user_id, intent.amount, intent.currency, intent.status)
+        uow.commit()
+    return intent
+
+
+def _credit_payment(c: Container, uow: UserUnitOfWork, payment: CompletedPayment | None) -> str:
+    if payment is None:
+        return "ignored"
+    if payment.currency != c.settings.currency:
+        log.warning("payment in another currency not credited",
+                    extra={"payment_id": payment.payment_id, "currency": payment.currency})
+        return "wrong_currency"
+    # Our own record of the PaymentIntent names its user; the metadata is the fallback (e.g. Checkout).
+    user_id = uow.payments.intent_owner(payment.payment_id) or payment.user_id
+    if user_id is None or uow.users.get(user_id) is None:
+        log.warning("payment for an unknown user not credited", extra={"payment_id": payment.payment_id})
+        return "unknown_user"
+    try:
+        change = _apply(uow, user_id, payment.amount, payments.TOPUP_REASON, payment.reference)
+    except ReferenceConflict:
+        # Another event credited this payment with another amount or user: keep the first, flag this one.
+        log.error("payment already credited differently", extra={"payment_id": payment.payment_id})
+        return "conflict"
+    if not change.applied:
+        return "already_credited"
+    uow.payments.mark_intent(payment.payment_id, "succeeded")
+    return "credited"
+
+
+def receive_stripe_webhook(c: Container, payload: bytes, signature_header: str | None) -> str:
+    """Verify a webhook delivery and apply its event; returns what was done with it."""
+    return handle_stripe_event(c, c.stripe.parse_event(payload, signature_header))
+
+
+def handle_stripe_event(c: Container, event: StripeEvent) -> str:
+    """Apply a verified webhook event once per event id, and credit each payment once whatever events report it
+    (the ledger reference is the payment's)."""
+    payment = payments.completed_payment(event)
+    with c.uow() as uow:
+        if not uow.payments.claim_event(event.event_id, event.type):
+            outcome = "duplicate"
+        else:
+            outcome = _credit_payment(c, uow, payment)
+            uow.payments.set_event_outcome(event.event_id, outcome, payment.reference if payment else None)
+            uow.commit()
+    log.info("stripe event", extra={"event_id": event.event_id, "event_type": event.type, "outcome": outcome})
+    return outcome

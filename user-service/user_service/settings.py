@@ -1,0 +1,59 @@
+from typing import Literal
+
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from pydantic import model_validator
+
+from trcommon.settings import PG_SERVER, CommonSettings
+
+DEV_OTP_HASH_SECRET = "dev-otp-hash-secret-change-me-0123456789abcdef"
+
+
+class UserSettings(CommonSettings):
+    service_name: str = "user-service"
+    database_url: str = f"{PG_SERVER}/users_db"
+    port: int = 8001
+
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 1209600
+
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
+    argon2_time_cost: int = RFC_9106_LOW_MEMORY.time_cost
+    argon2_memory_cost: int = RFC_9106_LOW_MEMORY.memory_cost
+    argon2_parallelism: int = RFC_9106_LOW_MEMORY.parallelism
+
+    otp_ttl_seconds: int = 300
+    otp_max_attempts: int = 5
+    otp_sends_per_hour: int = 10
+    otp_provider: Literal["local", "smu"] = "local"
+    # Key of the HMAC under which OTP codes are stored; the plain code is never stored.
+    otp_hash_secret: str = DEV_OTP_HASH_SECRET
+    smu_otp_base_url: str | None = None
+    smu_otp_api_key: str | None = None
+    smu_otp_api_key_header: str = "X-API-Key"
+    smu_otp_timeout_seconds: float = 5.0
+    # Where SMS bodies go; "outbox" writes them to users_db.sms_outbox (the only backend so far).
+    sms_provider: Literal["outbox"] = "outbox"
+
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    # Only for a local stand-in of Stripe's API; unset means api.stripe.com.
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = 10.0
+    # 1 credit = 1 minor unit of this currency.
+    currency: str = "sgd"
+    topup_min_amount: int = 100
+    topup_max_amount: int = 1_000_000
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.otp_provider == "smu" and not (self.smu_otp_base_url and self.smu_otp_api_key):
+            raise ValueError("OTP_PROVIDER=smu needs SMU_OTP_BASE_URL and SMU_OTP_API_KEY")
+        if self.environment == "production" and self.otp_hash_secret == DEV_OTP_HASH_SECRET:
+            raise ValueError("OTP_HASH_SECRET is the development default; set a real secret in production")
+        if len(self.otp_hash_secret) < 32:
+            raise ValueError("OTP_HASH_SECRET must be at least 32 characters")
+        if not 0 < self.topup_min_amount <= self.topup_max_amount:
+            raise ValueError("TOPUP_MIN_AMOUNT must be positive and not above TOPUP_MAX_AMOUNT")
+        if self.otp_ttl_seconds < 1 or self.otp_max_attempts < 1 or self.otp_sends_per_hour < 1:
+            raise ValueError("OTP_TTL_SECONDS, OTP_MAX_ATTEMPTS and OTP_SENDS_PER_HOUR must be positive")
+        return self
