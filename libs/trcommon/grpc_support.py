@@ -97,7 +97,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        metadata = dict(handler_call_details.metadata or ())
+        metadata = dict(handler_call_details.invocation_metadata or ())
         method = handler_call_details.method
         authorised = hmac.compare_digest(metadata.get(INTERNAL_TOKEN_METADATA, "").encode(), self._token)
         is_health = method.startswith("/grpc.health.v1.Health/")

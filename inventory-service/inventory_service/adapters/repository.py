@@ -1,0 +1,163 @@
+"""Seat and entry-log persistence.
+
+Every time comparison uses the database clock (`statement_timestamp()`: one value per statement), never the
+clock of whichever process happens to run the code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from trcommon.db import LOCK_NOT_AVAILABLE, UNIQUE_VIOLATION, sqlstate
+
+from ..domain.exceptions import HoldIdInUse, SeatLocked
+from ..domain.model import HoldReleased, ScanResult, Seat, SeatStatus
+from .tables import entry_logs, seats
+
+log = logging.getLogger("inventory.repository")
+
+DB_NOW = sa.func.statement_timestamp()
+# First key of the two-key advisory lock that serialises one user's reservations (the per-user hold cap);
+# the second key is a hash of the user id. A constant namespace keeps it apart from any other advisory lock.
+HOLD_CAP_LOCK_NAMESPACE = 0x5EA7
+
+_STATE_FIELDS = ("status", "held_by_user_id", "hold_id", "held_until", "owner_user_id", "ticket_version",
+                 "checked_in_at", "checked_in_hall_id")
+_SEAT_FIELDS = tuple(f.name for f in dataclasses.fields(Seat))
+_SEAT_COLUMNS = [seats.c[name] for name in _SEAT_FIELDS]
+
+
+def _seat(m: RowMapping) -> Seat:
+    values = {name: m[name] for name in _SEAT_FIELDS}
+    values["status"] = SeatStatus(values["status"])
+    return Seat(**values)
+
+
+def _released(m: RowMapping) -> HoldReleased:
+    return HoldReleased(seat=_seat(m), hold_id=m["released_hold_id"], held_until=m["released_held_until"],
+                        released_at=m["db_now"])
+
+
+class SeatRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, new_seats: Iterable[Seat]) -> None:
+        """Insert seats; a seat that already exists (same id or same position) is left as it is."""
+        rows = [{**{name: getattr(s, name) for name in _SEAT_FIELDS}, "status": s.status.value} for s in new_seats]
+        if rows:
+            self._conn.execute(insert(seats).on_conflict_do_nothing(), rows)
+
+    def lock_for_update_nowait(self, seat_id: str) -> tuple[Seat, datetime] | None:
+        """Lock the seat's row for this transaction, or fail at once with SeatLocked (55P03): never wait."""
+        stmt = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == seat_id) \
+            .with_for_update(nowait=True)
+        try:
+            row = self._conn.execute(stmt).mappings().first()
+        except DBAPIError as exc:
+            if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                log.info("seat busy: row lock not available (55P03)", extra={"seat_id": seat_id})
+                raise SeatLocked() from None
+            raise
+        return (_seat(row), row["db_now"]) if row else None
+
+    def lock_for_update(self, seat_id: str) -> tuple[Seat, datetime] | None:
+        """Lock the seat's row, waiting for a concurrent (short) transaction on it to finish."""
+        stmt = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == seat_id) \
+            .with_for_update()
+        row = self._conn.execute(stmt).mappings().first()
+        return (_seat(row), row["db_now"]) if row else None
+
+    def get(self, seat_id: str) -> tuple[Seat, datetime] | None:
+        stmt = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == seat_id)
+        row = self._conn.execute(stmt).mappings().first()
+        return (_seat(row), row["db_now"]) if row else None
+
+    def list_by_event(self, event_id: str) -> list[tuple[Seat, datetime]]:
+        rows = self._conn.execute(
+            sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.event_id == event_id)
+            # Rows are text; shorter first gives the natural order of both "1".."10" and "A".."Z", "AA".
+            .order_by(seats.c.section, sa.func.length(seats.c.row), seats.c.row, seats.c.number)).mappings()
+        return [(_seat(r), r["db_now"]) for r in rows]
+
+    def lock_holds_of(self, user_id: str) -> None:
+        """Serialise this user's reservations until the transaction ends, so that counting their live holds and
+        adding one cannot interleave with another reservation of theirs."""
+        self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
+                                                                   sa.func.hashtext(user_id))))
+
+    def count_live_holds(self, user_id: str) -> int:
+        return self._conn.execute(
+            sa.select(sa.func.count()).select_from(seats)
+            .where(seats.c.held_by_user_id == user_id, seats.c.status == SeatStatus.HELD.value,
+                   seats.c.held_until > DB_NOW)).scalar_one()
+
+    def save(self, seat: Seat) -> None:
+        """Write the seat's state (the caller holds its row lock)."""
+        values = {name: getattr(seat, name) for name in _STATE_FIELDS}
+        values["status"] = seat.status.value
+        try:
+            self._conn.execute(seats.update().where(seats.c.seat_id == seat.seat_id)
+                               .values(**values, updated_at=DB_NOW))
+        except IntegrityError as exc:
+            if sqlstate(exc) == UNIQUE_VIOLATION:
+                raise HoldIdInUse() from None
+            raise
+
+    def release_hold(self, seat_id: str, hold_id: str, *, only_if_lapsed: bool = False) -> HoldReleased | None:
+        """HELD by this hold → AVAILABLE, as one conditional UPDATE; None when the seat is not held by it (already
+        released, sold, or held again by another hold), or, with only_if_lapsed, when the hold is still live."""
+        condition = sa.and_(seats.c.seat_id == seat_id, seats.c.hold_id == hold_id,
+                            seats.c.status == SeatStatus.HELD.value)
+        if only_if_lapsed:
+            condition = sa.and_(condition, seats.c.held_until <= DB_NOW)
+        released = self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
+                                  .where(condition).with_for_update())
+        return released[0] if released else None
+
+    def release_lapsed_holds(self, grace_seconds: float, limit: int) -> list[HoldReleased]:
+        """Release up to `limit` holds whose held_until passed more than grace_seconds ago, oldest first; rows
+        locked by a running transaction (a reservation taking the seat over) are skipped, not waited for."""
+        cutoff = DB_NOW - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
+        return self._release(
+            sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
+            .where(seats.c.status == SeatStatus.HELD.value, seats.c.held_until < cutoff)
+            .order_by(seats.c.held_until).limit(limit).with_for_update(skip_locked=True))
+
+    def _release(self, targets: sa.Select) -> list[HoldReleased]:
+        target = targets.cte("target")
+        stmt = (seats.update().where(seats.c.seat_id == target.c.seat_id)
+                .values(status=SeatStatus.AVAILABLE.value, held_by_user_id=None, hold_id=None, held_until=None,
+                        updated_at=DB_NOW)
+                .returning(*_SEAT_COLUMNS, target.c.hold_id.label("released_hold_id"),
+                           target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
+        return [_released(m) for m in self._conn.execute(stmt).mappings()]
+
+    def mark_checked_in(self, seat_id: str, hall_id: str) -> tuple[Seat, datetime] | None:
+        """SOLD → CHECKED_IN as one conditional UPDATE: of any number of concurrent calls exactly one matches
+        (the others wait for its row lock, then find the seat no longer SOLD)."""
+        stmt = (seats.update().where(seats.c.seat_id == seat_id, seats.c.status == SeatStatus.SOLD.value)
+                .values(status=SeatStatus.CHECKED_IN.value, checked_in_at=DB_NOW, checked_in_hall_id=hall_id,
+                        updated_at=DB_NOW)
+                .returning(*_SEAT_COLUMNS, DB_NOW.label("db_now")))
+        row = self._conn.execute(stmt).mappings().first()
+        return (_seat(row), row["db_now"]) if row else None
+
+
+class EntryLogRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, seat_id: str | None, hall_id: str | None, result: ScanResult, detail: str = "",
+            scanner_user_id: str | None = None) -> int:
+        return self._conn.execute(
+            entry_logs.insert().values(seat_id=seat_id, hall_id=hall_id, result=result.value, detail=detail,
+                                       scanner_user_id=scanner_user_id)
+            .returning(entry_logs.c.id)).scalar_one()

@@ -1,0 +1,136 @@
+"""Seats and the rules of their life cycle: AVAILABLE → HELD → SOLD → CHECKED_IN, and HELD → AVAILABLE.
+
+Plain data and pure functions: no framework imports. Every rule takes the current time as an argument (the
+database clock, read by the caller) so that one clock decides whether a hold is live.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from .exceptions import HoldExpired, NotOwner, SeatUnavailable, TooManyHolds
+
+MIN_HOLD_SECONDS = 1
+MAX_HOLD_SECONDS = 3600
+
+
+class SeatStatus(str, enum.Enum):
+    AVAILABLE = "AVAILABLE"
+    HELD = "HELD"
+    SOLD = "SOLD"
+    CHECKED_IN = "CHECKED_IN"
+
+
+class ScanResult(str, enum.Enum):
+    """The answer of a gate scan (SPEC §8); every scan is logged with one of these."""
+
+    CHECKED_IN = "CHECKED_IN"
+    DUPLICATE = "DUPLICATE"
+    UNPAID = "UNPAID"
+    NOT_FOUND = "NOT_FOUND"
+    WRONG_HALL = "WRONG_HALL"
+    EXPIRED = "EXPIRED"
+    INVALID = "INVALID"
+
+
+@dataclass(frozen=True)
+class Seat:
+    seat_id: str
+    event_id: str
+    section: str
+    row: str
+    number: int
+    price: int
+    status: SeatStatus = SeatStatus.AVAILABLE
+    held_by_user_id: str | None = None
+    hold_id: str | None = None          # the order id; a SOLD seat keeps the id of the order that bought it
+    held_until: datetime | None = None
+    owner_user_id: str | None = None
+    ticket_version: int = 1
+    checked_in_at: datetime | None = None
+    checked_in_hall_id: str | None = None
+
+    # --- questions -------------------------------------------------------------------------------------------
+
+    def hold_is_live(self, now: datetime) -> bool:
+        return self.status is SeatStatus.HELD and self.held_until is not None and self.held_until > now
+
+    def hold_has_lapsed(self, now: datetime) -> bool:
+        return self.status is SeatStatus.HELD and not self.hold_is_live(now)
+
+    def is_free(self, now: datetime) -> bool:
+        """AVAILABLE, or HELD by a hold whose held_until has passed (it counts as AVAILABLE)."""
+        return self.status is SeatStatus.AVAILABLE or self.hold_has_lapsed(now)
+
+    def is_held_by(self, hold_id: str, user_id: str, now: datetime) -> bool:
+        return self.hold_is_live(now) and self.hold_id == hold_id and self.held_by_user_id == user_id
+
+    def is_sold_by(self, hold_id: str, user_id: str) -> bool:
+        return (self.status in (SeatStatus.SOLD, SeatStatus.CHECKED_IN) and self.hold_id == hold_id
+                and self.owner_user_id == user_id)
+
+    def as_seen_at(self, now: datetime) -> Seat:
+        """What callers are shown: a lapsed hold is reported as AVAILABLE with its hold fields empty."""
+        if self.hold_has_lapsed(now):
+            return self._freed()
+        return self
+
+    # --- transitions (each returns the new seat, or raises the business outcome) ------------------------------
+
+    def hold(self, user_id: str, hold_id: str, now: datetime, hold_seconds: int) -> Seat:
+        if not self.is_free(now):
+            raise SeatUnavailable("seat is not available")
+        return replace(self, status=SeatStatus.HELD, held_by_user_id=user_id, hold_id=hold_id,
+                       held_until=now + timedelta(seconds=hold_seconds))
+
+    def confirm(self, user_id: str, hold_id: str, now: datetime) -> Seat:
+        """HELD by this hold and still live → SOLD to the user. Already sold by this hold: unchanged."""
+        if self.is_sold_by(hold_id, user_id):
+            return self
+        if self.status is SeatStatus.HELD and self.hold_id == hold_id and self.held_by_user_id == user_id:
+            if not self.hold_is_live(now):
+                raise HoldExpired()
+            return replace(self, status=SeatStatus.SOLD, owner_user_id=user_id, held_by_user_id=None,
+                           held_until=None)
+        raise SeatUnavailable("seat is not held by this hold")
+
+    def transfer(self, expected_owner_id: str, new_owner_id: str) -> Seat:
+        if self.status is not SeatStatus.SOLD:
+            raise NotOwner(f"seat is {self.status.value}, only a SOLD ticket can change owner")
+        if self.owner_user_id != expected_owner_id:
+            raise NotOwner("the seat is not owned by the expected owner")
+        return replace(self, owner_user_id=new_owner_id, ticket_version=self.ticket_version + 1)
+
+    # Releasing a hold and checking in are single conditional UPDATEs in the repository (the atomicity lives in
+    # PostgreSQL: of concurrent callers exactly one matches); these are the rules for the calls that lose.
+
+    def refuse_check_in(self) -> ScanResult:
+        """Why a check-in did not happen: DUPLICATE when already checked in; anything but SOLD is not a ticket."""
+        if self.status is SeatStatus.CHECKED_IN:
+            return ScanResult.DUPLICATE
+        raise SeatUnavailable(f"seat is {self.status.value}, not a paid ticket")
+
+    def _freed(self) -> Seat:
+        return replace(self, status=SeatStatus.AVAILABLE, held_by_user_id=None, hold_id=None, held_until=None)
+
+
+def check_hold_cap(live_holds: int, max_holds: int) -> None:
+    """A user may have at most `max_holds` live holds (hoarding/scalping guard, RELIABILITY case 23)."""
+    if live_holds >= max_holds:
+        raise TooManyHolds(f"at most {max_holds} seats can be held at once")
+
+
+@dataclass(frozen=True)
+class HoldReleased:
+    """A hold ended without a sale: the seat (now AVAILABLE), the hold it had and when, by the database clock."""
+
+    seat: Seat
+    hold_id: str
+    held_until: datetime
+    released_at: datetime
+
+    @property
+    def late_seconds(self) -> float:
+        """How long after held_until the seat became available again (negative: released early, on request)."""
+        return (self.released_at - self.held_until).total_seconds()

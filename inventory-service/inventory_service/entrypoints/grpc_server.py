@@ -1,0 +1,188 @@
+"""gRPC entrypoint: the Inventory servicer translates requests to service-layer calls and results to messages.
+
+Errors are not handled here: business outcomes are AppErrors, which trcommon's server interceptor maps to gRPC
+status codes in one place. Run with `python -m inventory_service.entrypoints.grpc_server`.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, TypeVar
+
+import grpc
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from trproto import inventory_pb2, inventory_pb2_grpc
+
+from trcommon.db import wait_for_database
+from trcommon.errors import InvalidInput
+from trcommon.grpc_support import serve
+from trcommon.logs import configure_logging
+from trcommon.settings import load_settings
+
+from ..bootstrap import Container, bootstrap
+from ..domain.exceptions import SeatLocked
+from ..domain.model import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS, ScanResult, Seat
+from ..service_layer import services
+from ..settings import InventorySettings
+
+SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name
+
+# Lock contention is the one outcome whose gRPC status does not follow from its HTTP status (409 would be
+# FAILED_PRECONDITION): "seat busy" is ABORTED, which tells a gRPC client the call may succeed if retried. The
+# domain stays free of grpc, so the transport attaches the status here; trcommon's interceptor reads it.
+SeatLocked.grpc_code = grpc.StatusCode.ABORTED
+
+
+def _empty_is_none(value):
+    return value or None
+
+
+Id = uuid.UUID
+OptionalId = Annotated[uuid.UUID | None, BeforeValidator(_empty_is_none)]
+ScanText = Annotated[Annotated[str, Field(max_length=200)] | None, BeforeValidator(_empty_is_none)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ReserveSeatInput(_Input):
+    seat_id: Id
+    user_id: Id
+    hold_id: Id
+    hold_seconds: int = Field(ge=MIN_HOLD_SECONDS, le=MAX_HOLD_SECONDS)
+
+
+class ConfirmSeatInput(_Input):
+    seat_id: Id
+    user_id: Id
+    hold_id: Id
+
+
+class ReleaseSeatInput(_Input):
+    seat_id: Id
+    hold_id: Id
+
+
+class UpdateOwnerInput(_Input):
+    seat_id: Id
+    expected_owner_id: Id
+    new_owner_id: Id
+
+
+class VerifyTicketInput(_Input):
+    seat_id: Id
+
+
+class MarkCheckedInInput(_Input):
+    seat_id: Id
+    hall_id: Id
+    scanner_user_id: OptionalId = None
+
+
+class ListSeatsInput(_Input):
+    event_id: Id
+
+
+class RecordScanInput(_Input):
+    # Free text: a forged or malformed code may name no real seat, and its scan is logged all the same.
+    seat_id: ScanText = None
+    hall_id: ScanText = None
+    result: ScanResult
+    detail: str = Field("", max_length=1000)
+    scanner_user_id: ScanText = None
+
+
+M = TypeVar("M", bound=_Input)
+
+
+def parse(model: type[M], request) -> M:
+    """Validate a request message's fields; anything malformed is INVALID_INPUT (400, INVALID_ARGUMENT)."""
+    try:
+        return model.model_validate({f.name: getattr(request, f.name) for f in request.DESCRIPTOR.fields})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors(include_url=False, include_input=False))
+        raise InvalidInput(f"invalid request: {problems}") from None
+
+
+def _rfc3339(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).isoformat() if value is not None else ""
+
+
+def seat_message(seat: Seat) -> inventory_pb2.Seat:
+    return inventory_pb2.Seat(
+        seat_id=seat.seat_id, event_id=seat.event_id, section=seat.section, row=seat.row, number=seat.number,
+        price=seat.price, status=inventory_pb2.SeatStatus.Value(seat.status.value),
+        held_by_user_id=seat.held_by_user_id or "", hold_id=seat.hold_id or "", held_until=_rfc3339(seat.held_until),
+        owner_user_id=seat.owner_user_id or "", ticket_version=seat.ticket_version,
+        checked_in_at=_rfc3339(seat.checked_in_at), checked_in_hall_id=seat.checked_in_hall_id or "")
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
+    def __init__(self, container: Container):
+        self._uow = container.uow
+        self._settings = container.settings
+
+    def ReserveSeat(self, request, context):
+        cmd = parse(ReserveSeatInput, request)
+        seat = services.reserve_seat(self._uow, str(cmd.seat_id), str(cmd.user_id), str(cmd.hold_id),
+                                     cmd.hold_seconds, self._settings.max_holds_per_user)
+        return inventory_pb2.SeatReply(seat=seat_message(seat))
+
+    def ConfirmSeat(self, request, context):
+        cmd = parse(ConfirmSeatInput, request)
+        seat = services.confirm_seat(self._uow, str(cmd.seat_id), str(cmd.user_id), str(cmd.hold_id))
+        return inventory_pb2.SeatReply(seat=seat_message(seat))
+
+    def ReleaseSeat(self, request, context):
+        cmd = parse(ReleaseSeatInput, request)
+        released, seat = services.release_seat(self._uow, str(cmd.seat_id), str(cmd.hold_id))
+        return inventory_pb2.ReleaseSeatReply(released=released, seat=seat_message(seat))
+
+    def UpdateOwner(self, request, context):
+        cmd = parse(UpdateOwnerInput, request)
+        seat = services.update_owner(self._uow, str(cmd.seat_id), str(cmd.expected_owner_id),
+                                     str(cmd.new_owner_id))
+        return inventory_pb2.SeatReply(seat=seat_message(seat))
+
+    def VerifyTicket(self, request, context):
+        cmd = parse(VerifyTicketInput, request)
+        return inventory_pb2.SeatReply(seat=seat_message(services.get_seat(self._uow, str(cmd.seat_id))))
+
+    def MarkCheckedIn(self, request, context):
+        cmd = parse(MarkCheckedInInput, request)
+        outcome = services.mark_checked_in(self._uow, str(cmd.seat_id), str(cmd.hall_id),
+                                           _str(cmd.scanner_user_id))
+        return inventory_pb2.CheckInReply(checked_in=outcome.checked_in, seat=seat_message(outcome.seat))
+
+    def ListSeats(self, request, context):
+        cmd = parse(ListSeatsInput, request)
+        seats = services.list_seats(self._uow, str(cmd.event_id))
+        return inventory_pb2.ListSeatsReply(seats=[seat_message(s) for s in seats])
+
+    def RecordScan(self, request, context):
+        cmd = parse(RecordScanInput, request)
+        entry_id = services.record_scan(self._uow, cmd.seat_id, cmd.hall_id, cmd.result, cmd.detail,
+                                        cmd.scanner_user_id)
+        return inventory_pb2.RecordScanReply(id=entry_id)
+
+
+def main() -> None:
+    settings = load_settings(InventorySettings)
+    configure_logging(settings.service_name, settings.log_level)
+    container = bootstrap(settings)
+    wait_for_database(container.engine, settings.startup_wait_seconds)
+    servicer = InventoryServicer(container)
+    serve(lambda server: inventory_pb2_grpc.add_InventoryServicer_to_server(servicer, server),
+          bind=settings.grpc_bind, token=settings.internal_service_token, max_workers=settings.grpc_max_workers,
+          service_names=[SERVICE_NAME])
+    container.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

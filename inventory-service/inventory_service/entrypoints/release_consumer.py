@@ -1,0 +1,228 @@
+"""AMQP entrypoint: the hold timer's consumer. Run with `python -m inventory_service.entrypoints.release_consumer`.
+
+Each hold's message expires in seat.hold.queue and is dead-lettered to seat.release.queue; this consumer releases
+the seat if that hold still has it and its held_until has passed by the database clock. The rules that keep it
+safe under faults:
+
+- ack only after the database commit; a crash in between means a redelivery, and the release is a conditional
+  UPDATE on the hold id, so a redelivered message never touches a seat that has since been held again;
+- a malformed message is rejected without requeue: the queue dead-letters it to seat.release.parking.queue;
+- a database outage keeps the message unacked and retries in place with backoff (a requeue would count
+  against the queue's x-delivery-limit and end in the parking queue);
+- a message that arrives before held_until (broker and database clocks disagree) is retried at held_until,
+  for a bounded time; the sweeper thread of the same process ends any hold the timer missed;
+- a lost broker connection is re-established with bounded backoff; SIGTERM stops it cleanly.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+
+import pika
+import pika.exceptions
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from trcommon.amqp import connect, wait_for_broker
+from trcommon.db import wait_for_database
+from trcommon.errors import DependencyUnavailable
+from trcommon.logs import REQUEST_ID_METADATA, configure_logging, request_id_var, safe_request_id
+from trcommon.settings import load_settings
+
+from ..bootstrap import Container, bootstrap
+from ..service_layer import services
+from ..settings import InventorySettings
+from .hold_sweeper import HoldSweeper, log_release
+
+log = logging.getLogger("inventory.release_consumer")
+
+RELEASE_QUEUE = "seat.release.queue"
+RECONNECT_BACKOFF = (0.5, 10.0)      # first and longest wait between broker reconnection attempts, seconds
+DATABASE_BACKOFF = (0.5, 10.0)       # the same for retrying a message while the database is unreachable
+FAILURE_REQUEUE_DELAY = 1.0          # an unexpected error: requeue after this long (counts toward delivery-limit)
+
+
+class ReleaseMessage(BaseModel):
+    """The hold-timer message the orchestrator publishes (docs/internal-api.md, RabbitMQ)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    seat_id: uuid.UUID
+    hold_id: uuid.UUID
+    order_id: uuid.UUID
+    held_until: AwareDatetime
+
+
+@dataclass
+class _Delivery:
+    connection: pika.BlockingConnection
+    channel: pika.adapters.blocking_connection.BlockingChannel
+    tag: int
+    redelivered: bool
+    message: ReleaseMessage
+    request_id: str
+    received_at: float        # time.monotonic()
+    database_failures: int = 0
+
+
+def _backoff(bounds: tuple[float, float], attempt: int) -> float:
+    first, longest = bounds
+    return min(longest, first * 2 ** max(0, attempt - 1))
+
+
+def _request_id(properties: pika.BasicProperties) -> str:
+    value = (properties.headers or {}).get(REQUEST_ID_METADATA)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return safe_request_id(value if isinstance(value, str) else None)
+
+
+class ReleaseConsumer:
+    def __init__(self, container: Container):
+        self._uow = container.uow
+        self._settings = container.settings
+        self._stopping = threading.Event()
+        self._reconnects = 0
+        self.consuming = threading.Event()     # set while attached to the queue
+        # released, ignored, early, left_to_sweeper, parked, failed, redelivered, database_retries, connection_losses
+        self.stats: Counter[str] = Counter()
+
+    def stop(self) -> None:
+        """Ask run() to return; safe from a signal handler or another thread. Unacked messages are redelivered."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self._reconnects += 1
+                self.stats["connection_losses"] += 1
+                wait = _backoff(RECONNECT_BACKOFF, self._reconnects)
+                log.warning("broker connection lost; reconnecting",
+                            extra={"error": repr(exc), "retry_in_seconds": wait})
+                self._stopping.wait(wait)
+        log.info("release consumer stopped")
+
+    def _consume(self) -> None:
+        connection = connect(self._settings.amqp_url, "inventory-release-consumer")
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=self._settings.release_prefetch)
+            channel.basic_consume(RELEASE_QUEUE, partial(self._on_message, connection))
+            self._reconnects = 0
+            self.consuming.set()
+            log.info("consuming", extra={"queue": RELEASE_QUEUE, "prefetch": self._settings.release_prefetch})
+            while not self._stopping.is_set():
+                connection.process_data_events(time_limit=0.2)
+        finally:
+            self.consuming.clear()
+            if connection.is_open:
+                try:
+                    connection.close()
+                except (pika.exceptions.AMQPError, OSError):
+                    pass
+
+    def _on_message(self, connection, channel, method, properties, body: bytes) -> None:
+        rid = _request_id(properties)
+        token = request_id_var.set(rid)
+        try:
+            try:
+                message = ReleaseMessage.model_validate_json(body)
+            except ValidationError as exc:
+                log.warning("malformed release message parked", extra={
+                    "errors": exc.error_count(), "body_preview": body[:200].decode("utf-8", "replace")})
+                channel.basic_reject(method.delivery_tag, requeue=False)
+                self.stats["parked"] += 1
+                return
+            if method.redelivered:
+                self.stats["redelivered"] += 1
+            self._release(_Delivery(connection, channel, method.delivery_tag, method.redelivered, message, rid,
+                                    time.monotonic()))
+        finally:
+            request_id_var.reset(token)
+
+    def _release(self, d: _Delivery) -> None:
+        """Process one delivery; also the target of the delayed retries scheduled with call_later."""
+        if not d.channel.is_open:
+            return  # the connection it came on is gone; the broker redelivers the message
+        token = request_id_var.set(d.request_id)
+        try:
+            self._release_once(d)
+        finally:
+            request_id_var.reset(token)
+
+    def _release_once(self, d: _Delivery) -> None:
+        seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
+        try:
+            outcome = services.release_expired_hold(self._uow, seat_id, hold_id)
+        except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
+            d.database_failures += 1
+            wait = _backoff(DATABASE_BACKOFF, d.database_failures)
+            log.warning("database unavailable; keeping the release message and retrying", extra={
+                "seat_id": seat_id, "hold_id": hold_id, "error": repr(exc), "retry_in_seconds": wait})
+            self.stats["database_retries"] += 1
+            d.connection.call_later(wait, partial(self._release, d))
+            return
+        except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
+            log.exception("release failed; requeueing the message", extra={"seat_id": seat_id, "hold_id": hold_id})
+            self.stats["failed"] += 1
+            d.connection.call_later(FAILURE_REQUEUE_DELAY, partial(self._requeue, d))
+            return
+
+        if outcome.released is not None:
+            log_release(outcome.released, "timer", redelivered=d.redelivered)
+            self.stats["released"] += 1
+        elif outcome.live_for_seconds > 0:
+            waited = time.monotonic() - d.received_at
+            if waited + outcome.live_for_seconds <= self._settings.release_early_wait_max_seconds:
+                log.info("release message arrived before held_until; retrying then", extra={
+                    "seat_id": seat_id, "hold_id": hold_id, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
+                self.stats["early"] += 1
+                d.connection.call_later(outcome.live_for_seconds + 0.005, partial(self._release, d))
+                return
+            log.warning("release message far ahead of held_until; leaving the hold to the sweeper", extra={
+                "seat_id": seat_id, "hold_id": hold_id, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
+            self.stats["left_to_sweeper"] += 1
+        else:
+            log.info("hold already ended; nothing to release", extra={
+                "seat_id": seat_id, "hold_id": hold_id, "redelivered": d.redelivered})
+            self.stats["ignored"] += 1
+        d.channel.basic_ack(d.tag)
+
+    def _requeue(self, d: _Delivery) -> None:
+        if d.channel.is_open:
+            d.channel.basic_nack(d.tag, requeue=True)
+
+
+def main() -> None:
+    settings = load_settings(InventorySettings)
+    configure_logging(settings.service_name, settings.log_level)
+    container = bootstrap(settings)
+    wait_for_database(container.engine, settings.startup_wait_seconds)
+    wait_for_broker(settings.amqp_url, settings.startup_wait_seconds)
+    consumer = ReleaseConsumer(container)
+    sweeper = HoldSweeper(container)
+
+    def _stop(signum, _frame):
+        log.info("stopping release consumer", extra={"signal": signum})
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    sweeper.start()
+    try:
+        consumer.run()
+    finally:
+        sweeper.stop()
+        container.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

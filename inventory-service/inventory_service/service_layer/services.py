@@ -1,0 +1,147 @@
+"""Use cases of inventory-service. Each owns one short transaction and reads time from the database clock."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..domain.exceptions import SeatNotFound
+from ..domain.model import HoldReleased, ScanResult, Seat, check_hold_cap
+from .unit_of_work import InventoryUnitOfWork
+
+UowFactory = Callable[[], InventoryUnitOfWork]
+
+
+@dataclass(frozen=True)
+class CheckInOutcome:
+    checked_in: bool   # True only for the one call that moved the seat to CHECKED_IN
+    seat: Seat
+
+
+@dataclass(frozen=True)
+class ExpiryOutcome:
+    """What a hold-timer message found: the hold released now, still live (the message came early), or gone."""
+
+    released: HoldReleased | None = None
+    live_for_seconds: float = 0.0
+
+
+def reserve_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: str, hold_seconds: int,
+                 max_holds: int) -> Seat:
+    with uow_factory() as uow:
+        found = uow.seats.lock_for_update_nowait(seat_id)   # SeatLocked at once if another call has the row
+        if found is None:
+            raise SeatNotFound()
+        seat, now = found
+        if seat.is_held_by(hold_id, user_id, now):
+            return seat     # the same reservation again (a retried call): its hold stands, unchanged
+        held = seat.hold(user_id, hold_id, now, hold_seconds)
+        uow.seats.lock_holds_of(user_id)
+        check_hold_cap(uow.seats.count_live_holds(user_id), max_holds)
+        uow.seats.save(held)
+        uow.commit()
+        return held
+
+
+def confirm_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: str) -> Seat:
+    with uow_factory() as uow:
+        found = uow.seats.lock_for_update(seat_id)
+        if found is None:
+            raise SeatNotFound()
+        seat, now = found
+        sold = seat.confirm(user_id, hold_id, now)
+        if sold is not seat:    # the same seat back means it was already sold by this hold: nothing to write
+            uow.seats.save(sold)
+            uow.commit()
+        return sold
+
+
+def release_seat(uow_factory: UowFactory, seat_id: str, hold_id: str) -> tuple[bool, Seat]:
+    """Release on request (payment failed, saga compensation): whether this call released it, and the seat."""
+    with uow_factory() as uow:
+        released = uow.seats.release_hold(seat_id, hold_id)
+        if released is not None:
+            uow.commit()
+            return True, released.seat
+        found = uow.seats.get(seat_id)
+    if found is None:
+        raise SeatNotFound()
+    seat, now = found
+    return False, seat.as_seen_at(now)
+
+
+def release_expired_hold(uow_factory: UowFactory, seat_id: str, hold_id: str) -> ExpiryOutcome:
+    """The hold timer fired: release the seat if this hold still has it and its held_until has passed."""
+    with uow_factory() as uow:
+        released = uow.seats.release_hold(seat_id, hold_id, only_if_lapsed=True)
+        if released is not None:
+            uow.commit()
+            return ExpiryOutcome(released=released)
+        found = uow.seats.get(seat_id)
+    if found is not None:
+        seat, now = found
+        if seat.hold_id == hold_id and seat.hold_is_live(now):
+            return ExpiryOutcome(live_for_seconds=(seat.held_until - now).total_seconds())
+    return ExpiryOutcome()
+
+
+def release_lapsed_holds(uow_factory: UowFactory, grace_seconds: float, limit: int) -> list[HoldReleased]:
+    with uow_factory() as uow:
+        released = uow.seats.release_lapsed_holds(grace_seconds, limit)
+        uow.commit()
+        return released
+
+
+def update_owner(uow_factory: UowFactory, seat_id: str, expected_owner_id: str, new_owner_id: str) -> Seat:
+    with uow_factory() as uow:
+        found = uow.seats.lock_for_update(seat_id)
+        if found is None:
+            raise SeatNotFound()
+        seat, _ = found
+        transferred = seat.transfer(expected_owner_id, new_owner_id)
+        uow.seats.save(transferred)
+        uow.commit()
+        return transferred
+
+
+def get_seat(uow_factory: UowFactory, seat_id: str) -> Seat:
+    with uow_factory() as uow:
+        found = uow.seats.get(seat_id)
+    if found is None:
+        raise SeatNotFound()
+    seat, now = found
+    return seat.as_seen_at(now)
+
+
+def list_seats(uow_factory: UowFactory, event_id: str) -> list[Seat]:
+    with uow_factory() as uow:
+        return [seat.as_seen_at(now) for seat, now in uow.seats.list_by_event(event_id)]
+
+
+def mark_checked_in(uow_factory: UowFactory, seat_id: str, hall_id: str,
+                    scanner_user_id: str | None) -> CheckInOutcome:
+    """Check a ticket in and log the scan in the same transaction: CHECKED_IN for the winner, DUPLICATE else."""
+    with uow_factory() as uow:
+        won = uow.seats.mark_checked_in(seat_id, hall_id)
+        if won is not None:
+            seat, _ = won
+            uow.entry_logs.add(seat_id, hall_id, ScanResult.CHECKED_IN, "", scanner_user_id)
+            uow.commit()
+            return CheckInOutcome(True, seat)
+        found = uow.seats.get(seat_id)
+        if found is None:
+            raise SeatNotFound()
+        seat, _ = found
+        result = seat.refuse_check_in()
+        uow.entry_logs.add(seat_id, hall_id, result,
+                           f"already checked in at {seat.checked_in_at.isoformat()} "
+                           f"in hall {seat.checked_in_hall_id}", scanner_user_id)
+        uow.commit()
+        return CheckInOutcome(False, seat)
+
+
+def record_scan(uow_factory: UowFactory, seat_id: str | None, hall_id: str | None, result: ScanResult,
+                detail: str, scanner_user_id: str | None) -> int:
+    with uow_factory() as uow:
+        entry_id = uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id)
+        uow.commit()
+        return entry_id

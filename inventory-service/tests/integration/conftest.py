@@ -1,0 +1,270 @@
+"""Real PostgreSQL, a real gRPC server process (`python -m inventory_service.entrypoints.grpc_server`) on a free
+127.0.0.1 port, and the real broker vhost of trcommon.testing's `amqp_url`."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pika
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from trproto import inventory_pb2_grpc
+
+from inventory_service.bootstrap import bootstrap
+from inventory_service.domain.model import Seat
+from inventory_service.entrypoints.grpc_server import SERVICE_NAME
+from inventory_service.entrypoints.release_consumer import ReleaseConsumer
+from inventory_service.settings import InventorySettings
+from trcommon.grpc_support import app_error_from_rpc, client_channel
+from trcommon.testing import migrated_database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """The gRPC server as the deployment runs it: its own process, configured through the environment."""
+
+    def __init__(self, database_url: str, log_path: Path):
+        self.target = f"127.0.0.1:{free_port()}"
+        self.log_path = log_path
+        env = {**os.environ, "DATABASE_URL": database_url, "GRPC_BIND": self.target, "ENVIRONMENT": "test",
+               "STARTUP_WAIT_SECONDS": "10"}
+        with open(log_path, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "inventory_service.entrypoints.grpc_server"],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def health(self, timeout: float = 1.0) -> int:
+        with grpc.insecure_channel(self.target) as channel:
+            return health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout).status
+
+    def wait_serving(self, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gRPC server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.health() == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gRPC server did not become healthy:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url):
+    yield from migrated_database(pg_server_url, "inventory-service")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url):
+    return InventorySettings(database_url=database_url, environment="test")
+
+
+@pytest.fixture(scope="session")
+def container(settings):
+    c = bootstrap(settings)
+    yield c
+    c.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def start_server(database_url, tmp_path_factory):
+    servers: list[ServerProcess] = []
+
+    def start() -> ServerProcess:
+        server = ServerProcess(database_url, tmp_path_factory.mktemp("grpc-server") / "server.log")
+        servers.append(server)
+        server.wait_serving()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def grpc_server(start_server):
+    return start_server()
+
+
+@pytest.fixture(scope="session")
+def inventory(grpc_server, settings):
+    """A stub on a channel that carries the internal credential and a deadline, as the orchestrator's does."""
+    channel = client_channel(grpc_server.target, settings.internal_service_token, timeout=10)
+    yield inventory_pb2_grpc.InventoryStub(channel)
+    channel.close()
+
+
+@pytest.fixture
+def new_seat(container):
+    """Make a fresh AVAILABLE seat (fresh event unless given); returns its id."""
+
+    def make(event_id: str | None = None, section: str = "A", row: str = "1", number: int | None = None,
+             price: int = 50) -> str:
+        seat_id = str(uuid.uuid4())
+        with container.uow() as uow:
+            uow.seats.add([Seat(seat_id, event_id or str(uuid.uuid4()), section, row,
+                                number if number is not None else 1, price)])
+            uow.commit()
+        return seat_id
+
+    return make
+
+
+@pytest.fixture
+def stored_seat(container):
+    """The seat row as stored (no lapsed-hold view), read straight from the database."""
+
+    def read(seat_id: str) -> Seat:
+        with container.uow() as uow:
+            seat, _ = uow.seats.get(seat_id)
+        return seat
+
+    return read
+
+
+@pytest.fixture
+def rpc_error():
+    """Call and return the RpcError it must raise, after checking the gRPC status and the AppError it carries."""
+
+    def check(call, request, status: grpc.StatusCode, code: str, http_status: int) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request)
+        exc = caught.value
+        err = app_error_from_rpc(exc)
+        assert (exc.code(), err.code, err.status) == (status, code, http_status), exc.details()
+        return exc
+
+    return check
+
+
+# --- broker --------------------------------------------------------------------------------------------------
+
+class Broker:
+    def __init__(self, url: str):
+        self.url = url
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, *, expiration_ms: int | None = None,
+                headers: dict | None = None) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.basic_publish(exchange, routing_key, body, pika.BasicProperties(
+                content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent, headers=headers,
+                expiration=str(expiration_ms) if expiration_ms is not None else None), mandatory=True)
+        finally:
+            conn.close()
+
+    def _declared(self, queue: str):
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            return conn.channel().queue_declare(queue, passive=True).method
+        finally:
+            conn.close()
+
+    def ready_messages(self, queue: str) -> int:
+        return self._declared(queue).message_count
+
+    def consumers(self, queue: str) -> int:
+        return self._declared(queue).consumer_count
+
+    def take_from(self, queue: str, wanted: bytes, seconds: float) -> bool:
+        """Wait for a message with this body in `queue` and remove it; others are put back."""
+        deadline = time.monotonic() + seconds
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            ch = conn.channel()
+            while time.monotonic() < deadline:
+                seen = []
+                while True:
+                    method, _props, body = ch.basic_get(queue)
+                    if method is None:
+                        break
+                    if body == wanted:
+                        ch.basic_ack(method.delivery_tag)
+                        for tag in seen:
+                            ch.basic_nack(tag, requeue=True)
+                        return True
+                    seen.append(method.delivery_tag)
+                for tag in seen:
+                    ch.basic_nack(tag, requeue=True)
+                time.sleep(0.1)
+            return False
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def broker(amqp_url):
+    return Broker(amqp_url)
+
+
+@pytest.fixture
+def consumer_settings(settings, amqp_url):
+    return settings.model_copy(update={"amqp_url": amqp_url})
+
+
+@pytest.fixture
+def run_consumer(consumer_settings):
+    """Start release consumers in threads (on the test's settings unless a container is given); stopped after."""
+    running: list[tuple[ReleaseConsumer, threading.Thread, object]] = []
+
+    def start(container=None) -> ReleaseConsumer:
+        own = container is None
+        container = container or bootstrap(consumer_settings)
+        consumer = ReleaseConsumer(container)
+        thread = threading.Thread(target=consumer.run, name="release-consumer", daemon=True)
+        thread.start()
+        running.append((consumer, thread, container if own else None))
+        assert consumer.consuming.wait(10), "the release consumer did not attach to the queue"
+        return consumer
+
+    yield start
+    for consumer, thread, own_container in running:
+        consumer.stop()
+        thread.join(10)
+        if own_container is not None:
+            own_container.engine.dispose()
+
+
+def wait_until(predicate, seconds: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def eventually():
+    return wait_until

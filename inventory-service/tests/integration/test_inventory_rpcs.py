@@ -1,0 +1,294 @@
+"""Every RPC through the real gRPC server process and PostgreSQL: happy paths and error codes."""
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2
+from trproto import inventory_pb2 as pb
+from trproto import inventory_pb2_grpc
+
+from inventory_service.adapters.tables import entry_logs, metadata
+from inventory_service.seed import seed_demo
+from trcommon import demo
+from trcommon.grpc_support import app_error_from_rpc
+from trcommon.testing import schema_differences
+
+ABORTED, NOT_FOUND, FAILED, INVALID = (grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND,
+                                       grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def _reserve(inventory, seat_id, user_id=None, hold_id=None, hold_seconds=60):
+    return inventory.ReserveSeat(pb.ReserveSeatRequest(seat_id=seat_id, user_id=user_id or _id(),
+                                                       hold_id=hold_id or _id(), hold_seconds=hold_seconds)).seat
+
+
+def _sold_seat(inventory, new_seat):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    _reserve(inventory, seat_id, user, hold)
+    inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold))
+    return seat_id, user, hold
+
+
+def _entry_logs(container, seat_id):
+    with container.engine.connect() as conn:
+        return conn.execute(sa.select(entry_logs).where(entry_logs.c.seat_id == seat_id)
+                            .order_by(entry_logs.c.id)).mappings().all()
+
+
+def test_migrations_create_exactly_the_declared_tables(database_url):
+    assert schema_differences(database_url, metadata) == []
+
+
+def test_seeding_twice_loads_the_200_demo_seats_once(settings, inventory):
+    seed_demo(settings)
+    seed_demo(settings)
+    seats = inventory.ListSeats(pb.ListSeatsRequest(event_id=demo.EVENT_ID)).seats
+    assert len(seats) == 200
+    assert {s.seat_id for s in seats} == {demo.seat_id(*position) for position in demo.SEATS}
+    assert {s.price for s in seats} == {demo.SEAT_PRICE}
+
+
+def test_reserve_holds_an_available_seat_until_now_plus_hold_seconds(inventory, new_seat):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    before = datetime.now(timezone.utc)
+    seat = _reserve(inventory, seat_id, user, hold, hold_seconds=120)
+    assert (seat.status, seat.held_by_user_id, seat.hold_id, seat.owner_user_id) == (pb.HELD, user, hold, "")
+    held_until = datetime.fromisoformat(seat.held_until)
+    assert held_until.utcoffset() == timedelta(0)
+    assert before + timedelta(seconds=119) < held_until < before + timedelta(seconds=122)
+
+
+def test_reserve_fails_when_seat_already_held(inventory, new_seat, rpc_error):
+    seat_id = new_seat()
+    _reserve(inventory, seat_id)
+    exc = rpc_error(inventory.ReserveSeat, pb.ReserveSeatRequest(seat_id=seat_id, user_id=_id(), hold_id=_id(),
+                                                                 hold_seconds=60), FAILED, "SEAT_UNAVAILABLE", 409)
+    assert "busy" not in exc.details()
+
+
+def test_reserve_again_with_the_same_hold_returns_the_hold_unchanged(inventory, new_seat):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    first = _reserve(inventory, seat_id, user, hold)
+    again = _reserve(inventory, seat_id, user, hold, hold_seconds=600)
+    assert again == first
+
+
+def test_a_hold_id_holds_one_seat_only(inventory, new_seat, rpc_error, stored_seat):
+    hold = _id()
+    _reserve(inventory, new_seat(), hold_id=hold)
+    other = new_seat()
+    rpc_error(inventory.ReserveSeat, pb.ReserveSeatRequest(seat_id=other, user_id=_id(), hold_id=hold,
+                                                           hold_seconds=60), FAILED, "HOLD_ID_IN_USE", 409)
+    assert stored_seat(other).status.value == "AVAILABLE"
+
+
+def test_reserve_of_an_unknown_seat_is_seat_not_found(inventory, rpc_error):
+    rpc_error(inventory.ReserveSeat, pb.ReserveSeatRequest(seat_id=_id(), user_id=_id(), hold_id=_id(),
+                                                           hold_seconds=60), NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+@pytest.mark.parametrize("fields", [{"seat_id": "seat-1"}, {"user_id": ""}, {"hold_id": "x"}, {"hold_seconds": 0},
+                                    {"hold_seconds": 3601}])
+def test_malformed_ids_and_out_of_range_hold_seconds_are_invalid_argument(inventory, new_seat, rpc_error, fields):
+    request = {"seat_id": new_seat(), "user_id": _id(), "hold_id": _id(), "hold_seconds": 60, **fields}
+    rpc_error(inventory.ReserveSeat, pb.ReserveSeatRequest(**request), INVALID, "INVALID_INPUT", 400)
+
+
+def test_malformed_ids_are_invalid_argument_on_every_rpc(inventory, rpc_error):
+    for call, request in ((inventory.ConfirmSeat, pb.ConfirmSeatRequest(seat_id="1", user_id=_id(), hold_id=_id())),
+                          (inventory.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=_id(), hold_id="nope")),
+                          (inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=_id(), expected_owner_id=_id())),
+                          (inventory.VerifyTicket, pb.VerifyTicketRequest(seat_id="'; --")),
+                          (inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id="Hall A")),
+                          (inventory.ListSeats, pb.ListSeatsRequest(event_id="")),
+                          (inventory.RecordScan, pb.RecordScanRequest(result="WAVED_THROUGH"))):
+        rpc_error(call, request, INVALID, "INVALID_INPUT", 400)
+
+
+def test_reserve_is_seat_busy_at_once_while_another_transaction_holds_the_row_lock(inventory, container, new_seat,
+                                                                                    rpc_error, stored_seat):
+    seat_id = new_seat()
+    with container.uow() as uow:
+        uow.seats.lock_for_update(seat_id)   # a concurrent transaction on the seat, not yet committed
+        started = time.monotonic()
+        exc = rpc_error(inventory.ReserveSeat, pb.ReserveSeatRequest(seat_id=seat_id, user_id=_id(), hold_id=_id(),
+                                                                     hold_seconds=60),
+                        ABORTED, "SEAT_UNAVAILABLE", 409)
+        elapsed = time.monotonic() - started
+    assert app_error_from_rpc(exc).message == "seat busy"
+    assert elapsed < 1.0, "NOWAIT must answer at once, never wait for the lock"
+    assert stored_seat(seat_id).status.value == "AVAILABLE"
+
+
+def test_a_lapsed_hold_counts_as_available(inventory, new_seat, stored_seat):
+    event_id = _id()
+    seat_id = new_seat(event_id=event_id)
+    _reserve(inventory, seat_id, hold_seconds=1)
+    time.sleep(1.1)
+    listed = inventory.ListSeats(pb.ListSeatsRequest(event_id=event_id)).seats[0]
+    verified = inventory.VerifyTicket(pb.VerifyTicketRequest(seat_id=seat_id)).seat
+    for seat in (listed, verified):
+        assert (seat.status, seat.hold_id, seat.held_by_user_id, seat.held_until) == (pb.AVAILABLE, "", "", "")
+    assert stored_seat(seat_id).status.value == "HELD"     # nothing has released it yet: it only counts as free
+    user, hold = _id(), _id()
+    taken = _reserve(inventory, seat_id, user, hold)
+    assert (taken.status, taken.held_by_user_id, taken.hold_id) == (pb.HELD, user, hold)
+
+
+def test_confirm_sells_the_seat_and_is_idempotent(inventory, new_seat):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    _reserve(inventory, seat_id, user, hold)
+    request = pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold)
+    sold = inventory.ConfirmSeat(request).seat
+    assert (sold.status, sold.owner_user_id, sold.hold_id, sold.held_until, sold.ticket_version) == \
+        (pb.SOLD, user, hold, "", 1)
+    assert inventory.ConfirmSeat(request).seat == sold
+
+
+def test_confirm_after_the_hold_lapsed_is_hold_expired(inventory, new_seat, rpc_error):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    _reserve(inventory, seat_id, user, hold, hold_seconds=1)
+    time.sleep(1.1)
+    rpc_error(inventory.ConfirmSeat, pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold),
+              FAILED, "HOLD_EXPIRED", 410)
+
+
+def test_confirm_with_another_hold_or_user_is_seat_unavailable(inventory, new_seat, rpc_error):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    _reserve(inventory, seat_id, user, hold)
+    for request in (pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user, hold_id=_id()),
+                    pb.ConfirmSeatRequest(seat_id=seat_id, user_id=_id(), hold_id=hold)):
+        rpc_error(inventory.ConfirmSeat, request, FAILED, "SEAT_UNAVAILABLE", 409)
+    rpc_error(inventory.ConfirmSeat, pb.ConfirmSeatRequest(seat_id=_id(), user_id=user, hold_id=hold),
+              NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+def test_release_frees_the_seat_and_is_idempotent(inventory, new_seat):
+    seat_id, hold = new_seat(), _id()
+    _reserve(inventory, seat_id, hold_id=hold)
+    request = pb.ReleaseSeatRequest(seat_id=seat_id, hold_id=hold)
+    first = inventory.ReleaseSeat(request)
+    assert first.released is True
+    assert (first.seat.status, first.seat.hold_id, first.seat.held_by_user_id) == (pb.AVAILABLE, "", "")
+    again = inventory.ReleaseSeat(request)
+    assert again.released is False and again.seat == first.seat
+
+
+def test_release_leaves_a_seat_held_by_another_hold_or_sold(inventory, new_seat, rpc_error):
+    held_id, holder = new_seat(), _id()
+    held = _reserve(inventory, held_id, hold_id=holder)
+    reply = inventory.ReleaseSeat(pb.ReleaseSeatRequest(seat_id=held_id, hold_id=_id()))
+    assert reply.released is False and reply.seat == held
+    sold_id, _, order = _sold_seat(inventory, new_seat)
+    reply = inventory.ReleaseSeat(pb.ReleaseSeatRequest(seat_id=sold_id, hold_id=order))
+    assert reply.released is False and reply.seat.status == pb.SOLD
+    rpc_error(inventory.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=_id(), hold_id=order),
+              NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+def test_update_owner_transfers_the_ticket_and_bumps_its_version(inventory, new_seat, rpc_error):
+    seat_id, seller, _ = _sold_seat(inventory, new_seat)
+    buyer = _id()
+    seat = inventory.UpdateOwner(pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=seller,
+                                                       new_owner_id=buyer)).seat
+    assert (seat.owner_user_id, seat.ticket_version, seat.status) == (buyer, 2, pb.SOLD)
+    # The seller no longer owns it: a replayed transfer is refused.
+    rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=seller,
+                                                           new_owner_id=buyer), FAILED, "NOT_OWNER", 409)
+    rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=_id(), expected_owner_id=seller,
+                                                           new_owner_id=buyer), NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+def test_update_owner_of_a_seat_that_is_only_held_is_not_owner(inventory, new_seat, rpc_error):
+    seat_id, user = new_seat(), _id()
+    _reserve(inventory, seat_id, user)
+    rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=user,
+                                                           new_owner_id=_id()), FAILED, "NOT_OWNER", 409)
+
+
+def test_verify_ticket_reports_status_owner_event_and_version(inventory, new_seat, rpc_error):
+    event_id = _id()
+    seat_id = new_seat(event_id=event_id, section="B", row="7", number=12, price=75)
+    seat = inventory.VerifyTicket(pb.VerifyTicketRequest(seat_id=seat_id)).seat
+    assert (seat.seat_id, seat.event_id, seat.section, seat.row, seat.number, seat.price, seat.status,
+            seat.owner_user_id, seat.ticket_version) == (seat_id, event_id, "B", "7", 12, 75, pb.AVAILABLE, "", 1)
+    rpc_error(inventory.VerifyTicket, pb.VerifyTicketRequest(seat_id=_id()), NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+def test_list_seats_returns_the_seat_map_of_the_event_in_seat_order(inventory, new_seat):
+    event_id = _id()
+    positions = [("B", "1", 1), ("A", "10", 1), ("A", "2", 3), ("A", "2", 1)]
+    ids = {position: new_seat(event_id=event_id, section=position[0], row=position[1], number=position[2])
+           for position in positions}
+    new_seat()  # another event's seat
+    held = ids[("A", "2", 3)]
+    _reserve(inventory, held)
+    seats = inventory.ListSeats(pb.ListSeatsRequest(event_id=event_id)).seats
+    assert [(s.section, s.row, s.number) for s in seats] == [("A", "2", 1), ("A", "2", 3), ("A", "10", 1),
+                                                             ("B", "1", 1)]
+    assert {s.seat_id: s.status for s in seats}[held] == pb.HELD
+    assert list(inventory.ListSeats(pb.ListSeatsRequest(event_id=_id())).seats) == []
+
+
+def test_mark_checked_in_checks_in_once_and_logs_the_duplicates(inventory, container, new_seat):
+    seat_id, owner, _ = _sold_seat(inventory, new_seat)
+    hall, scanner = _id(), _id()
+    request = pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall, scanner_user_id=scanner)
+    first = inventory.MarkCheckedIn(request)
+    assert first.checked_in is True
+    assert (first.seat.status, first.seat.checked_in_hall_id, first.seat.owner_user_id) == \
+        (pb.CHECKED_IN, hall, owner)
+    assert first.seat.checked_in_at
+    second = inventory.MarkCheckedIn(request)
+    assert second.checked_in is False
+    assert (second.seat.checked_in_at, second.seat.checked_in_hall_id) == (first.seat.checked_in_at, hall)
+    logs = _entry_logs(container, seat_id)
+    assert [(r["result"], r["hall_id"], r["scanner_user_id"]) for r in logs] == \
+        [("CHECKED_IN", hall, scanner), ("DUPLICATE", hall, scanner)]
+    assert hall in logs[1]["detail"]
+
+
+def test_mark_checked_in_of_a_seat_that_is_not_paid_is_seat_unavailable(inventory, new_seat, rpc_error):
+    for seat_id in (new_seat(), _reserve(inventory, new_seat()).seat_id):
+        rpc_error(inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=_id()),
+                  FAILED, "SEAT_UNAVAILABLE", 409)
+    rpc_error(inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id=_id()),
+              NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+def test_record_scan_appends_an_entry_log_row_even_for_an_unknown_seat(inventory, container):
+    unknown = f"forged-{uuid.uuid4()}"
+    reply = inventory.RecordScan(pb.RecordScanRequest(seat_id=unknown, hall_id=_id(), result="INVALID",
+                                                      detail="bad signature", scanner_user_id=_id()))
+    logs = _entry_logs(container, unknown)
+    assert [(r["id"], r["result"], r["detail"]) for r in logs] == [(reply.id, "INVALID", "bad signature")]
+    assert logs[0]["scanned_at"] is not None
+
+
+def test_calls_without_the_internal_credential_are_unauthenticated(grpc_server, new_seat):
+    seat_id = new_seat()
+    for metadata in ((), (("x-internal-token", "wrong"),)):
+        with grpc.insecure_channel(grpc_server.target) as channel:
+            stub = inventory_pb2_grpc.InventoryStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ReserveSeat(pb.ReserveSeatRequest(seat_id=seat_id, user_id=_id(), hold_id=_id(),
+                                                       hold_seconds=60), metadata=metadata, timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert caught.value.details().startswith("INTERNAL_CREDENTIAL_REQUIRED")
+
+
+def test_health_service_reports_serving(grpc_server):
+    assert grpc_server.health() == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_server_stops_gracefully_on_sigterm(start_server):
+    server = start_server()
+    assert server.stop() == 0
+    assert "stopping gRPC server" in server.log()

@@ -1,0 +1,324 @@
+"""The hold timer end to end on the real broker vhost (topology of rabbitmq/definitions.json) and PostgreSQL."""
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.parse
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from sqlalchemy.engine import make_url
+from trproto import inventory_pb2 as pb
+
+from inventory_service.bootstrap import bootstrap
+from inventory_service.domain.model import SeatStatus
+from inventory_service.entrypoints.hold_sweeper import HoldSweeper
+from trcommon.logs import request_id_var
+
+HOLD_EXCHANGE, HOLD_ROUTING_KEY = "seat.hold", "seat.hold"
+# Where an expired hold message is dead-lettered to; publishing here is what the broker does on expiry.
+RELEASE_EXCHANGE, RELEASE_ROUTING_KEY = "seat.hold.dlx", "seat.release"
+RELEASE_QUEUE, PARKING_QUEUE = "seat.release.queue", "seat.release.parking.queue"
+
+
+@pytest.fixture(autouse=True)
+def no_other_consumer(broker, eventually):
+    """Each test owns the release queue: a consumer left over from another test would take its messages."""
+    assert eventually(lambda: broker.consumers(RELEASE_QUEUE) == 0, 5.0, interval=0.1), \
+        "another consumer is still attached to seat.release.queue"
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def _hold(inventory, new_seat, hold_seconds=1):
+    seat_id, user, hold = new_seat(), _id(), _id()
+    seat = inventory.ReserveSeat(pb.ReserveSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold,
+                                                       hold_seconds=hold_seconds)).seat
+    return seat
+
+
+def _timer_message(seat) -> bytes:
+    return json.dumps({"seat_id": seat.seat_id, "hold_id": seat.hold_id, "order_id": seat.hold_id,
+                       "held_until": seat.held_until}).encode()
+
+
+def _is_available(stored_seat, seat_id):
+    def check():
+        seat = stored_seat(seat_id)
+        return seat.status is SeatStatus.AVAILABLE and seat.hold_id is None
+    return check
+
+
+class _RequestIds(logging.Handler):
+    """Records the request id in the logging context when each release is logged."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_seat = {}
+
+    def emit(self, record):
+        if record.getMessage() == "hold released":
+            self.by_seat[getattr(record, "seat_id", None)] = request_id_var.get()
+
+
+def test_an_expired_hold_message_releases_the_seat_within_seconds(inventory, new_seat, stored_seat, broker,
+                                                                  run_consumer, eventually, caplog):
+    caplog.set_level(logging.INFO, logger="inventory.holds")
+    consumer = run_consumer()
+    seen = _RequestIds()
+    logging.getLogger("inventory.holds").addHandler(seen)
+    try:
+        seat = _hold(inventory, new_seat, hold_seconds=1)
+        broker.publish(HOLD_EXCHANGE, HOLD_ROUTING_KEY, _timer_message(seat), expiration_ms=1000,
+                       headers={"x-request-id": "req-timer-1"})
+        assert eventually(_is_available(stored_seat, seat.seat_id), 4.0)
+    finally:
+        logging.getLogger("inventory.holds").removeHandler(seen)
+    late = datetime.now(timezone.utc) - datetime.fromisoformat(seat.held_until)
+    assert late.total_seconds() < 3.0
+    assert consumer.stats["released"] == 1
+    assert seen.by_seat[seat.seat_id] == "req-timer-1"
+
+
+def test_a_poison_message_is_parked_and_later_messages_are_still_processed(inventory, new_seat, stored_seat, broker,
+                                                                          run_consumer, eventually):
+    consumer = run_consumer()
+    poison = f'{{"seat_id": "{_id()}", "hold_id": '.encode()    # truncated JSON
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, poison)
+    seat = _hold(inventory, new_seat, hold_seconds=1)
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+    assert eventually(_is_available(stored_seat, seat.seat_id), 4.0)
+    assert broker.take_from(PARKING_QUEUE, poison, 5.0), "the malformed message was not parked"
+    assert consumer.stats["parked"] == 1
+
+
+def test_a_message_for_a_hold_that_was_paid_for_changes_nothing(inventory, new_seat, stored_seat, broker,
+                                                                run_consumer, eventually):
+    consumer = run_consumer()
+    seat = _hold(inventory, new_seat, hold_seconds=60)
+    inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_id=seat.seat_id, user_id=seat.held_by_user_id,
+                                                hold_id=seat.hold_id))
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+    assert eventually(lambda: consumer.stats["ignored"] == 1, 4.0)
+    assert stored_seat(seat.seat_id).status is SeatStatus.SOLD
+
+
+def test_a_message_that_arrives_before_held_until_releases_the_seat_at_held_until(inventory, new_seat, stored_seat,
+                                                                                  broker, run_consumer, eventually):
+    consumer = run_consumer()
+    seat = _hold(inventory, new_seat, hold_seconds=2)
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))   # broker clock "ahead"
+    assert eventually(lambda: consumer.stats["early"] >= 1, 2.0)
+    assert stored_seat(seat.seat_id).status is SeatStatus.HELD
+    assert eventually(_is_available(stored_seat, seat.seat_id), 4.0)
+    assert datetime.now(timezone.utc) >= datetime.fromisoformat(seat.held_until)
+    assert consumer.stats["released"] == 1
+
+
+def test_a_message_far_ahead_of_held_until_is_acked_and_the_hold_left_to_the_sweeper(inventory, new_seat,
+                                                                                     stored_seat, broker,
+                                                                                     consumer_settings,
+                                                                                     run_consumer, eventually):
+    container = bootstrap(consumer_settings.model_copy(update={"release_early_wait_max_seconds": 0.5}))
+    try:
+        consumer = run_consumer(container)
+        seat = _hold(inventory, new_seat, hold_seconds=60)
+        broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+        assert eventually(lambda: consumer.stats["left_to_sweeper"] == 1, 4.0)
+        assert stored_seat(seat.seat_id).status is SeatStatus.HELD
+    finally:
+        consumer.stop()
+        container.engine.dispose()
+
+
+def test_the_consumer_reconnects_after_the_broker_drops_its_connection(inventory, new_seat, stored_seat, broker,
+                                                                       amqp_url, run_consumer, eventually):
+    consumer = run_consumer()
+    mgmt = f"http://{make_url_host(amqp_url)}:15672/api"
+    vhost = urllib.parse.unquote(urllib.parse.urlparse(amqp_url).path[1:] or "/")
+
+    def consumer_connections():
+        try:
+            listed = requests.get(f"{mgmt}/vhosts/{urllib.parse.quote(vhost, safe='')}/connections",
+                                  auth=("guest", "guest"), timeout=5).json()
+        except requests.RequestException:
+            pytest.skip("the RabbitMQ management API is not reachable")
+        return [c["name"] for c in listed
+                if c.get("client_properties", {}).get("connection_name") == "inventory-release-consumer"]
+
+    assert eventually(lambda: len(consumer_connections()) == 1, 10.0, interval=0.2)
+    for name in consumer_connections():
+        requests.delete(f"{mgmt}/connections/{urllib.parse.quote(name, safe='')}", auth=("guest", "guest"),
+                        headers={"X-Reason": "test: broker goes away"}, timeout=5).raise_for_status()
+    assert eventually(lambda: consumer.stats["connection_losses"] >= 1, 5.0)
+    assert consumer.consuming.wait(10), "the consumer did not reattach to the queue"
+    seat = _hold(inventory, new_seat, hold_seconds=1)
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+    assert eventually(_is_available(stored_seat, seat.seat_id), 4.0)
+
+
+def make_url_host(amqp_url: str) -> str:
+    return urllib.parse.urlparse(amqp_url).hostname or "127.0.0.1"
+
+
+def test_the_release_consumer_process_stops_cleanly_on_sigterm(consumer_settings, tmp_path, eventually):
+    env = {**os.environ, "DATABASE_URL": consumer_settings.database_url, "AMQP_URL": consumer_settings.amqp_url,
+           "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "STARTUP_WAIT_SECONDS": "10"}
+    log_path = tmp_path / "release-consumer.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "inventory_service.entrypoints.release_consumer"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert eventually(lambda: '"message": "consuming"' in log_path.read_text(), 15.0, interval=0.1), \
+            log_path.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert "hold sweeper started" in messages and "release consumer stopped" in messages
+    assert all(line["service"] == "inventory-service" for line in lines)
+
+
+# The consumer as its own process, with a unit of work that kills the process right after its commit: the
+# ack never happens, exactly as if the process died between the two.
+DIES_AFTER_COMMIT = """
+import dataclasses, functools, os, signal
+from inventory_service.bootstrap import bootstrap
+from inventory_service.entrypoints.release_consumer import ReleaseConsumer
+from inventory_service.service_layer.unit_of_work import InventoryUnitOfWork
+from inventory_service.settings import InventorySettings
+
+class DiesAfterCommit(InventoryUnitOfWork):
+    def commit(self):
+        super().commit()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+container = bootstrap(InventorySettings())
+ReleaseConsumer(dataclasses.replace(container, uow=functools.partial(DiesAfterCommit, container.engine))).run()
+"""
+
+
+def test_a_redelivery_after_a_crash_between_commit_and_ack_leaves_a_new_hold_alone(
+        inventory, new_seat, stored_seat, broker, consumer_settings, run_consumer, eventually, tmp_path):
+    first = _hold(inventory, new_seat, hold_seconds=1)
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(first))
+    env = {**os.environ, "DATABASE_URL": consumer_settings.database_url, "AMQP_URL": consumer_settings.amqp_url,
+           "ENVIRONMENT": "test"}
+    with open(tmp_path / "consumer.log", "wb") as out:
+        crashing = subprocess.Popen([sys.executable, "-c", DIES_AFTER_COMMIT], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+    try:
+        crashing.wait(15)
+    except subprocess.TimeoutExpired:
+        crashing.kill()
+        crashing.wait()
+    assert crashing.returncode == -signal.SIGKILL, (tmp_path / "consumer.log").read_text()
+    assert _is_available(stored_seat, first.seat_id)()          # it committed the release, then died
+
+    second_hold = _id()
+    inventory.ReserveSeat(pb.ReserveSeatRequest(seat_id=first.seat_id, user_id=_id(), hold_id=second_hold,
+                                                hold_seconds=60))
+    consumer = run_consumer()
+    assert eventually(lambda: consumer.stats["ignored"] == 1, 5.0)
+    assert consumer.stats["redelivered"] == 1
+    seat = stored_seat(first.seat_id)
+    assert (seat.status, seat.hold_id) == (SeatStatus.HELD, second_hold)
+    consumer.stop()
+    assert eventually(lambda: not consumer.consuming.is_set(), 5.0)
+    assert broker.ready_messages(RELEASE_QUEUE) == 0           # acked this time
+
+
+class _TcpProxy:
+    """A TCP forwarder that can be started late: a database that is down, then comes back."""
+
+    def __init__(self, port: int, upstream: tuple[str, int]):
+        self.port, self.upstream = port, upstream
+        self._server = None
+
+    def start(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def test_a_database_outage_keeps_the_message_until_the_release_succeeds(inventory, new_seat, stored_seat, broker,
+                                                                        consumer_settings, run_consumer,
+                                                                        eventually):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    real = make_url(consumer_settings.database_url)
+    proxy = _TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
+    behind_proxy = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    container = bootstrap(consumer_settings.model_copy(update={"database_url": behind_proxy}))
+    consumer = run_consumer(container)
+    try:
+        seat = _hold(inventory, new_seat, hold_seconds=1)
+        broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+        assert eventually(lambda: consumer.stats["database_retries"] >= 2, 5.0)
+        assert stored_seat(seat.seat_id).status is SeatStatus.HELD
+        proxy.start()                                               # the database is back
+        assert eventually(_is_available(stored_seat, seat.seat_id), 15.0)
+        assert consumer.stats["released"] == 1
+        # It was kept and retried in place, never handed back to the broker (which would count toward the
+        # queue's delivery-limit and end in the parking queue).
+        assert consumer.stats["redelivered"] == 0
+    finally:
+        consumer.stop()
+        proxy.stop()
+        container.engine.dispose()
+
+
+def test_the_sweeper_releases_a_lapsed_hold_that_has_no_message(inventory, new_seat, stored_seat, settings,
+                                                                 eventually):
+    container = bootstrap(settings.model_copy(update={"hold_sweep_interval_seconds": 0.2,
+                                                      "hold_sweep_grace_seconds": 0.3}))
+    sweeper = HoldSweeper(container)
+    live = _hold(inventory, new_seat, hold_seconds=60)
+    lapsing = _hold(inventory, new_seat, hold_seconds=1)
+    sweeper.start()
+    try:
+        assert eventually(_is_available(stored_seat, lapsing.seat_id), 4.0)
+    finally:
+        sweeper.stop()
+        container.engine.dispose()
+    assert sweeper.released >= 1
+    assert stored_seat(live.seat_id).status is SeatStatus.HELD

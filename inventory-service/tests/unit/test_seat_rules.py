@@ -1,0 +1,123 @@
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import grpc
+import pytest
+
+from inventory_service.domain.exceptions import HoldExpired, NotOwner, SeatLocked, SeatUnavailable, TooManyHolds
+from inventory_service.domain.model import HoldReleased, ScanResult, Seat, SeatStatus, check_hold_cap
+
+NOW = datetime(2030, 1, 1, 20, 0, tzinfo=timezone.utc)
+USER, OTHER = "user-1", "user-2"
+
+
+def _seat(**state) -> Seat:
+    return Seat("s1", "e1", "A", "1", 1, 50, **state)
+
+
+def _held(by=USER, hold="h1", until=NOW + timedelta(seconds=60)) -> Seat:
+    return _seat(status=SeatStatus.HELD, held_by_user_id=by, hold_id=hold, held_until=until)
+
+
+def _sold(owner=USER, hold="h1") -> Seat:
+    return _seat(status=SeatStatus.SOLD, owner_user_id=owner, hold_id=hold)
+
+
+def test_holding_an_available_seat_sets_the_hold_until_now_plus_its_seconds():
+    seat = _seat().hold(USER, "h1", NOW, 300)
+    assert seat.status is SeatStatus.HELD
+    assert (seat.held_by_user_id, seat.hold_id, seat.held_until) == (USER, "h1", NOW + timedelta(seconds=300))
+
+
+def test_a_seat_held_by_a_live_hold_cannot_be_held_again():
+    with pytest.raises(SeatUnavailable):
+        _held(by=OTHER, hold="h0").hold(USER, "h1", NOW, 300)
+
+
+def test_a_lapsed_hold_counts_as_available_and_can_be_taken_over():
+    lapsed = _held(by=OTHER, hold="h0", until=NOW)
+    assert lapsed.is_free(NOW)
+    seat = lapsed.hold(USER, "h1", NOW, 60)
+    assert (seat.held_by_user_id, seat.hold_id) == (USER, "h1")
+
+
+def test_sold_and_checked_in_seats_cannot_be_held():
+    checked_in = replace(_sold(), status=SeatStatus.CHECKED_IN, checked_in_at=NOW, checked_in_hall_id="hall")
+    for seat in (_sold(), checked_in):
+        with pytest.raises(SeatUnavailable):
+            seat.hold(USER, "h9", NOW, 60)
+
+
+def test_a_lapsed_hold_is_shown_as_available_with_empty_hold_fields():
+    seen = _held(until=NOW - timedelta(seconds=1)).as_seen_at(NOW)
+    assert seen.status is SeatStatus.AVAILABLE
+    assert (seen.held_by_user_id, seen.hold_id, seen.held_until) == (None, None, None)
+    live = _held()
+    assert live.as_seen_at(NOW) is live
+
+
+def test_confirming_a_live_hold_sells_the_seat_to_its_holder_and_keeps_the_order_id():
+    seat = _held().confirm(USER, "h1", NOW)
+    assert seat.status is SeatStatus.SOLD
+    assert (seat.owner_user_id, seat.hold_id, seat.held_until, seat.held_by_user_id) == (USER, "h1", None, None)
+
+
+def test_confirming_again_returns_the_sold_seat_unchanged():
+    sold = _sold()
+    assert sold.confirm(USER, "h1", NOW) is sold
+
+
+def test_confirming_a_lapsed_hold_is_hold_expired():
+    with pytest.raises(HoldExpired) as caught:
+        _held(until=NOW).confirm(USER, "h1", NOW)
+    assert (caught.value.code, caught.value.status) == ("HOLD_EXPIRED", 410)
+
+
+def test_confirming_with_another_hold_or_user_is_seat_unavailable():
+    for seat, user, hold in ((_held(), USER, "h2"), (_held(), OTHER, "h1"), (_seat(), USER, "h1"),
+                             (_sold(owner=OTHER, hold="h0"), USER, "h1")):
+        with pytest.raises(SeatUnavailable):
+            seat.confirm(user, hold, NOW)
+
+
+def test_transfer_moves_ownership_and_bumps_the_ticket_version():
+    seat = _sold().transfer(USER, OTHER)
+    assert (seat.owner_user_id, seat.ticket_version, seat.status) == (OTHER, 2, SeatStatus.SOLD)
+
+
+def test_transfer_from_someone_who_is_not_the_owner_is_not_owner():
+    with pytest.raises(NotOwner) as caught:
+        _sold(owner=OTHER).transfer(USER, "user-3")
+    assert (caught.value.code, caught.value.status) == ("NOT_OWNER", 409)
+    with pytest.raises(NotOwner):
+        _held().transfer(USER, OTHER)
+
+
+def test_a_losing_check_in_is_a_duplicate_only_when_the_seat_is_checked_in():
+    checked_in = replace(_sold(), status=SeatStatus.CHECKED_IN, checked_in_at=NOW, checked_in_hall_id="hall")
+    assert checked_in.refuse_check_in() is ScanResult.DUPLICATE
+    for seat in (_seat(), _held()):
+        with pytest.raises(SeatUnavailable):
+            seat.refuse_check_in()
+
+
+def test_the_hold_cap_refuses_the_hold_beyond_the_limit():
+    check_hold_cap(7, 8)
+    with pytest.raises(TooManyHolds) as caught:
+        check_hold_cap(8, 8)
+    assert (caught.value.code, caught.value.status) == ("TOO_MANY_HOLDS", 429)
+
+
+def test_a_release_reports_how_late_it_was():
+    released = HoldReleased(_seat(), "h1", NOW, NOW + timedelta(milliseconds=250))
+    assert released.late_seconds == pytest.approx(0.25)
+
+
+def test_seat_busy_is_seat_unavailable_and_travels_as_aborted_over_grpc():
+    from inventory_service.entrypoints import grpc_server  # noqa: F401 - attaches the transport status
+    from trcommon.grpc_support import grpc_status_for
+
+    err = SeatLocked()
+    assert (err.code, err.status, err.message) == ("SEAT_UNAVAILABLE", 409, "seat busy")
+    assert grpc_status_for(err) == grpc.StatusCode.ABORTED
+    assert grpc_status_for(SeatUnavailable("sold")) == grpc.StatusCode.FAILED_PRECONDITION
