@@ -3,19 +3,20 @@ fresh RabbitMQ vhost, called only through the public API (plus direct database r
 to create fresh events and seats, which the public API has no route for)."""
 from __future__ import annotations
 
-import dataclasses
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import requests
 import sqlalchemy as sa
 
-from trcommon import demo
 from trcommon.devstack import Ports, Stack, free_port
 from trcommon.services import DB_SERVICES, ROOT
 from trcommon.testing import migrated_database
+
+sys.path.insert(0, str(Path(__file__).parent))
+from e2e_support import Api, FreshEvent, register_and_login  # noqa: E402
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 
@@ -73,66 +74,9 @@ def api(stack):
     return Api(stack.base_url)
 
 
-class Api:
-    """A tiny client of the public API."""
-
-    def __init__(self, base_url: str):
-        self.base = base_url
-        self.http = requests.Session()
-
-    def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
-        headers = kwargs.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
-
-    def get(self, path, token=None, **kw):
-        return self.call("GET", path, token, **kw)
-
-    def post(self, path, token=None, **kw):
-        return self.call("POST", path, token, **kw)
-
-
-@dataclasses.dataclass
-class Fan:
-    user_id: str
-    email: str
-    password: str
-    phone: str
-    token: str
-    refresh_token: str
-
-
-def register_and_login(api: Api, password: str = "correct-horse-battery") -> Fan:
-    email = f"fan-{uuid.uuid4().hex[:12]}@example.com"
-    phone = f"+659{uuid.uuid4().int % 10**7:07d}"
-    r = api.post("/auth/register", json={"email": email, "password": password, "phone": phone})
-    assert r.status_code == 201, r.text
-    user_id = r.json()["user_id"]
-    r = api.post("/auth/login", json={"email": email, "password": password})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    return Fan(user_id, email, password, phone, body["access_token"], body["refresh_token"])
-
-
 @pytest.fixture
 def fan(api) -> Fan:
     return register_and_login(api)
-
-
-def login(api: Api, email: str, password: str = demo.PASSWORD) -> str:
-    r = api.post("/auth/login", json={"email": email, "password": password})
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
-
-
-@dataclasses.dataclass
-class FreshEvent:
-    event_id: str
-    hall_id: str
-    other_hall_id: str
-    seat_ids: list[str]
-    price: int
 
 
 @pytest.fixture
@@ -159,20 +103,6 @@ def fresh_event(engines):
         return FreshEvent(event, hall, other_hall, seat_ids, price)
 
     return make
-
-
-def seat_row(engines, seat_id: str) -> dict:
-    with engines["inventory-service"].connect() as conn:
-        return dict(conn.execute(sa.text("SELECT * FROM seats WHERE seat_id = :s"), {"s": seat_id}).mappings().one())
-
-
-def latest_sms_code(engines, phone: str) -> str:
-    import re
-
-    with engines["user-service"].connect() as conn:
-        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p ORDER BY id DESC LIMIT 1"),
-                            {"p": phone}).scalar_one()
-    return re.search(r"\b(\d{6})\b", body).group(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

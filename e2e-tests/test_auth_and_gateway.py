@@ -9,7 +9,7 @@ import requests
 from trcommon import demo
 from trcommon.settings import DEV_JWT_SECRET
 
-from conftest import login, register_and_login
+from e2e_support import login, register_and_login
 
 
 def test_a_new_fan_can_register_log_in_and_see_their_profile(api):

@@ -1,0 +1,80 @@
+"""Helpers of the end-to-end tests: a small public-API client and ways to read the databases' state."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+
+import requests
+import sqlalchemy as sa
+
+from trcommon import demo
+
+
+class Api:
+    """A tiny client of the public API."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+        self.http = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path, token=None, **kw):
+        return self.call("GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.call("POST", path, token, **kw)
+
+
+@dataclasses.dataclass
+class Fan:
+    user_id: str
+    email: str
+    password: str
+    phone: str
+    token: str
+    refresh_token: str
+
+
+def register_and_login(api: Api, password: str = "correct-horse-battery") -> Fan:
+    email = f"fan-{uuid.uuid4().hex[:12]}@example.com"
+    phone = f"+659{uuid.uuid4().int % 10**7:07d}"
+    r = api.post("/auth/register", json={"email": email, "password": password, "phone": phone})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["user_id"]
+    r = api.post("/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return Fan(user_id, email, password, phone, body["access_token"], body["refresh_token"])
+
+
+def login(api: Api, email: str, password: str = demo.PASSWORD) -> str:
+    r = api.post("/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+@dataclasses.dataclass
+class FreshEvent:
+    event_id: str
+    hall_id: str
+    other_hall_id: str
+    seat_ids: list[str]
+    price: int
+
+
+def seat_row(engines, seat_id: str) -> dict:
+    with engines["inventory-service"].connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM seats WHERE seat_id = :s"), {"s": seat_id}).mappings().one())
+
+
+def latest_sms_code(engines, phone: str) -> str:
+    with engines["user-service"].connect() as conn:
+        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p ORDER BY id DESC LIMIT 1"),
+                            {"p": phone}).scalar_one()
+    return re.search(r"\b(\d{6})\b", body).group(1)
