@@ -16,7 +16,7 @@ from trcommon.services import DB_SERVICES, ROOT
 from trcommon.testing import migrated_database
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import Api, FreshEvent, register_and_login  # noqa: E402
+from e2e_support import STRIPE_WEBHOOK_SECRET, Api, FreshEvent, register_and_login  # noqa: E402
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 
@@ -24,15 +24,18 @@ LOG_DIR = ROOT / "build" / "e2e-logs"
 E2E_ENV = {
     "ENVIRONMENT": "test",
     "LOG_LEVEL": "INFO",
-    "HOLD_TTL_SECONDS": "60",
+    # Every hold in this suite lasts 3 s (a broker queue expires messages in order, so one TTL for all).
+    "HOLD_TTL_SECONDS": "3",
     "OTP_TTL_SECONDS": "60",
     "QR_TTL_SECONDS": "30",
     "ARGON2_TIME_COST": "1",
     "ARGON2_MEMORY_COST": "8192",
     "RECOVERY_INTERVAL_SECONDS": "0.5",
-    "RECOVERY_GRACE_SECONDS": "3",
+    "RECOVERY_GRACE_SECONDS": "1",
     "HOLD_SWEEP_INTERVAL_SECONDS": "0.5",
-    "STRIPE_WEBHOOK_SECRET": "whsec_e2e_test_secret",
+    # The sweeper (for lost timer messages) waits long here, so expiry tests prove the broker path.
+    "HOLD_SWEEP_GRACE_SECONDS": "30",
+    "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
 }
 
 

@@ -78,3 +78,52 @@ def latest_sms_code(engines, phone: str) -> str:
         body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p ORDER BY id DESC LIMIT 1"),
                             {"p": phone}).scalar_one()
     return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_e2e_test_secret"
+
+
+def topup(api: Api, user_id: str, credits: int) -> None:
+    """Credit a fan the way production does: a Stripe `payment_intent.succeeded` webhook, signed offline."""
+    import json
+    import time
+
+    import stripe
+
+    event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": f"pi_{uuid.uuid4().hex}", "object": "payment_intent",
+                                 "amount_received": credits, "currency": "sgd", "metadata": {"user_id": user_id}}}}
+    payload = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    r = api.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header,
+                                                             "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
+def balance(api: Api, token: str) -> int:
+    return api.get("/me", token).json()["credit_balance"]
+
+
+def order_row(engines, order_id: str) -> dict:
+    with engines["order-service"].connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM orders WHERE order_id = :o"), {"o": order_id})
+                    .mappings().one())
+
+
+def ledger_refs(engines, prefix: str) -> list[str]:
+    with engines["user-service"].connect() as conn:
+        return list(conn.execute(sa.text("SELECT reference FROM credit_ledger WHERE reference LIKE :p"),
+                                 {"p": prefix + "%"}).scalars())
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
