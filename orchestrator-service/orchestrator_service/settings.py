@@ -14,8 +14,6 @@ class OrchestratorSettings(CommonSettings):
     qr_ttl_seconds: int = 30
     qr_secret: str = DEV_QR_SECRET
     transfer_ttl_seconds: int = 900
-    # Publisher confirms: how long to wait for the broker to accept a hold message.
-    publish_confirm_timeout_seconds: float = 5.0
     # Recovery pass (orchestrator-worker): how often, and how long a charging saga may sit still before the
     # pass drives it to an end. Must exceed internal_timeout_seconds so an in-flight call is never overtaken.
     recovery_interval_seconds: float = 1.0
