@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from trcommon.devstack import Ports, Stack, free_port
+from trcommon.devstack import Ports, Stack
 from trcommon.services import DB_SERVICES, ROOT
 from trcommon.testing import migrated_database
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import STRIPE_WEBHOOK_SECRET, Api, FreshEvent, register_and_login  # noqa: E402
+from e2e_support import STRIPE_WEBHOOK_SECRET, Api, Fan, FreshEvent, register_and_login  # noqa: E402
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 

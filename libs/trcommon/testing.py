@@ -158,3 +158,39 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
         if "e2e-tests" in parts:
             item.add_marker(pytest.mark.e2e)
+
+
+def service_fixtures(service: str, **settings_overrides):
+    """The standard fixtures of one service's integration tests, for its conftest:
+
+        database_url, settings, container = service_fixtures("event-service")
+
+    database_url: a fresh migrated database for the run; settings: the service's settings pointing at it;
+    container: the service's composition root (its engine disposed at the end).
+    """
+    import importlib
+
+    info = DB_SERVICES[service]
+
+    @pytest.fixture(scope="session")
+    def database_url(pg_server_url):
+        yield from migrated_database(pg_server_url, service)
+
+    @pytest.fixture(scope="session")
+    def settings(database_url):
+        return info.settings(database_url=database_url, environment="test", **settings_overrides)
+
+    @pytest.fixture(scope="session")
+    def container(settings):
+        c = importlib.import_module(f"{info.package}.bootstrap").bootstrap(settings)
+        yield c
+        c.engine.dispose()
+
+    return database_url, settings, container
+
+
+def internal_client(app, settings):
+    """A Flask test client that presents the internal service credential on every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_X_INTERNAL_TOKEN"] = settings.internal_service_token
+    return client

@@ -22,9 +22,8 @@ from inventory_service.bootstrap import bootstrap
 from inventory_service.domain.model import Seat
 from inventory_service.entrypoints.grpc_server import SERVICE_NAME
 from inventory_service.entrypoints.release_consumer import ReleaseConsumer
-from inventory_service.settings import InventorySettings
 from trcommon.grpc_support import app_error_from_rpc, client_channel
-from trcommon.testing import migrated_database
+from trcommon.testing import service_fixtures
 
 
 def free_port() -> int:
@@ -78,21 +77,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def database_url(pg_server_url):
-    yield from migrated_database(pg_server_url, "inventory-service")
-
-
-@pytest.fixture(scope="session")
-def settings(database_url):
-    return InventorySettings(database_url=database_url, environment="test")
-
-
-@pytest.fixture(scope="session")
-def container(settings):
-    c = bootstrap(settings)
-    yield c
-    c.engine.dispose()
+database_url, settings, container = service_fixtures("inventory-service")
 
 
 @pytest.fixture(scope="session")

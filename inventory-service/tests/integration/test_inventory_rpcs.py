@@ -274,12 +274,12 @@ def test_record_scan_appends_an_entry_log_row_even_for_an_unknown_seat(inventory
 
 def test_calls_without_the_internal_credential_are_unauthenticated(grpc_server, new_seat):
     seat_id = new_seat()
-    for metadata in ((), (("x-internal-token", "wrong"),)):
+    for call_metadata in ((), (("x-internal-token", "wrong"),)):
         with grpc.insecure_channel(grpc_server.target) as channel:
             stub = inventory_pb2_grpc.InventoryStub(channel)
             with pytest.raises(grpc.RpcError) as caught:
                 stub.ReserveSeat(pb.ReserveSeatRequest(seat_id=seat_id, user_id=_id(), hold_id=_id(),
-                                                       hold_seconds=60), metadata=metadata, timeout=5)
+                                                       hold_seconds=60), metadata=call_metadata, timeout=5)
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
             assert caught.value.details().startswith("INTERNAL_CREDENTIAL_REQUIRED")
 

@@ -1,26 +1,10 @@
 import pytest
 
-from order_service.bootstrap import bootstrap
 from order_service.entrypoints.app import create_app
-from order_service.settings import OrderSettings
-from trcommon.testing import migrated_database
+from trcommon.testing import internal_client, service_fixtures
 
 
-@pytest.fixture(scope="session")
-def database_url(pg_server_url):
-    yield from migrated_database(pg_server_url, "order-service")
-
-
-@pytest.fixture(scope="session")
-def settings(database_url):
-    return OrderSettings(database_url=database_url, environment="test")
-
-
-@pytest.fixture(scope="session")
-def container(settings):
-    c = bootstrap(settings)
-    yield c
-    c.engine.dispose()
+database_url, settings, container = service_fixtures("order-service")
 
 
 @pytest.fixture
@@ -30,6 +14,4 @@ def app(settings, container):
 
 @pytest.fixture
 def client(settings, app):
-    client = app.test_client()
-    client.environ_base["HTTP_X_INTERNAL_TOKEN"] = settings.internal_service_token
-    return client
+    return internal_client(app, settings)

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlalchemy as sa
 
-from trcommon.testing import migrated_database
+from trcommon.testing import internal_client, service_fixtures
 from user_service.adapters.tables import users as users_table
 from user_service.bootstrap import bootstrap
 from user_service.entrypoints.app import create_app
@@ -18,21 +18,7 @@ FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8, "argon2_paralleli
 CODE = re.compile(r"code (\d{6}) ")
 
 
-@pytest.fixture(scope="session")
-def database_url(pg_server_url):
-    yield from migrated_database(pg_server_url, "user-service")
-
-
-@pytest.fixture(scope="session")
-def settings(database_url):
-    return UserSettings(database_url=database_url, environment="test", **FAST_ARGON2)
-
-
-@pytest.fixture(scope="session")
-def container(settings):
-    c = bootstrap(settings)
-    yield c
-    c.engine.dispose()
+database_url, settings, container = service_fixtures("user-service", **FAST_ARGON2)
 
 
 @pytest.fixture
@@ -42,8 +28,7 @@ def make_client(settings, container):
     def make(**overrides):
         s = UserSettings(**{**settings.model_dump(), **overrides}) if overrides else settings
         c = bootstrap(s, engine=container.engine) if overrides else container
-        client = create_app(s, c).test_client()
-        client.environ_base["HTTP_X_INTERNAL_TOKEN"] = s.internal_service_token
+        client = internal_client(create_app(s, c), s)
         return client
 
     return make
