@@ -62,5 +62,9 @@ e2e: proto
 audit: proto
 	$(PYTHON) -m trcommon.audit
 
+# Pyflakes rules: unused or undefined names, shadowing, broken imports.
+lint: $(STAMP)
+	$(BIN)/ruff check --select F libs e2e-tests *-service
+
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -2,7 +2,9 @@
 
 No Docker engine or Kong is needed: the files are parsed and checked against the spec (SPEC §1, §2, §5, §6), the
 Makefile, rabbitmq/ and the shared settings. Kong's route matching is emulated as the traditional_compatible router
-does it: a path starting with `~` is a regex anchored at the start, any other path is a prefix.
+does it: a path starting with `~` is a regex anchored at the start, any other path is a prefix. Every service image
+builds on one shared base, docker/base.Dockerfile, which docker-compose.yml builds as the build-only `base` service
+and hands to each service build as its `base` context.
 """
 from __future__ import annotations
 
@@ -78,8 +80,17 @@ def interpolate_defaults(value: str) -> str:
     return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
 
 
+BASE_DOCKERFILE = "docker/base.Dockerfile"
+BASE_SERVICE = "base"  # the build-only compose service that builds BASE_DOCKERFILE
+
+
+def dockerfile_path(folder: str) -> Path:
+    """A service folder's Dockerfile, or the shared base for BASE_DOCKERFILE itself."""
+    return ROOT / BASE_DOCKERFILE if folder == BASE_DOCKERFILE else ROOT / folder / "Dockerfile"
+
+
 def dockerfile_instructions(folder: str) -> list[tuple[str, str]]:
-    text = (ROOT / folder / "Dockerfile").read_text()
+    text = dockerfile_path(folder).read_text()
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     joined = "\n".join(lines).replace("\\\n", " ")
     out = []
@@ -109,38 +120,74 @@ def makefile_protoc_args() -> list[str]:
 
 # ---- Dockerfiles ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("folder", sorted(SERVICES))
-def test_every_service_folder_has_a_dockerfile_that_copies_only_its_own_folder(folder):
-    instructions = dockerfile_instructions(folder)
+def copy_sources(instructions: list[tuple[str, str]]) -> set[str]:
+    """What COPY/ADD take from the build context (not from another stage)."""
     sources = set()
     for keyword, rest in instructions:
         if keyword in ("COPY", "ADD") and not rest.startswith("--from"):
-            *srcs, _dest = shlex.split(rest)
+            *srcs, _dest = [a for a in shlex.split(rest) if not a.startswith("--")]
             sources.update(s.rstrip("/") for s in srcs)
-    assert sources == {"requirements.txt", "proto", "libs", "rabbitmq", folder}, sources
+    return sources
+
+
+def stages(folder: str) -> list[str]:
+    return [rest.split()[0] for keyword, rest in dockerfile_instructions(folder) if keyword == "FROM"]
+
+
+@pytest.mark.parametrize("folder", sorted(SERVICES))
+def test_every_service_folder_has_a_dockerfile_that_copies_only_its_own_folder(folder):
+    instructions = dockerfile_instructions(folder)
+    assert copy_sources(instructions) == {folder}
     assert not any(keyword == "ADD" for keyword, _ in instructions), "use COPY, not ADD"
 
 
 @pytest.mark.parametrize("folder", sorted(SERVICES))
-def test_every_dockerfile_generates_the_grpc_code_like_make_proto(folder):
-    runs = [rest for keyword, rest in dockerfile_instructions(folder) if keyword == "RUN" and "grpc_tools.protoc" in rest]
+def test_every_service_image_builds_on_the_shared_base(folder):
+    assert stages(folder) == [BASE_SERVICE], "one stage, FROM the `base` build context"
+    runs = [rest for keyword, rest in dockerfile_instructions(folder) if keyword == "RUN"]
+    assert not any("grpc_tools.protoc" in rest for rest in runs), "the base generates trproto, not the service"
+
+
+def test_the_base_copies_the_shared_files_and_no_service_folder():
+    instructions = dockerfile_instructions(BASE_DOCKERFILE)
+    assert copy_sources(instructions) == {"requirements.txt", "proto", "libs", "rabbitmq"}
+    assert not copy_sources(instructions) & set(SERVICES)
+    assert not any(keyword == "ADD" for keyword, _ in instructions), "use COPY, not ADD"
+    copied_from_build = {shlex.split(rest)[-1].rstrip("/") for keyword, rest in instructions
+                         if keyword == "COPY" and rest.startswith("--from=build")}
+    assert copied_from_build == {"/opt/venv", "build/gen"}
+
+
+def test_the_base_generates_the_grpc_code_like_make_proto():
+    runs = [rest for keyword, rest in dockerfile_instructions(BASE_DOCKERFILE)
+            if keyword == "RUN" and "grpc_tools.protoc" in rest]
     assert len(runs) == 1, "the image generates trproto exactly once"
     assert protoc_args(runs[0]) == makefile_protoc_args()
     assert "touch build/gen/trproto/__init__.py" in runs[0]
 
 
-@pytest.mark.parametrize("folder", sorted(SERVICES))
-def test_every_image_is_python_311_slim_runs_as_a_non_root_user_and_finds_its_code(folder):
-    instructions = dockerfile_instructions(folder)
-    text = (ROOT / folder / "Dockerfile").read_text()
+def test_the_base_is_python_311_slim_and_creates_the_non_root_user():
+    instructions = dockerfile_instructions(BASE_DOCKERFILE)
+    text = dockerfile_path(BASE_DOCKERFILE).read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.M)
-    assert all(rest.split()[0] == "${PYTHON_IMAGE}" for keyword, rest in instructions if keyword == "FROM")
-    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert stages(BASE_DOCKERFILE) and all(s == "${PYTHON_IMAGE}" for s in stages(BASE_DOCKERFILE))
+    assert any(keyword == "RUN" and "useradd" in rest and " app" in rest for keyword, rest in instructions)
+    assert [rest for keyword, rest in instructions if keyword == "USER"][-1:] == ["app"], "the base ends as `app`"
+    env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
+    assert "PYTHONUNBUFFERED=1" in env and "PATH=/opt/venv/bin:" in env
+    assert [rest for keyword, rest in instructions if keyword == "WORKDIR"][-1] == "/app"
+
+
+@pytest.mark.parametrize("folder", sorted(SERVICES))
+def test_every_image_runs_as_a_non_root_user_and_finds_its_code(folder):
+    instructions = dockerfile_instructions(folder)
+    # The base's last USER holds unless the service Dockerfile sets another.
+    users = [rest for keyword, rest in dockerfile_instructions(BASE_DOCKERFILE) + instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), "the server must not run as root"
     env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
-    assert "PYTHONUNBUFFERED=1" in env
     pythonpath = re.search(r"PYTHONPATH=(\S+)", env).group(1).split(":")
     assert pythonpath == ["/app/libs", "/app/build/gen", f"/app/{folder}", "/app"]
+    assert any(keyword == "EXPOSE" for keyword, _ in instructions)
     assert any(keyword == "CMD" for keyword, _ in instructions)
 
 
@@ -172,15 +219,20 @@ def published_ports(service: dict) -> set[int]:
     return ports
 
 
+def long_running(compose: dict) -> dict:
+    """Every compose service but the build-only base."""
+    return {name: s for name, s in compose["services"].items() if name != BASE_SERVICE}
+
+
 def test_every_compose_service_has_a_healthcheck(compose):
-    for name, service in compose["services"].items():
+    for name, service in long_running(compose).items():
         check = service.get("healthcheck")
         assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
 
 
 def test_python_healthchecks_are_valid_python(compose):
-    for name, service in compose["services"].items():
+    for name, service in long_running(compose).items():
         test = service["healthcheck"]["test"]
         if test[0] == "CMD" and test[1] == "python":
             assert test[2] == "-c", name
@@ -223,10 +275,23 @@ def test_only_kong_and_rabbitmq_publish_ports(compose):
         assert service.get("network_mode") != "host", name
 
 
+def test_the_base_is_a_build_only_service(compose):
+    base = compose["services"][BASE_SERVICE]
+    assert base["build"] == {"context": ".", "dockerfile": BASE_DOCKERFILE}
+    assert base["image"] == "ticketremaster/base:local"
+    assert base["restart"] == "no" and base["command"] and not base.get("ports")
+    assert not base.get("depends_on")
+    assert not any(BASE_SERVICE in s.get("depends_on", {}) for s in compose["services"].values())
+
+
 def test_services_are_built_from_the_repository_root_with_their_own_dockerfile(compose):
     services = compose["services"]
     for folder in SERVICES:
-        assert services[folder]["build"] == {"context": ".", "dockerfile": f"{folder}/Dockerfile"}
+        assert services[folder]["build"] == {"context": ".", "dockerfile": f"{folder}/Dockerfile",
+                                             "additional_contexts": {"base": f"service:{BASE_SERVICE}"}}
+    for name, service in long_running(compose).items():
+        if "build" in service:
+            assert service["build"]["additional_contexts"] == {"base": f"service:{BASE_SERVICE}"}, name
     for extra, folder in (("inventory-release-consumer", "inventory-service"),
                           ("orchestrator-worker", "orchestrator-service")):
         assert services[extra]["build"] == services[folder]["build"]
@@ -261,7 +326,7 @@ def test_secrets_come_from_the_host_with_the_shared_development_defaults(compose
     assert default_of(common["INTERNAL_SERVICE_TOKEN"]) == trsettings.DEV_INTERNAL_TOKEN
     assert default_of(common["QR_SECRET"]) == trsettings.DEV_QR_SECRET
     assert default_of(common["ENVIRONMENT"]) == "development"
-    for name, service in compose["services"].items():
+    for name, service in long_running(compose).items():
         if "build" in service:
             for key in ("JWT_SECRET", "INTERNAL_SERVICE_TOKEN", "ENVIRONMENT"):
                 assert service["environment"][key] == common[key], f"{name}: {key}"

@@ -1,0 +1,66 @@
+"""Buying credits: Stripe top-ups and the signature-verified webhook, through the public API."""
+import json
+import time
+import uuid
+
+import stripe
+
+from e2e_support import STRIPE_WEBHOOK_SECRET, balance, topup
+
+
+def _event(user_id, amount, event_type="payment_intent.succeeded", event_id=None):
+    return json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex}", "object": "event", "type": event_type,
+                       "data": {"object": {"id": f"pi_{uuid.uuid4().hex}", "object": "payment_intent",
+                                           "amount_received": amount, "currency": "sgd",
+                                           "metadata": {"user_id": user_id}}}})
+
+
+def _post(api, payload, header):
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["Stripe-Signature"] = header
+    return api.post("/webhooks/stripe", data=payload, headers=headers)
+
+
+def test_a_signed_payment_webhook_adds_the_credits_once_however_often_it_is_replayed(api, fan):
+    payload = _event(fan.user_id, 700)
+    header = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    for _ in range(5):
+        assert _post(api, payload, header).status_code == 200
+    assert balance(api, fan.token) == 700
+
+
+def test_forged_stale_and_unsigned_webhooks_are_400_and_add_nothing(api, fan):
+    payload = _event(fan.user_id, 500)
+    now = int(time.time())
+    forged = stripe.WebhookSignature.generate_signature_header(payload, "whsec_someone_else", now)
+    stale = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, now - 301)
+    valid = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, now)
+    tampered = payload.replace("500", "50000")
+    for body, header in ((payload, None), (payload, forged), (payload, stale), (tampered, valid),
+                         (payload, f"t={now},v0=abc")):
+        r = _post(api, body, header)
+        assert r.status_code == 400, (header, r.text)
+    assert balance(api, fan.token) == 0
+
+
+def test_a_failed_payment_event_adds_nothing(api, fan):
+    payload = _event(fan.user_id, 500, "payment_intent.payment_failed")
+    header = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    assert _post(api, payload, header).status_code == 200
+    assert balance(api, fan.token) == 0
+
+
+def test_topup_without_a_stripe_key_is_503_payments_not_configured(api, fan):
+    r = api.post("/credits/topup", fan.token, json={"amount": 1000})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "PAYMENTS_NOT_CONFIGURED"
+    assert api.post("/credits/topup", json={"amount": 1000}).status_code == 401
+    assert api.post("/credits/topup", fan.token, json={"amount": -5}).status_code == 400
+
+
+def test_topped_up_credits_pay_for_a_seat(api, fan, fresh_event):
+    ev = fresh_event(seats=1, price=80)
+    topup(api, fan.user_id, 100)
+    order_id = api.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}).json()["order_id"]
+    assert api.post("/pay", fan.token, json={"order_id": order_id}).status_code == 200
+    assert balance(api, fan.token) == 20
