@@ -269,3 +269,36 @@ def _swallow(fn, *args, **kwargs):
         fn(*args, **kwargs)
     except requests.RequestException:
         pass  # the orchestrator was killed under this request
+
+
+def test_a_hold_whose_timer_the_broker_refuses_is_released_at_once(api, fresh_event, engines, amqp_url):
+    """seat.hold.queue rejects publishes when full (x-overflow reject-publish); a nacked timer must not leave
+    an untimed hold behind. A max-length 0 policy makes the broker refuse every hold message."""
+    import urllib.parse
+
+    vhost = urllib.parse.quote(urllib.parse.urlparse(amqp_url).path.lstrip("/") or "/", safe="")
+    policy = f"http://127.0.0.1:15672/api/policies/{vhost}/e2e-hold-queue-full"
+    ev = fresh_event(seats=4)
+    fan = funded_fan(api)
+    r = requests.put(policy, auth=("guest", "guest"), timeout=10, json={
+        "pattern": "^seat\\.hold\\.queue$", "apply-to": "queues", "priority": 10,
+        "definition": {"max-length": 0}})
+    assert r.status_code in (201, 204), r.text
+    try:
+        # Once the queue is at its limit every timer is refused (the first one may still fit, and just expires).
+        refused_seat = None
+        for seat in ev.seat_ids[:3]:
+            time.sleep(0.5)
+            r = api.post("/reserve", fan.token, json={"seat_id": seat})
+            if r.status_code == 503:
+                refused_seat = seat
+                break
+            assert r.status_code == 201, r.text
+        assert refused_seat, "the broker never refused a hold message"
+        assert r.json()["error"]["code"] == "HOLD_TIMER_UNAVAILABLE"
+        assert seat_row(engines, refused_seat)["status"] == "AVAILABLE"
+    finally:
+        requests.delete(policy, auth=("guest", "guest"), timeout=10)
+    r = wait_until(lambda: (x := api.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[3]})).status_code
+                   == 201 and x, 10, interval=0.3, what="holds to work again")
+    assert r.json()["status"] == "PENDING"

@@ -126,6 +126,9 @@ class ConfirmedPublisher:
                 self._channel().basic_publish(self._exchange, self._routing_key, payload, props, mandatory=True)
                 return
             except (pika.exceptions.NackError, pika.exceptions.UnroutableError) as exc:
+                # A quorum queue that overflowed (x-overflow reject-publish) goes on refusing a channel it has
+                # refused once, even after it has room again; a new channel is judged afresh.
+                self._drop()
                 raise PublishFailed(f"broker refused the message: {type(exc).__name__}") from exc
             except (pika.exceptions.AMQPError, OSError) as exc:
                 self._drop()
