@@ -12,13 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from trcommon.devstack import Ports, Stack
-from trcommon.services import DB_SERVICES, ROOT
-from trcommon.testing import migrated_database
+from trcommon.services import DB_SERVICES
+from trcommon.testing import migrated_database, throwaway_amqp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import STRIPE_WEBHOOK_SECRET, Api, Fan, FreshEvent, register_and_login  # noqa: E402
+from e2e_support import LOG_DIR, STRIPE_WEBHOOK_SECRET, Api, Fan, FreshEvent, register_and_login  # noqa: E402
 
-LOG_DIR = ROOT / "build" / "e2e-logs"
 
 # Shortened timers and cheap password hashing keep the suite fast; the production defaults are in the README.
 E2E_ENV = {
@@ -56,6 +55,12 @@ def engines(databases):
     yield engines
     for e in engines.values():
         e.dispose()
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """The running system's own vhost: no other suite's consumer may compete for its queues."""
+    yield from throwaway_amqp("_e2e")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,9 @@ import requests
 import sqlalchemy as sa
 
 from trcommon import demo
+from trcommon.services import ROOT
+
+LOG_DIR = ROOT / "build" / "e2e-logs"
 
 
 class Api:

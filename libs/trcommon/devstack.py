@@ -186,6 +186,7 @@ def run() -> int:
         print(f"error: port(s) {', '.join(map(str, busy))} already in use — is TicketRemaster already running? "
               "Stop it (Ctrl-C in its terminal) or free the port(s).", file=sys.stderr)
         return 1
+    manage.preflight()
     manage.migrate(list(DB_SERVICES))
     manage.seed(list(DB_SERVICES))
     manage.setup_broker()

@@ -7,6 +7,7 @@ import hmac
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from typing import Callable
 
@@ -17,6 +18,7 @@ from .errors import AppError, DependencyUnavailable, error_from_body
 from .logs import REQUEST_ID_METADATA, current_request_id, request_id_var, safe_request_id
 
 log = logging.getLogger("trcommon.grpc")
+access_log = logging.getLogger("access")
 
 INTERNAL_TOKEN_METADATA = "x-internal-token"
 APP_STATUS_METADATA = "x-app-status"
@@ -105,16 +107,27 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
         def behaviour(request, context):
             token = request_id_var.set(safe_request_id(metadata.get(REQUEST_ID_METADATA)))
+            started = time.perf_counter()
+            outcome = "OK"
             try:
                 if not (authorised or is_health):
+                    outcome = "UNAUTHENTICATED"
                     context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                   "INTERNAL_CREDENTIAL_REQUIRED: internal service credential required")
                 try:
                     return inner(request, context)
                 except AppError as err:
+                    outcome = err.code
                     context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
                     context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
+                except Exception:
+                    outcome = "INTERNAL"
+                    log.exception("unhandled error", extra={"method": method})
+                    raise
             finally:
+                if not is_health and access_log.isEnabledFor(logging.INFO):
+                    access_log.info("call", extra={"method": method, "outcome": outcome,
+                                                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
                 request_id_var.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,

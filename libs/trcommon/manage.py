@@ -32,15 +32,50 @@ def service_settings(name: str):
     return DB_SERVICES[name].settings(database_url=database_url(name))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def preflight() -> None:
+    """Stop with one clear line (what, where, how to fix) if PostgreSQL or RabbitMQ cannot be reached."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from .amqp import connect
+
+    server = os.environ.get("POSTGRES_URL", PG_SERVER).rstrip("/")
+    problems = []
+    engine = sa.create_engine(make_url(server + "/postgres"), connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - reported, whatever the driver raised
+        where = make_url(server).render_as_string(hide_password=True)
+        problems.append(f"PostgreSQL is unreachable at {where} ({_first_line(exc)}). Start it: "
+                        "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
+                        "or set POSTGRES_URL.")
+    finally:
+        engine.dispose()
+    url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    try:
+        connect(url, "preflight").close()
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"RabbitMQ is unreachable at {url.split('@')[-1]} ({type(exc).__name__}). Start it: "
+                        "`rabbitmq-server -detached`, or set AMQP_URL.")
+    if problems:
+        raise SystemExit("\n".join(f"error: {p}" for p in problems))
+
+
 def migrate(names: list[str]) -> None:
     for name in names:
         settings = service_settings(name)
         try:
             created = ensure_database(settings.database_url)
         except OperationalError as exc:
-            raise SystemExit(f"PostgreSQL is unreachable ({exc.orig}). Start it, e.g. "
+            raise SystemExit(f"error: PostgreSQL is unreachable ({_first_line(exc)}). Start it: "
                              "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
-                             "or set DATABASE_URL.") from None
+                             "or set POSTGRES_URL.") from None
         upgrade(DB_SERVICES[name].migrations, settings.database_url)
         print(f"{name}: database {'created and ' if created else ''}migrated")
 
@@ -58,8 +93,8 @@ def setup_broker() -> None:
     try:
         apply_definitions(url)
     except Exception as exc:  # noqa: BLE001 - one clear line for whatever the broker client raises
-        raise SystemExit(f"RabbitMQ is unreachable at {url.split('@')[-1]} ({exc!r}). Start it with "
-                         "`rabbitmq-server -detached`, or set AMQP_URL.") from None
+        raise SystemExit(f"error: RabbitMQ is unreachable at {url.split('@')[-1]} ({type(exc).__name__}). "
+                         "Start it: `rabbitmq-server -detached`, or set AMQP_URL.") from None
     print("rabbitmq: definitions applied")
 
 

@@ -106,9 +106,9 @@ def _amqp_reachable(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def amqp_url():
-    """An AMQP URL whose vhost holds the topology of rabbitmq/definitions.json and nothing else of ours."""
+def throwaway_amqp(name: str = ""):
+    """Generator for a fixture: an AMQP URL whose vhost holds the topology of rabbitmq/definitions.json and
+    nothing else of ours (a fresh vhost per test run and name, deleted afterwards)."""
     from .amqp import apply_definitions
 
     given = os.environ.get("TEST_AMQP_URL")
@@ -117,7 +117,7 @@ def amqp_url():
         yield given
         return
     if _amqp_reachable(LOCAL_AMQP + "%2F"):
-        vhost = f"tr_test_{RUN_ID}"
+        vhost = f"tr_test_{RUN_ID}{name}"
         _create_vhost(vhost)
         url = LOCAL_AMQP + urllib.parse.quote(vhost, safe="")
         try:
@@ -132,6 +132,11 @@ def amqp_url():
         url = f"amqp://guest:guest@{rmq.get_container_host_ip()}:{rmq.get_exposed_port(5672)}/%2F"
         apply_definitions(url)
         yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    yield from throwaway_amqp()
 
 
 def schema_differences(url: str, metadata: sa.MetaData) -> list:
