@@ -1,0 +1,89 @@
+"""`make audit` finds each kind of invariant violation across the four databases, and only real ones."""
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from trcommon.audit import audit
+from trcommon.services import DB_SERVICES, ROOT
+from trcommon.testing import migrated_database
+
+
+@pytest.fixture(scope="module")
+def urls(pg_server_url):
+    gens = {name: migrated_database(pg_server_url, name, suffix="_audit") for name in DB_SERVICES}
+    yield {name: next(gen) for name, gen in gens.items()}
+    for gen in gens.values():
+        next(gen, None)
+
+
+def run(url, sql, **params):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+    engine.dispose()
+
+
+def new_user(urls, balance, ledger):
+    user = str(uuid.uuid4())
+    run(urls["user-service"], "INSERT INTO users (user_id, email, password_hash, phone, role, credit_balance) "
+        "VALUES (:u, :e, 'x', '+6590000000', 'fan', :b)", u=user, e=f"{user}@example.com", b=balance)
+    for i, amount in enumerate(ledger):
+        run(urls["user-service"], "INSERT INTO credit_ledger (entry_id, user_id, amount, balance_after, reason, "
+            "reference) VALUES (:i, :u, :a, 0, 'test', :r)", i=str(uuid.uuid4()), u=user, a=amount,
+            r=f"test:{user}:{i}")
+    return user
+
+
+def new_seat(urls, status="AVAILABLE", owner=None, hold=None, held_until_sql="NULL", held_by=None):
+    seat = str(uuid.uuid4())
+    run(urls["inventory-service"],
+        "INSERT INTO seats (seat_id, event_id, section, row, number, price, status, owner_user_id, hold_id, "
+        f"held_by_user_id, held_until) VALUES (:s, :e, 'A', '1', 1, 50, :st, :o, :h, :hb, {held_until_sql})",
+        s=seat, e=str(uuid.uuid4()), st=status, o=owner, h=hold, hb=held_by)
+    return seat
+
+
+def violations(urls):
+    found, _ = audit(urls, tolerance_seconds=5)
+    return found
+
+
+def test_consistent_books_have_no_violations(urls):
+    user = new_user(urls, 100, [100, -30, 30])
+    seat = new_seat(urls)
+    held = new_seat(urls, "HELD", hold=str(uuid.uuid4()), held_by=user, held_until_sql="now() + interval '1 minute'")
+    assert [v for v in violations(urls) if user in v.message or seat in v.message or held in v.message] == []
+
+
+def test_each_kind_of_violation_is_reported(urls):
+    # 2: a seat sold with no confirmed order
+    sold_seat = new_seat(urls, "SOLD", owner=str(uuid.uuid4()), hold=str(uuid.uuid4()))
+    # 3: a balance that its ledger does not explain
+    drifted = new_user(urls, 500, [100])
+    # 4: a hold long past its end
+    held_user = str(uuid.uuid4())
+    stuck = new_seat(urls, "HELD", hold=str(uuid.uuid4()), held_by=held_user,
+                     held_until_sql="now() - interval '1 minute'")
+    # 5: a ticket checked in twice
+    twice = str(uuid.uuid4())
+    for _ in range(2):
+        run(urls["inventory-service"], "INSERT INTO entry_logs (seat_id, hall_id, result) VALUES (:s, :h, "
+            "'CHECKED_IN')", s=twice, h=str(uuid.uuid4()))
+
+    found = {(v.invariant, next((x for x in (sold_seat, drifted, stuck, twice) if x in v.message), None))
+             for v in violations(urls)}
+    assert {(2, sold_seat), (3, drifted), (4, stuck), (5, twice)} <= found
+
+
+def test_the_audit_command_exits_non_zero_on_a_violation(urls):
+    env = {**os.environ, **{f"{p}_DATABASE_URL": urls[name] for name, p in
+                            (("event-service", "EVENTS"), ("user-service", "USERS"), ("order-service", "ORDERS"),
+                             ("inventory-service", "SEATS"))}}
+    out = subprocess.run([sys.executable, "-m", "trcommon.audit", "--tolerance-seconds", "5"], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "VIOLATION (invariant 3)" in out.stdout
