@@ -115,11 +115,14 @@ def test_an_abandoned_hold_ends_through_the_broker_and_its_order_expires(api, fr
     held_until = datetime.fromisoformat(order["held_until"])
     assert seat_row(engines, seat)["held_until"] == held_until      # seats_db and the reply agree
 
-    # The broker's timer releases it (inventory's sweeper is set to wait 30 s in this suite).
-    wait_until(lambda: seat_status(api, ev.event_id, seat) == "AVAILABLE", HOLD_TTL + 5, what="release")
+    # The broker's timer releases the row itself (inventory's sweeper is set to wait 30 s in this suite; the
+    # seat map already shows a lapsed hold as AVAILABLE, so the row is what proves the release happened).
+    wait_until(lambda: seat_row(engines, seat)["status"] == "AVAILABLE", HOLD_TTL + 5, interval=0.05,
+               what="release")
     released_late = (datetime.now(timezone.utc) - held_until).total_seconds()
     assert released_late < 3, released_late
-    assert seat_row(engines, seat)["status"] == "AVAILABLE"
+    assert seat_row(engines, seat)["hold_id"] is None
+    assert seat_status(api, ev.event_id, seat) == "AVAILABLE"
     wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", 5, what="order EXPIRED")
 
     r = api.post("/pay", fan.token, json={"order_id": order["order_id"]})
@@ -180,7 +183,8 @@ def test_fifty_fans_racing_for_one_seat_get_exactly_one_hold_and_no_errors(api, 
 
 def test_paying_around_the_expiry_instant_never_sells_without_charge_or_charges_without_seat(
         api, fresh_event, engines):
-    offsets = [-0.3, -0.2, -0.12, -0.06, -0.03, 0.0, 0.0, 0.03, 0.06, 0.12, 0.2, 0.3]
+    offsets = [-0.3, -0.2, -0.15, -0.1, -0.06, -0.04, -0.02, -0.01, 0.0, 0.0, 0.0, 0.01, 0.02, 0.04, 0.06, 0.1,
+               0.15, 0.2, 0.3, 0.5]
     ev = fresh_event(seats=len(offsets), price=40)
     fans = [funded_fan(api, 40) for _ in offsets]
 
