@@ -15,8 +15,10 @@ log = logging.getLogger("trcommon.http")
 
 
 class ServiceClient:
-    def __init__(self, name: str, base_url: str, internal_token: str, timeout: float, pool_size: int = 32):
+    def __init__(self, name: str, base_url: str, internal_token: str, timeout: float, pool_size: int = 32,
+                 attempts: int = 2):
         self.name = name
+        self.attempts = attempts
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._session = requests.Session()
@@ -29,14 +31,23 @@ class ServiceClient:
                 timeout: float | None = None, data: bytes | None = None, headers: dict | None = None) -> dict:
         """Call the service; return its JSON body on 2xx, raise the service's own AppError on 4xx/5xx and
         DependencyUnavailable when it cannot be reached or does not answer within the deadline."""
-        try:
-            resp = self._session.request(method, self.base_url + path, json=json, params=params, data=data,
-                                         timeout=timeout or self.timeout,
-                                         headers={REQUEST_ID_HEADER: current_request_id(), **(headers or {})})
-        except requests.Timeout as exc:
-            raise DependencyUnavailable(f"{self.name} did not answer in time", code="DEPENDENCY_TIMEOUT") from exc
-        except requests.RequestException as exc:
-            raise DependencyUnavailable(f"{self.name} is unavailable") from exc
+        # Every internal route is idempotent (docs/internal-api.md): the retry of a call whose answer was lost
+        # (connection reset after the commit, or a deadline passed) returns the stored result, never a duplicate.
+        for attempt in range(1, self.attempts + 1):
+            try:
+                resp = self._session.request(method, self.base_url + path, json=json, params=params, data=data,
+                                             timeout=timeout or self.timeout,
+                                             headers={REQUEST_ID_HEADER: current_request_id(), **(headers or {})})
+                break
+            except requests.RequestException as exc:
+                if attempt < self.attempts:
+                    log.info("retrying internal call", extra={"target": self.name, "path": path,
+                                                              "error": type(exc).__name__})
+                    continue
+                if isinstance(exc, requests.Timeout):
+                    raise DependencyUnavailable(f"{self.name} did not answer in time",
+                                                code="DEPENDENCY_TIMEOUT") from exc
+                raise DependencyUnavailable(f"{self.name} is unavailable") from exc
         try:
             body = resp.json() if resp.content else {}
         except ValueError:
