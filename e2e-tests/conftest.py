@@ -51,7 +51,7 @@ def databases(pg_server_url):
 
 @pytest.fixture(scope="session")
 def engines(databases):
-    engines = {name: sa.create_engine(url, pool_size=5) for name, url in databases.items()}
+    engines = {name: sa.create_engine(url, pool_size=2) for name, url in databases.items()}
     yield engines
     for e in engines.values():
         e.dispose()

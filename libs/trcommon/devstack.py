@@ -46,7 +46,18 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _gunicorn(app: str, port: int, threads: int = 16) -> list[str]:
+# Locally the four databases share one PostgreSQL server (max_connections is 100 by default), so each process
+# keeps a pool no larger than its own concurrency: 16 threads per HTTP service, 20 gRPC workers, and a few
+# connections for the release consumer and its sweeper. 16*3 + 20 + 4 = 72 leaves room for tools and tests.
+HTTP_THREADS = 16
+GRPC_WORKERS = 20
+
+
+def _pool(size: int) -> dict[str, str]:
+    return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": "0"}
+
+
+def _gunicorn(app: str, port: int, threads: int = HTTP_THREADS) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads), "--bind",
             f"127.0.0.1:{port}", "--graceful-timeout", "5", "--keep-alive", "75", "--log-level", "warning", app]
 
@@ -67,16 +78,16 @@ class Stack:
         py = sys.executable
         return {
             "event-service": (_gunicorn("event_service.entrypoints.app:create_app()", p.event),
-                              {"PORT": str(p.event), "DATABASE_URL": self.db_urls["event-service"]}),
+                              {"PORT": str(p.event), "DATABASE_URL": self.db_urls["event-service"], **_pool(HTTP_THREADS)}),
             "user-service": (_gunicorn("user_service.entrypoints.app:create_app()", p.user),
-                             {"PORT": str(p.user), "DATABASE_URL": self.db_urls["user-service"]}),
+                             {"PORT": str(p.user), "DATABASE_URL": self.db_urls["user-service"], **_pool(HTTP_THREADS)}),
             "order-service": (_gunicorn("order_service.entrypoints.app:create_app()", p.order),
-                              {"PORT": str(p.order), "DATABASE_URL": self.db_urls["order-service"]}),
+                              {"PORT": str(p.order), "DATABASE_URL": self.db_urls["order-service"], **_pool(HTTP_THREADS)}),
             "inventory-service": ([py, "-m", "inventory_service.entrypoints.grpc_server"],
-                                  {"GRPC_BIND": f"127.0.0.1:{p.inventory}",
-                                   "DATABASE_URL": self.db_urls["inventory-service"]}),
+                                  {"GRPC_BIND": f"127.0.0.1:{p.inventory}", "GRPC_MAX_WORKERS": str(GRPC_WORKERS),
+                                   "DATABASE_URL": self.db_urls["inventory-service"], **_pool(GRPC_WORKERS)}),
             "inventory-release-consumer": ([py, "-m", "inventory_service.entrypoints.release_consumer"],
-                                           {"DATABASE_URL": self.db_urls["inventory-service"]}),
+                                           {"DATABASE_URL": self.db_urls["inventory-service"], **_pool(4)}),
             "orchestrator-service": (_gunicorn("orchestrator_service.entrypoints.app:create_app()",
                                                p.orchestrator, threads=32), {"PORT": str(p.orchestrator)}),
             "orchestrator-worker": ([py, "-m", "orchestrator_service.entrypoints.worker"], {}),

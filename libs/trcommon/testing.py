@@ -183,7 +183,9 @@ def service_fixtures(service: str, **settings_overrides):
 
     @pytest.fixture(scope="session")
     def settings(database_url):
-        return info.settings(database_url=database_url, environment="test", **settings_overrides)
+        # Few idle connections (the suites of all services share one server), bursts allowed for race tests.
+        return info.settings(database_url=database_url, environment="test", db_pool_size=2, db_max_overflow=60,
+                             **settings_overrides)
 
     @pytest.fixture(scope="session")
     def container(settings):

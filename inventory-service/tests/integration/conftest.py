@@ -38,8 +38,9 @@ class ServerProcess:
     def __init__(self, database_url: str, log_path: Path):
         self.target = f"127.0.0.1:{free_port()}"
         self.log_path = log_path
+        # Few idle connections once a burst is over: every suite of the run shares one PostgreSQL server.
         env = {**os.environ, "DATABASE_URL": database_url, "GRPC_BIND": self.target, "ENVIRONMENT": "test",
-               "STARTUP_WAIT_SECONDS": "10"}
+               "STARTUP_WAIT_SECONDS": "10", "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "60"}
         with open(log_path, "wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "inventory_service.entrypoints.grpc_server"],
                                          env=env, stdout=out, stderr=subprocess.STDOUT)
