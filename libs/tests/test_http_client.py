@@ -47,7 +47,7 @@ def server():
 
 def test_a_reply_lost_after_the_commit_is_retried_and_applied_once(server):
     client = ServiceClient("flaky", server, "secret-token", timeout=2)
-    assert client.post("/x", {"key": "k1"})["key"] == "k1"
+    assert client.post("/x", {"key": "k1"}, idempotent=True)["key"] == "k1"
     assert Flaky.calls == 2 and len(Flaky.applied) == 1
     assert Flaky.applied["k1"]["token"] == "secret-token"
 
@@ -55,7 +55,7 @@ def test_a_reply_lost_after_the_commit_is_retried_and_applied_once(server):
 def test_without_retries_a_lost_reply_is_a_clean_503(server):
     client = ServiceClient("flaky", server, "t", timeout=2, attempts=1)
     with pytest.raises(DependencyUnavailable) as exc:
-        client.post("/x", {"key": "k2"})
+        client.post("/x", {"key": "k2"}, idempotent=True)
     assert exc.value.status == 503
 
 
@@ -65,3 +65,10 @@ def test_an_unreachable_service_is_503_after_the_retry():
         port = s.getsockname()[1]
     with pytest.raises(DependencyUnavailable):
         ServiceClient("gone", f"http://127.0.0.1:{port}", "t", timeout=1).get("/health")
+
+
+def test_a_write_not_marked_idempotent_is_not_repeated(server):
+    client = ServiceClient("flaky", server, "t", timeout=2)
+    with pytest.raises(DependencyUnavailable):
+        client.post("/x", {"key": "k3"})          # e.g. register: a repeat would answer EMAIL_TAKEN
+    assert Flaky.calls == 1

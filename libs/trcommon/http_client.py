@@ -28,19 +28,22 @@ class ServiceClient:
         self._session.headers[INTERNAL_TOKEN_HEADER] = internal_token
 
     def request(self, method: str, path: str, *, json: object | None = None, params: dict | None = None,
-                timeout: float | None = None, data: bytes | None = None, headers: dict | None = None) -> dict:
+                timeout: float | None = None, data: bytes | None = None, headers: dict | None = None,
+                idempotent: bool | None = None) -> dict:
         """Call the service; return its JSON body on 2xx, raise the service's own AppError on 4xx/5xx and
         DependencyUnavailable when it cannot be reached or does not answer within the deadline."""
-        # Every internal route is idempotent (docs/internal-api.md): the retry of a call whose answer was lost
-        # (connection reset after the commit, or a deadline passed) returns the stored result, never a duplicate.
-        for attempt in range(1, self.attempts + 1):
+        # A call whose answer was lost (connection reset after the commit, or a deadline passed) is retried once
+        # when repeating it is harmless: GETs, and writes keyed by a caller-chosen id or reference, whose retry
+        # returns the stored result (docs/internal-api.md). Other writes (register, send an OTP) are not retried.
+        attempts = self.attempts if (method == "GET" if idempotent is None else idempotent) else 1
+        for attempt in range(1, attempts + 1):
             try:
                 resp = self._session.request(method, self.base_url + path, json=json, params=params, data=data,
                                              timeout=timeout or self.timeout,
                                              headers={REQUEST_ID_HEADER: current_request_id(), **(headers or {})})
                 break
             except requests.RequestException as exc:
-                if attempt < self.attempts:
+                if attempt < attempts:
                     log.info("retrying internal call", extra={"target": self.name, "path": path,
                                                               "error": type(exc).__name__})
                     continue

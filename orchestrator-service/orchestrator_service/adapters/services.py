@@ -28,11 +28,13 @@ class UserService:
             body["otp_code"] = otp_code
         if not_after:
             body["not_after"] = not_after
-        return self.http.post("/internal/credits/debit", body)
+        return self.http.post("/internal/credits/debit", body, idempotent=True)     # keyed by reference
 
     def credit(self, user_id: str, amount: int, reference: str, reason: str) -> dict:
         return self.http.post("/internal/credits/credit", {"user_id": user_id, "amount": amount,
-                                                           "reference": reference, "reason": reason})
+                                                           "reference": reference, "reason": reason},
+                              idempotent=True)
+
 
     def ledger(self, reference: str) -> list[dict]:
         return self.http.get("/internal/credits/ledger", params={"reference": reference})["entries"]
@@ -46,7 +48,7 @@ class OrderService:
         self.http = client
 
     def create(self, order: dict) -> dict:
-        return self.http.post("/internal/orders", order)
+        return self.http.post("/internal/orders", order, idempotent=True)       # keyed by order_id
 
     def get(self, order_id: str) -> dict:
         return self.http.get(f"/internal/orders/{order_id}")
@@ -55,10 +57,11 @@ class OrderService:
         return self.http.get("/internal/orders", params={k: v for k, v in query.items() if v is not None})["orders"]
 
     def begin_payment(self, order_id: str, user_id: str) -> dict:
-        return self.http.post(f"/internal/orders/{order_id}/begin-payment", {"user_id": user_id})
+        return self.http.post(f"/internal/orders/{order_id}/begin-payment", {"user_id": user_id}, idempotent=True)
 
     def transition(self, order_id: str, to: str, reason: str | None = None) -> dict:
-        return self.http.post(f"/internal/orders/{order_id}/transition", {"to": to, "reason": reason})
+        return self.http.post(f"/internal/orders/{order_id}/transition", {"to": to, "reason": reason},
+                              idempotent=True)
 
     def stale(self, grace_seconds: float, limit: int = 100) -> list[dict]:
         return self.http.get("/internal/orders/stale",
