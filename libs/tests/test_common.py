@@ -68,3 +68,25 @@ def test_lock_contention_maps_to_aborted_and_conflicts_to_failed_precondition():
     assert grpc_status_for(busy) == grpc.StatusCode.ABORTED
     assert grpc_status_for(AppError("x", code="SEAT_UNAVAILABLE", status=409)) == grpc.StatusCode.FAILED_PRECONDITION
     assert grpc_status_for(AppError("x", code="SEAT_NOT_FOUND", status=404)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_database_errors_that_mean_unreachable_are_told_apart_from_bugs():
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    from trcommon.db import database_unavailable
+
+    class Orig(Exception):
+        """Stands in for the driver's exception: what matters is the SQLSTATE it carries."""
+
+        def __init__(self, state):
+            super().__init__("x")
+            self.sqlstate = state
+
+    assert database_unavailable(OperationalError("SELECT 1", {}, Orig(None)))          # connection refused
+    assert database_unavailable(OperationalError("SELECT 1", {}, Orig("57P01")))       # admin shutdown
+    assert database_unavailable(OperationalError("SELECT 1", {}, Orig("08006")))       # connection failure
+    assert database_unavailable(OperationalError("SELECT 1", {}, Orig("53300")))       # too many clients
+    assert not database_unavailable(OperationalError("SELECT 1", {}, Orig("55P03")))   # lock not available
+    assert not database_unavailable(IntegrityError("INSERT", {}, Orig("23505")))
+    assert not database_unavailable(ProgrammingError("SELECT", {}, Orig("42P01")))
+    assert not database_unavailable(ValueError("not a database error"))

@@ -24,7 +24,10 @@ DEADLOCK_DETECTED = "40P01"
 
 
 def make_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> Engine:
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+    # No pre-ping: it would add a round trip to every transaction. A connection that died with its server
+    # fails its statement (503 to that caller); SQLAlchemy then invalidates the whole pool, so the next caller
+    # gets fresh connections.
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
                             pool_recycle=1800, connect_args={"connect_timeout": 5})
 
 
@@ -32,6 +35,22 @@ def sqlstate(exc: BaseException) -> str | None:
     """The PostgreSQL SQLSTATE of a DBAPI error, if any."""
     orig = getattr(exc, "orig", exc)
     return getattr(orig, "sqlstate", None)
+
+
+# Connection exceptions (08xxx), the server shutting down or killing us (57P01-57P03), too many clients (53300).
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "the database cannot be reached right now" (503) rather than a bug."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = sqlstate(exc)
+    if state is None:
+        return isinstance(exc, OperationalError)
+    return state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
 class UnitOfWork:
@@ -70,7 +89,7 @@ class UnitOfWork:
         finally:
             self.conn.close()
             self.conn = None
-        if isinstance(exc, OperationalError) and sqlstate(exc) is None:
+        if database_unavailable(exc):
             raise DependencyUnavailable("database is unavailable") from exc
         return False
 

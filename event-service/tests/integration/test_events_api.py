@@ -64,3 +64,18 @@ def test_health_reports_the_database(client):
     resp = client.get("/health")
     assert resp.status_code == 200
     assert resp.get_json()["checks"]["database"] == "up"
+
+
+def test_after_the_database_drops_our_connections_requests_recover_without_500s(client, container, database_url):
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    assert client.get("/events").status_code == 200          # the pool now holds a connection
+    admin = sa.create_engine(make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": make_url(database_url).database})
+    admin.dispose()
+    codes = [client.get("/events").status_code for _ in range(3)]
+    assert 500 not in codes
+    assert codes[-1] == 200 and codes.count(503) <= 1, codes
