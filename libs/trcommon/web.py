@@ -145,3 +145,24 @@ def health_blueprint(checks: dict[str, HealthCheck]) -> Blueprint:
         return jsonify(body), (200 if ok else 503)
 
     return bp
+
+
+def database_service_app(settings_class, bootstrap, settings=None, container=None):
+    """The start of every database-owning HTTP service: settings (from the environment unless given), JSON
+    logging, the composition root (built with a bounded wait for the database unless given, e.g. by tests),
+    the Flask app with the common plumbing and `GET /health` checking the database.
+
+    Returns (app, settings, container); the service then registers its own blueprints."""
+    from .db import check_database, wait_for_database
+    from .logs import configure_logging
+    from .settings import load_settings
+
+    settings = settings or load_settings(settings_class)
+    configure_logging(settings.service_name, settings.log_level)
+    if container is None:
+        container = bootstrap(settings)
+        wait_for_database(container.engine, settings.startup_wait_seconds)
+    app = create_flask_app(settings.service_name, settings)
+    engine = container.engine
+    app.register_blueprint(health_blueprint({"database": lambda: check_database(engine)}))
+    return app, settings, container

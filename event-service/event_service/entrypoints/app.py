@@ -4,10 +4,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from pydantic import BaseModel, Field
 
-from trcommon.db import check_database, wait_for_database
-from trcommon.logs import configure_logging
-from trcommon.settings import load_settings
-from trcommon.web import create_flask_app, health_blueprint, internal_blueprint, parse_query
+from trcommon.web import database_service_app, internal_blueprint, parse_query
 
 from ..bootstrap import Container, bootstrap
 from ..service_layer import services
@@ -20,14 +17,7 @@ class Page(BaseModel):
 
 
 def create_app(settings: EventSettings | None = None, container: Container | None = None) -> Flask:
-    settings = settings or load_settings(EventSettings)
-    configure_logging(settings.service_name, settings.log_level)
-    if container is None:
-        container = bootstrap(settings)
-        wait_for_database(container.engine, settings.startup_wait_seconds)
-    c = container
-    app = create_flask_app("event-service", settings)
-    app.register_blueprint(health_blueprint({"database": lambda: check_database(c.engine)}))
+    app, settings, c = database_service_app(EventSettings, bootstrap, settings, container)
 
     api = internal_blueprint("events", __name__, settings)
 

@@ -7,10 +7,7 @@ from typing import Annotated
 from flask import Flask, jsonify
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 
-from trcommon.db import check_database, wait_for_database
-from trcommon.logs import configure_logging
-from trcommon.settings import load_settings
-from trcommon.web import create_flask_app, health_blueprint, internal_blueprint, parse_body, parse_query
+from trcommon.web import database_service_app, internal_blueprint, parse_body, parse_query
 
 from ..bootstrap import Container, bootstrap
 from ..domain.model import CreateOrder, OrderStatus
@@ -73,14 +70,7 @@ def _id(value: uuid.UUID | None) -> str | None:
 
 
 def create_app(settings: OrderSettings | None = None, container: Container | None = None) -> Flask:
-    settings = settings or load_settings(OrderSettings)
-    configure_logging(settings.service_name, settings.log_level)
-    if container is None:
-        container = bootstrap(settings)
-        wait_for_database(container.engine, settings.startup_wait_seconds)
-    c = container
-    app = create_flask_app("order-service", settings)
-    app.register_blueprint(health_blueprint({"database": lambda: check_database(c.engine)}))
+    app, settings, c = database_service_app(OrderSettings, bootstrap, settings, container)
 
     api = internal_blueprint("orders", __name__, settings, url_prefix="/internal")
 

@@ -7,10 +7,7 @@ from uuid import UUID
 from flask import Flask, jsonify, request
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, ValidationInfo, field_validator, model_validator
 
-from trcommon.db import check_database, wait_for_database
-from trcommon.logs import configure_logging
-from trcommon.settings import load_settings
-from trcommon.web import create_flask_app, health_blueprint, internal_blueprint, parse_body, parse_query
+from trcommon.web import database_service_app, internal_blueprint, parse_body, parse_query
 
 from ..bootstrap import Container, bootstrap
 from ..domain.model import MAX_AMOUNT, password_problem, phone_problem
@@ -106,15 +103,8 @@ class TopupBody(BaseModel):
 
 
 def create_app(settings: UserSettings | None = None, container: Container | None = None) -> Flask:
-    settings = settings or load_settings(UserSettings)
-    configure_logging(settings.service_name, settings.log_level)
-    if container is None:
-        container = bootstrap(settings)
-        wait_for_database(container.engine, settings.startup_wait_seconds)
-    c = container
-    app = create_flask_app("user-service", settings)
+    app, settings, c = database_service_app(UserSettings, bootstrap, settings, container)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.register_blueprint(health_blueprint({"database": lambda: check_database(c.engine)}))
 
     api = internal_blueprint("users", __name__, settings, url_prefix="/internal")
 
