@@ -145,12 +145,12 @@ def debit(c: Container, user_id: str, amount: int, reference: str, reason: str, 
     code_needed = False
     with c.uow() as uow:
         if otp_purpose:
-            # A retry of an applied debit returns the stored result and asks for no code.
-            existing = uow.ledger.get(reference)
-            if existing is not None:
-                return _replayed(existing, user_id, -amount)
             user = _existing_user(uow, user_id)
             if user.is_flagged:
+                # A retry of an applied debit returns the stored result and asks for no code.
+                existing = uow.ledger.get(reference)
+                if existing is not None:
+                    return _replayed(existing, user_id, -amount)
                 if otp_code:
                     try:
                         _consume_otp(c, uow, user, otp_purpose, otp_code)
