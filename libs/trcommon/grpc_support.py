@@ -4,6 +4,7 @@ map of the gRPC transport; and a server runner with the standard health service 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import signal
 import threading
@@ -48,10 +49,24 @@ class _CallDetails(grpc.ClientCallDetails):
         self.compression = compression
 
 
-def client_channel(target: str, token: str, timeout: float) -> grpc.Channel:
+def retry_service_config(service: str, methods: list[str]) -> str:
+    """A gRPC service config retrying `methods` (which must be safe to repeat) when the server is UNAVAILABLE,
+    e.g. while the channel reconnects after a server restart; each attempt stays within the call's deadline."""
+    return json.dumps({"methodConfig": [{
+        "name": [{"service": service, "method": m} for m in methods],
+        "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "1s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
+def client_channel(target: str, token: str, timeout: float, service_config: str | None = None) -> grpc.Channel:
     """One long-lived channel per target; every call carries a deadline of `timeout` seconds unless given."""
-    channel = grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30000),
-                                                     ("grpc.max_reconnect_backoff_ms", 2000)])
+    # Reconnect quickly after a server restart (gRPC's default first backoff is 1 s, during which every call
+    # fails at once).
+    options = [("grpc.keepalive_time_ms", 30000), ("grpc.initial_reconnect_backoff_ms", 100),
+               ("grpc.min_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 2000)]
+    if service_config:
+        options += [("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
+    channel = grpc.insecure_channel(target, options=options)
     return grpc.intercept_channel(channel, _ClientMetadata(token, timeout))
 
 

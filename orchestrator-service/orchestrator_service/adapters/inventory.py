@@ -7,7 +7,7 @@ import grpc
 from trproto import inventory_pb2 as pb
 from trproto import inventory_pb2_grpc as pb_grpc
 
-from trcommon.grpc_support import app_error_from_rpc, client_channel
+from trcommon.grpc_support import app_error_from_rpc, client_channel, retry_service_config
 
 STATUS_NAMES = {pb.AVAILABLE: "AVAILABLE", pb.HELD: "HELD", pb.SOLD: "SOLD", pb.CHECKED_IN: "CHECKED_IN"}
 
@@ -41,8 +41,14 @@ class SeatView:
 
 
 class InventoryClient:
+    # Safe to repeat: a retried reserve with the same hold id returns that hold, confirm and release are
+    # idempotent, reads are reads. UpdateOwner and MarkCheckedIn are not retried (a repeat after a success
+    # would answer NOT_OWNER or DUPLICATE).
+    RETRIED = ["ReserveSeat", "ConfirmSeat", "ReleaseSeat", "VerifyTicket", "ListSeats"]
+
     def __init__(self, target: str, token: str, timeout: float):
-        self._channel = client_channel(target, token, timeout)
+        self._channel = client_channel(target, token, timeout, retry_service_config(
+            pb.DESCRIPTOR.services_by_name["Inventory"].full_name, self.RETRIED))
         self._stub = pb_grpc.InventoryStub(self._channel)
 
     def _call(self, method, request):
