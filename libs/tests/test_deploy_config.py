@@ -335,7 +335,10 @@ def test_secrets_come_from_the_host_with_the_shared_development_defaults(compose
 def test_the_orchestrator_reaches_every_backend_by_its_compose_name(compose):
     services = compose["services"]
     env = services["orchestrator-service"]["environment"]
-    assert services["orchestrator-worker"]["environment"] == env
+    worker_env = services["orchestrator-worker"]["environment"]
+    assert {k: v for k, v in worker_env.items() if k != "WORKER_HEARTBEAT_FILE"} == env
+    # The worker's health check reads the heartbeat file the worker is told to touch.
+    assert worker_env["WORKER_HEARTBEAT_FILE"] in services["orchestrator-worker"]["healthcheck"]["test"][3]
     for key, target, port in (("USER_SERVICE_URL", "user-service", 8001), ("ORDER_SERVICE_URL", "order-service", 8002),
                               ("EVENT_SERVICE_URL", "event-service", 8003)):
         assert env[key] == f"http://{target}:{port}"

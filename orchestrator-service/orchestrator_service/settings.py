@@ -21,3 +21,5 @@ class OrchestratorSettings(CommonSettings):
     # After held_until no debit is accepted; this margin covers a debit transaction already under way.
     debit_fence_seconds: float = 2.0
     http_pool_size: int = 64
+    # orchestrator-worker touches this file after every pass (a health check reads its age); unset: no file.
+    worker_heartbeat_file: str | None = None

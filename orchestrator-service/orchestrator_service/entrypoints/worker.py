@@ -8,24 +8,21 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from trcommon.logs import configure_logging, new_request_id, request_id_var
 from trcommon.settings import load_settings
 
-from ..bootstrap import bootstrap
+from ..bootstrap import Container, bootstrap
 from ..service_layer.purchase import recovery_pass
 from ..settings import OrchestratorSettings
 
 log = logging.getLogger("orchestrator.worker")
 
 
-def main() -> None:
-    settings = load_settings(OrchestratorSettings)
-    configure_logging("orchestrator-worker", settings.log_level)
-    c = bootstrap(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+def run(c: Container, stop: threading.Event) -> None:
+    """Pass after pass until `stop` is set; a pass that fails (a dependency down) is logged and retried."""
+    settings = c.settings
     log.info("recovery worker started", extra={"interval_s": settings.recovery_interval_seconds})
     while not stop.is_set():
         token = request_id_var.set(new_request_id())
@@ -37,8 +34,22 @@ def main() -> None:
             log.warning("recovery pass failed; retrying", extra={"error": repr(exc)})
         finally:
             request_id_var.reset(token)
+        if settings.worker_heartbeat_file:
+            Path(settings.worker_heartbeat_file).touch()
         stop.wait(settings.recovery_interval_seconds)
-    c.close()
+
+
+def main() -> None:
+    settings = load_settings(OrchestratorSettings)
+    configure_logging("orchestrator-worker", settings.log_level)
+    c = bootstrap(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        run(c, stop)
+    finally:
+        c.close()
 
 
 if __name__ == "__main__":
