@@ -16,26 +16,9 @@ from trcommon.services import DB_SERVICES
 from trcommon.testing import migrated_database, throwaway_amqp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import LOG_DIR, STRIPE_WEBHOOK_SECRET, Api, Fan, FreshEvent, register_and_login  # noqa: E402
+from e2e_support import E2E_ENV, LOG_DIR, Api, Fan, FreshEvent, register_and_login  # noqa: E402
 
 
-# Shortened timers and cheap password hashing keep the suite fast; the production defaults are in the README.
-E2E_ENV = {
-    "ENVIRONMENT": "test",
-    "LOG_LEVEL": "INFO",
-    # Every hold in this suite lasts 3 s (a broker queue expires messages in order, so one TTL for all).
-    "HOLD_TTL_SECONDS": "3",
-    "OTP_TTL_SECONDS": "60",
-    "QR_TTL_SECONDS": "30",
-    "ARGON2_TIME_COST": "1",
-    "ARGON2_MEMORY_COST": "8192",
-    "RECOVERY_INTERVAL_SECONDS": "0.5",
-    "RECOVERY_GRACE_SECONDS": "1",
-    "HOLD_SWEEP_INTERVAL_SECONDS": "0.5",
-    # The sweeper (for lost timer messages) waits long here, so expiry tests prove the broker path.
-    "HOLD_SWEEP_GRACE_SECONDS": "30",
-    "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
-}
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from datetime import datetime, timezone
 
@@ -15,6 +16,13 @@ from ..domain.purchase import Next
 log = logging.getLogger("orchestrator.purchase")
 
 
+def _failpoint(c: Container, name: str) -> None:
+    """Die here, as a SIGKILL would, when a crash test asked for it (FAILPOINTS; never in production)."""
+    if name in c.settings.failpoint_set:
+        log.error("failpoint reached: exiting", extra={"failpoint": name})
+        os._exit(137)
+
+
 def _order_view(order: dict) -> dict:
     return {k: order.get(k) for k in ("order_id", "seat_id", "event_id", "amount", "status", "held_until",
                                        "created_at", "updated_at", "failure_reason")}
@@ -25,10 +33,12 @@ def reserve(c: Container, user_id: str, role: str, seat_id: str) -> dict:
         raise Forbidden("only fans can reserve seats", code="WRONG_ROLE")
     order_id = str(uuid.uuid4())
     seat = c.inventory.reserve(seat_id, user_id, hold_id=order_id, hold_seconds=c.settings.hold_ttl_seconds)
+    _failpoint(c, "reserve:after_hold")
     order = None
     try:
         order = c.orders.create({"order_id": order_id, "user_id": user_id, "seat_id": seat_id,
                                  "event_id": seat.event_id, "amount": seat.price, "held_until": seat.held_until})
+        _failpoint(c, "reserve:after_order")
         c.holds.publish({"seat_id": seat_id, "hold_id": order_id, "order_id": order_id,
                          "held_until": seat.held_until},
                         expiration_ms=c.settings.hold_ttl_seconds * 1000, message_id=order_id)
@@ -51,8 +61,10 @@ def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict
     order = c.orders.begin_payment(order_id, user_id)      # records CHARGING before the debit
     if order["status"] == rules.CONFIRMED:
         return _confirmation(order)
+    _failpoint(c, "pay:after_begin")
     c.users.debit(user_id, order["amount"], rules.debit_reference(order_id), "seat purchase",
                   otp_purpose=rules.otp_purpose(order_id), otp_code=otp_code, not_after=order["held_until"])
+    _failpoint(c, "pay:after_debit")
     return _confirm_or_compensate(c, order)
 
 
@@ -65,6 +77,7 @@ def _confirm_or_compensate(c: Container, order: dict) -> dict:
             raise  # inventory unreachable: the charge stands, the recovery pass (or a retried /pay) finishes
         _compensate(c, order, f"seat could not be confirmed: {err.code}")
         raise rules.HoldExpired("the hold expired before the payment completed; the credits were refunded")
+    _failpoint(c, "pay:after_confirm_seat")
     confirmed = c.orders.transition(order_id, rules.CONFIRMED)
     log.info("order confirmed", extra={"order_id": order_id, "seat_id": order["seat_id"]})
     return _confirmation(confirmed)

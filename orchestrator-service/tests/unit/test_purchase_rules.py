@@ -38,3 +38,18 @@ def test_only_seat_outcomes_count_as_a_lost_seat():
     assert seat_lost(AppError("x", code="HOLD_EXPIRED", status=410))
     assert seat_lost(AppError("x", code="SEAT_UNAVAILABLE", status=409))
     assert not seat_lost(AppError("x", code="SERVICE_UNAVAILABLE", status=503))
+
+
+def test_failpoints_are_refused_in_production_and_must_be_known():
+    import pytest
+
+    from orchestrator_service.settings import OrchestratorSettings
+
+    assert OrchestratorSettings(failpoints="pay:after_debit, reserve:after_hold").failpoint_set == {
+        "pay:after_debit", "reserve:after_hold"}
+    with pytest.raises(ValueError):
+        OrchestratorSettings(failpoints="pay:after_lunch")
+    with pytest.raises(ValueError):
+        OrchestratorSettings(environment="production", jwt_secret="p" * 40, internal_service_token="q" * 40,
+                             qr_secret="r" * 40, failpoints="pay:after_debit")
+    assert OrchestratorSettings().failpoint_set == frozenset()

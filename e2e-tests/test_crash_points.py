@@ -1,0 +1,112 @@
+"""RELIABILITY case 10: the orchestrator dies between two steps of a saga (a failpoint exits the process the way
+SIGKILL would); the recovery worker must bring every saga to a consistent end, and the seat back on sale when
+nobody paid for it."""
+import dataclasses
+
+import pytest
+import requests
+
+from trcommon.devstack import Stack, free_port
+
+from e2e_support import E2E_ENV, Api, balance, ledger_refs, order_row, register_and_login, seat_row, topup, wait_until
+
+HOLD_TTL = 3
+
+
+@pytest.fixture
+def crashing_api(stack, databases, amqp_url):
+    """An extra orchestrator process, sharing every service, that dies at the given failpoint."""
+    started = []
+
+    def start(failpoint: str) -> Api:
+        ports = dataclasses.replace(stack.ports, orchestrator=free_port())
+        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir,
+                  env={**E2E_ENV, "FAILPOINTS": failpoint})
+        s.start(["orchestrator-service"])
+        started.append(s)
+        s.wait_healthy(30)
+        return Api(s.base_url)
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def _dies(call):
+    with pytest.raises(requests.ConnectionError):
+        call()
+
+
+def _seat_back_on_sale(api, seat_id):
+    """Another fan can hold the seat once the dead saga's hold has lapsed."""
+    other = register_and_login(api)
+    return wait_until(lambda: api.post("/reserve", other.token, json={"seat_id": seat_id}).status_code == 201,
+                      HOLD_TTL + 5, interval=0.3, what="the seat to be on sale again")
+
+
+def test_dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns(
+        api, crashing_api, fresh_event, engines):
+    ev, fan = fresh_event(seats=1), register_and_login(api)
+    crashing = crashing_api("reserve:after_hold")
+    _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
+    assert seat_row(engines, ev.seat_ids[0])["status"] == "HELD"
+    assert api.get("/me/orders", fan.token).json()["orders"] == []
+    _seat_back_on_sale(api, ev.seat_ids[0])
+
+
+def test_dying_after_the_order_before_the_timer_expires_the_order_and_the_seat_returns(
+        api, crashing_api, fresh_event, engines):
+    ev, fan = fresh_event(seats=1), register_and_login(api)
+    crashing = crashing_api("reserve:after_order")
+    _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
+    [order] = api.get("/me/orders", fan.token).json()["orders"]
+    wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
+               what="the order to expire")
+    _seat_back_on_sale(api, ev.seat_ids[0])
+
+
+def _reserved(api, fresh_event, credits=100, price=60):
+    ev = fresh_event(seats=1, price=price)
+    fan = register_and_login(api)
+    topup(api, fan.user_id, credits)
+    order = api.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}).json()
+    return ev, fan, order["order_id"]
+
+
+def test_dying_after_payment_began_before_the_debit_charges_nothing(api, crashing_api, fresh_event, engines):
+    ev, fan, order_id = _reserved(api, fresh_event)
+    crashing = crashing_api("pay:after_begin")
+    _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
+                       what="the saga to end")
+    assert final["status"] == "FAILED"
+    assert balance(api, fan.token) == 100 and ledger_refs(engines, f"order:{order_id}") == []
+    _seat_back_on_sale(api, ev.seat_ids[0])
+
+
+def test_dying_after_the_debit_ends_confirmed_or_refunded(api, crashing_api, fresh_event, engines):
+    ev, fan, order_id = _reserved(api, fresh_event)
+    crashing = crashing_api("pay:after_debit")
+    _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    assert ledger_refs(engines, f"order:{order_id}:debit")
+    final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
+                       what="the saga to end")
+    if final["status"] == "CONFIRMED":
+        assert seat_row(engines, ev.seat_ids[0])["status"] == "SOLD" and balance(api, fan.token) == 40
+    else:
+        assert final["status"] == "FAILED" and balance(api, fan.token) == 100
+        assert seat_row(engines, ev.seat_ids[0])["status"] != "SOLD"
+
+
+def test_dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once(api, crashing_api, fresh_event,
+                                                                            engines):
+    ev, fan, order_id = _reserved(api, fresh_event)
+    crashing = crashing_api("pay:after_confirm_seat")
+    _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    assert seat_row(engines, ev.seat_ids[0])["status"] == "SOLD"
+    wait_until(lambda: order_row(engines, order_id)["status"] == "CONFIRMED", 10, what="the order to be confirmed")
+    assert balance(api, fan.token) == 40
+    assert ledger_refs(engines, f"order:{order_id}") == [f"order:{order_id}:debit"]
+    r = api.post("/pay", fan.token, json={"order_id": order_id})
+    assert r.status_code == 200 and r.json()["status"] == "CONFIRMED"
+    assert balance(api, fan.token) == 40
