@@ -148,3 +148,16 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def released_by_timer(seat_ids: set[str]) -> set[str]:
+    """The seats whose hold the release consumer ended because the hold's timer message came (its log)."""
+    import json
+
+    found = set()
+    for line in (LOG_DIR / "inventory-release-consumer.log").read_text(errors="replace").splitlines():
+        if '"hold released"' in line:
+            entry = json.loads(line)
+            if entry.get("source") == "timer" and entry["seat_id"] in seat_ids:
+                found.add(entry["seat_id"])
+    return found

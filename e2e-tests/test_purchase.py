@@ -10,8 +10,8 @@ import requests
 
 from trcommon import demo
 
-from e2e_support import (balance, latest_sms_code, ledger_refs, login, order_row, register_and_login, seat_row,
-                         topup, wait_until)
+from e2e_support import (balance, latest_sms_code, ledger_refs, login, order_row, register_and_login,
+                         released_by_timer, seat_row, topup, wait_until)
 
 HOLD_TTL = 3
 
@@ -123,6 +123,7 @@ def test_an_abandoned_hold_ends_through_the_broker_and_its_order_expires(api, fr
     assert released_late < 3, released_late
     assert seat_row(engines, seat)["hold_id"] is None
     assert seat_status(api, ev.event_id, seat) == "AVAILABLE"
+    wait_until(lambda: released_by_timer({seat}) == {seat}, 3, what="the release consumer's log line")
     wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", 5, what="order EXPIRED")
 
     r = api.post("/pay", fan.token, json={"order_id": order["order_id"]})

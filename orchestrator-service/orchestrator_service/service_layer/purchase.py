@@ -118,9 +118,9 @@ def recover(c: Container, order: dict) -> Next:
     step = rules.next_step(order, debited, datetime.now(timezone.utc), c.settings.debit_fence_seconds)
     if step is Next.EXPIRE:
         # An order whose payment had started ends FAILED (order-service keeps EXPIRED for orders no charge
-        # was ever attempted for); either way nobody was charged and the seat goes back on sale.
+        # was ever attempted for); either way nobody was charged. The seat needs nothing from here: a lapsed
+        # hold already counts as available, its timer releases the row, and inventory's sweeper backs it up.
         to = rules.EXPIRED if order["payment_state"] == rules.NONE else rules.FAILED
-        c.inventory.release(order["seat_id"], order["order_id"])
         c.orders.transition(order["order_id"], to, "hold expired before the payment completed")
         log.info("order ended", extra={"order_id": order["order_id"], "seat_id": order["seat_id"], "status": to})
     elif step is Next.CONFIRM:
