@@ -71,6 +71,10 @@ class _Delivery:
     database_failures: int = 0
 
 
+class ConsumerCancelled(pika.exceptions.AMQPError):
+    """The broker ended our subscription (e.g. the queue was deleted)."""
+
+
 def _backoff(bounds: tuple[float, float], attempt: int) -> float:
     first, longest = bounds
     return min(longest, first * 2 ** max(0, attempt - 1))
@@ -115,12 +119,19 @@ class ReleaseConsumer:
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=self._settings.release_prefetch)
+            cancelled = threading.Event()
+            # The broker cancels the subscription when the queue is deleted; pika's blocking channel then just
+            # drops the consumer. Treat it like a lost connection: reconnect (with backoff) until the queue is
+            # back, rather than idle for ever.
+            channel.add_on_cancel_callback(lambda _frame: cancelled.set())
             channel.basic_consume(RELEASE_QUEUE, partial(self._on_message, connection))
             self._reconnects = 0
             self.consuming.set()
             log.info("consuming", extra={"queue": RELEASE_QUEUE, "prefetch": self._settings.release_prefetch})
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.2)
+                if cancelled.is_set():
+                    raise ConsumerCancelled(f"the broker cancelled the subscription to {RELEASE_QUEUE}")
         finally:
             self.consuming.clear()
             if connection.is_open:
