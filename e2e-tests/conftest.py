@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from trcommon.devstack import Ports, Stack
 from trcommon.services import DB_SERVICES
-from trcommon.testing import migrated_database, throwaway_amqp
+from trcommon.testing import all_migrated_databases, throwaway_amqp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e_support import E2E_ENV, LOG_DIR, Api, Fan, FreshEvent, register_and_login  # noqa: E402
@@ -23,13 +23,10 @@ from e2e_support import E2E_ENV, LOG_DIR, Api, Fan, FreshEvent, register_and_log
 
 @pytest.fixture(scope="session")
 def databases(pg_server_url):
-    gens = {name: migrated_database(pg_server_url, name, suffix="_e2e") for name in DB_SERVICES}
-    urls = {name: next(gen) for name, gen in gens.items()}
-    for name, url in urls.items():
-        DB_SERVICES[name].seed(DB_SERVICES[name].settings(database_url=url, environment="test"))
-    yield urls
-    for gen in gens.values():
-        next(gen, None)
+    for urls in all_migrated_databases(pg_server_url, "_e2e"):
+        for name, url in urls.items():
+            DB_SERVICES[name].seed(DB_SERVICES[name].settings(database_url=url, environment="test"))
+        yield urls
 
 
 @pytest.fixture(scope="session")

@@ -150,14 +150,22 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
         time.sleep(interval)
 
 
-def released_by_timer(seat_ids: set[str]) -> set[str]:
-    """The seats whose hold the release consumer ended because the hold's timer message came (its log)."""
+def log_entries(process: str) -> list[dict]:
+    """The JSON log lines a process of the running system has written so far (other output is skipped)."""
     import json
 
-    found = set()
-    for line in (LOG_DIR / "inventory-release-consumer.log").read_text(errors="replace").splitlines():
-        if '"hold released"' in line:
+    entries = []
+    for line in (LOG_DIR / f"{process}.log").read_text(errors="replace").splitlines():
+        try:
             entry = json.loads(line)
-            if entry.get("source") == "timer" and entry["seat_id"] in seat_ids:
-                found.add(entry["seat_id"])
-    return found
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def released_by_timer(seat_ids: set[str]) -> set[str]:
+    """The seats whose hold the release consumer ended because the hold's timer message came (its log)."""
+    return {e["seat_id"] for e in log_entries("inventory-release-consumer")
+            if e.get("message") == "hold released" and e.get("source") == "timer" and e["seat_id"] in seat_ids}

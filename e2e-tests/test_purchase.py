@@ -9,6 +9,7 @@ import pika
 import requests
 
 from trcommon import demo
+from trcommon.testing import management_vhost
 
 from e2e_support import (balance, latest_sms_code, ledger_refs, login, order_row, register_and_login,
                          released_by_timer, seat_row, topup, wait_until)
@@ -279,10 +280,7 @@ def _swallow(fn, *args, **kwargs):
 def test_a_hold_whose_timer_the_broker_refuses_is_released_at_once(api, fresh_event, engines, amqp_url):
     """seat.hold.queue rejects publishes when full (x-overflow reject-publish); a nacked timer must not leave
     an untimed hold behind. A max-length 0 policy makes the broker refuse every hold message."""
-    import urllib.parse
-
-    vhost = urllib.parse.quote(urllib.parse.urlparse(amqp_url).path.lstrip("/") or "/", safe="")
-    policy = f"http://127.0.0.1:15672/api/policies/{vhost}/e2e-hold-queue-full"
+    policy = f"http://127.0.0.1:15672/api/policies/{management_vhost(amqp_url)}/e2e-hold-queue-full"
     ev = fresh_event(seats=4)
     fan = funded_fan(api)
     r = requests.put(policy, auth=("guest", "guest"), timeout=10, json={

@@ -3,24 +3,23 @@ definitions.json. The release consumer keeps retrying and resumes when the queue
 (That the broker keeps the timers meanwhile, and delivers them late, is libs/tests/integration/
 test_dead_letter_retention.py: RabbitMQ retries such dead letters only every 180 s.)"""
 import time
-import urllib.parse
 
 import requests
 
 from trcommon.amqp import apply_definitions
+from trcommon.testing import management_vhost
 
-from e2e_support import LOG_DIR, register_and_login, released_by_timer, seat_row, wait_until
+from e2e_support import log_entries, register_and_login, released_by_timer, seat_row, wait_until
 
 
 def _consuming_lines() -> int:
-    return (LOG_DIR / "inventory-release-consumer.log").read_text(errors="replace").count('"message": "consuming"')
+    return sum(e.get("message") == "consuming" for e in log_entries("inventory-release-consumer"))
 
 
 def test_the_release_consumer_resumes_when_its_deleted_queue_is_restored(api, fresh_event, engines, amqp_url):
-    vhost = urllib.parse.quote(urllib.parse.urlparse(amqp_url).path.lstrip("/") or "/", safe="")
     ev = fresh_event(seats=3)
     fan = register_and_login(api)
-    r = requests.delete(f"http://127.0.0.1:15672/api/queues/{vhost}/seat.release.queue", auth=("guest", "guest"),
+    r = requests.delete(f"http://127.0.0.1:15672/api/queues/{management_vhost(amqp_url)}/seat.release.queue", auth=("guest", "guest"),
                         timeout=10)
     assert r.status_code == 204, r.text
     try:

@@ -1,19 +1,11 @@
 """One request id follows a purchase across HTTP, gRPC and AMQP, so an operator can trace it in the logs."""
-import json
 import uuid
 
-from e2e_support import LOG_DIR, register_and_login, topup, wait_until
+from e2e_support import log_entries, register_and_login, topup, wait_until
 
 
 def _lines_with(process: str, request_id: str) -> list[dict]:
-    found = []
-    for line in (LOG_DIR / f"{process}.log").read_text(errors="replace").splitlines():
-        if request_id in line:
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                pass
-    return found
+    return [e for e in log_entries(process) if e.get("request_id") == request_id]
 
 
 def test_the_callers_request_id_reaches_every_service_and_the_hold_timer(api, fresh_event):
@@ -33,7 +25,6 @@ def test_the_callers_request_id_reaches_every_service_and_the_hold_timer(api, fr
     # The hold's timer message carries the reserve's id to the release consumer (the seat was sold meanwhile,
     # so the consumer finds nothing to release, and says so under the same id).
     wait_until(lambda: _lines_with("inventory-release-consumer", reserve_id), 10, what="the timer's log line")
-    assert all(line["request_id"] == reserve_id for line in _lines_with("inventory-service", reserve_id))
 
 
 def test_a_request_without_an_id_gets_one(api):

@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from trcommon.devstack import free_port
 from trcommon.errors import DependencyUnavailable
 from trcommon.http_client import ServiceClient
 
@@ -60,11 +61,8 @@ def test_without_retries_a_lost_reply_is_a_clean_503(server):
 
 
 def test_an_unreachable_service_is_503_after_the_retry():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with pytest.raises(DependencyUnavailable):
-        ServiceClient("gone", f"http://127.0.0.1:{port}", "t", timeout=1).get("/health")
+        ServiceClient("gone", f"http://127.0.0.1:{free_port()}", "t", timeout=1).get("/health")
 
 
 def test_a_write_not_marked_idempotent_is_not_repeated(server):

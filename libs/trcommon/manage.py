@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from .db import ensure_database, upgrade
@@ -37,11 +38,14 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _postgres_unreachable(where: str, exc: BaseException) -> str:
+    return (f"PostgreSQL is unreachable at {where} ({_first_line(exc)}). Start it: "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set POSTGRES_URL.")
+
+
 def preflight() -> None:
     """Stop with one clear line (what, where, how to fix) if PostgreSQL or RabbitMQ cannot be reached."""
     import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
-
     from .amqp import connect
 
     server = os.environ.get("POSTGRES_URL", PG_SERVER).rstrip("/")
@@ -51,10 +55,7 @@ def preflight() -> None:
         with engine.connect():
             pass
     except Exception as exc:  # noqa: BLE001 - reported, whatever the driver raised
-        where = make_url(server).render_as_string(hide_password=True)
-        problems.append(f"PostgreSQL is unreachable at {where} ({_first_line(exc)}). Start it: "
-                        "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
-                        "or set POSTGRES_URL.")
+        problems.append(_postgres_unreachable(make_url(server).render_as_string(hide_password=True), exc))
     finally:
         engine.dispose()
     url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -73,9 +74,8 @@ def migrate(names: list[str]) -> None:
         try:
             created = ensure_database(settings.database_url)
         except OperationalError as exc:
-            raise SystemExit(f"error: PostgreSQL is unreachable ({_first_line(exc)}). Start it: "
-                             "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
-                             "or set POSTGRES_URL.") from None
+            where = make_url(settings.database_url).render_as_string(hide_password=True)
+            raise SystemExit(f"error: {_postgres_unreachable(where, exc)}") from None
         upgrade(DB_SERVICES[name].migrations, settings.database_url)
         print(f"{name}: database {'created and ' if created else ''}migrated")
 

@@ -73,6 +73,23 @@ def migrated_database(server_url: str, service: str, suffix: str = ""):
         drop_database(url)
 
 
+def all_migrated_databases(server_url: str, suffix: str):
+    """Generator for a fixture: a fresh migrated database for each of the four services, as
+    {service name: url}, all dropped afterwards."""
+    gens = {name: migrated_database(server_url, name, suffix) for name in DB_SERVICES}
+    try:
+        yield {name: next(gen) for name, gen in gens.items()}
+    finally:
+        for gen in gens.values():
+            next(gen, None)
+
+
+def management_vhost(amqp_url: str) -> str:
+    """The vhost of an AMQP URL as the management API wants it in a path (`/` is `%2F`)."""
+    vhost = urllib.parse.unquote(urllib.parse.urlparse(amqp_url).path.lstrip("/")) or "/"
+    return urllib.parse.quote(vhost, safe="")
+
+
 def _create_vhost(name: str) -> None:
     try:
         auth = ("guest", "guest")

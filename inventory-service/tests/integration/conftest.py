@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,9 @@ from inventory_service.bootstrap import bootstrap
 from inventory_service.domain.model import Seat
 from inventory_service.entrypoints.grpc_server import SERVICE_NAME
 from inventory_service.entrypoints.release_consumer import ReleaseConsumer
+from trcommon.devstack import free_port
 from trcommon.grpc_support import app_error_from_rpc, client_channel
 from trcommon.testing import service_fixtures
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:

@@ -19,7 +19,9 @@ from trproto import inventory_pb2 as pb
 from inventory_service.bootstrap import bootstrap
 from inventory_service.domain.model import SeatStatus
 from inventory_service.entrypoints.hold_sweeper import HoldSweeper
+from trcommon.devstack import free_port
 from trcommon.logs import request_id_var
+from trcommon.testing import management_vhost
 
 HOLD_EXCHANGE, HOLD_ROUTING_KEY = "seat.hold", "seat.hold"
 # Where an expired hold message is dead-lettered to; publishing here is what the broker does on expiry.
@@ -145,11 +147,11 @@ def test_the_consumer_reconnects_after_the_broker_drops_its_connection(inventory
                                                                        amqp_url, run_consumer, eventually):
     consumer = run_consumer()
     mgmt = f"http://{make_url_host(amqp_url)}:15672/api"
-    vhost = urllib.parse.unquote(urllib.parse.urlparse(amqp_url).path[1:] or "/")
+    vhost = management_vhost(amqp_url)
 
     def consumer_connections():
         try:
-            listed = requests.get(f"{mgmt}/vhosts/{urllib.parse.quote(vhost, safe='')}/connections",
+            listed = requests.get(f"{mgmt}/vhosts/{vhost}/connections",
                                   auth=("guest", "guest"), timeout=5).json()
         except requests.RequestException:
             pytest.skip("the RabbitMQ management API is not reachable")
@@ -284,9 +286,7 @@ class _TcpProxy:
 def test_a_database_outage_keeps_the_message_until_the_release_succeeds(inventory, new_seat, stored_seat, broker,
                                                                         consumer_settings, run_consumer,
                                                                         eventually):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     real = make_url(consumer_settings.database_url)
     proxy = _TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
     behind_proxy = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)

@@ -8,16 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from trcommon.audit import audit
-from trcommon.services import DB_SERVICES, ROOT
-from trcommon.testing import migrated_database
+from trcommon.manage import ENV_PREFIX
+from trcommon.services import ROOT
+from trcommon.testing import all_migrated_databases
 
 
 @pytest.fixture(scope="module")
 def urls(pg_server_url):
-    gens = {name: migrated_database(pg_server_url, name, suffix="_audit") for name in DB_SERVICES}
-    yield {name: next(gen) for name, gen in gens.items()}
-    for gen in gens.values():
-        next(gen, None)
+    yield from all_migrated_databases(pg_server_url, "_audit")
 
 
 def run(url, sql, **params):
@@ -80,9 +78,7 @@ def test_each_kind_of_violation_is_reported(urls):
 
 
 def test_the_audit_command_exits_non_zero_on_a_violation(urls):
-    env = {**os.environ, **{f"{p}_DATABASE_URL": urls[name] for name, p in
-                            (("event-service", "EVENTS"), ("user-service", "USERS"), ("order-service", "ORDERS"),
-                             ("inventory-service", "SEATS"))}}
+    env = {**os.environ, **{f"{prefix}_DATABASE_URL": urls[name] for name, prefix in ENV_PREFIX.items()}}
     out = subprocess.run([sys.executable, "-m", "trcommon.audit", "--tolerance-seconds", "5"], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr

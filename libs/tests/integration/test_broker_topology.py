@@ -1,19 +1,14 @@
 """The broker topology applied from rabbitmq/definitions.json is what the broker reports (RELIABILITY config gate)."""
-import urllib.parse
-
 import requests
 
 from trcommon.amqp import load_definitions
+from trcommon.testing import management_vhost
 
 MGMT = "http://127.0.0.1:15672/api"
 
 
-def _vhost(amqp_url: str) -> str:
-    return urllib.parse.quote(urllib.parse.unquote(urllib.parse.urlparse(amqp_url).path.lstrip("/")) or "/", safe="")
-
-
 def test_the_hold_queue_is_a_quorum_queue_that_never_drops_an_expiring_hold(amqp_url):
-    q = requests.get(f"{MGMT}/queues/{_vhost(amqp_url)}/seat.hold.queue", auth=("guest", "guest"), timeout=10).json()
+    q = requests.get(f"{MGMT}/queues/{management_vhost(amqp_url)}/seat.hold.queue", auth=("guest", "guest"), timeout=10).json()
     assert q["arguments"] == {"x-queue-type": "quorum", "x-message-ttl": 300000,
                               "x-dead-letter-exchange": "seat.hold.dlx", "x-dead-letter-routing-key": "seat.release",
                               "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
@@ -22,7 +17,7 @@ def test_the_hold_queue_is_a_quorum_queue_that_never_drops_an_expiring_hold(amqp
 
 def test_every_declared_queue_exchange_and_binding_exists_with_its_arguments(amqp_url):
     defs = load_definitions()
-    vhost, auth = _vhost(amqp_url), ("guest", "guest")
+    vhost, auth = management_vhost(amqp_url), ("guest", "guest")
     for queue in defs["queues"]:
         found = requests.get(f"{MGMT}/queues/{vhost}/{queue['name']}", auth=auth, timeout=10).json()
         assert found["arguments"] == queue["arguments"], queue["name"]

@@ -154,9 +154,6 @@ def stand_in():
 @pytest.fixture
 def closed_port_url():
     """A local URL where nothing listens."""
-    import socket
+    from trcommon.devstack import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"

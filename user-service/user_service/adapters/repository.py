@@ -77,13 +77,21 @@ class LedgerRepository:
     def __init__(self, conn: Connection):
         self._conn = conn
 
-    def add(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str) -> LedgerEntry | None:
+    def add(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str,
+            not_after: datetime | None = None) -> LedgerEntry | None:
         """Claim `reference` with a new entry; None when the reference already exists (the caller's retry, or
-        a concurrent request with the same reference, which this insert waits for)."""
+        a concurrent request with the same reference, which this insert waits for) or, with `not_after`, when
+        the database clock has passed it (the caller tells the two apart with `get`)."""
+        c = credit_ledger.c
+        values = sa.select(*(sa.literal(v, col.type).label(col.name) for v, col in (
+            (entry_id, c.entry_id), (user_id, c.user_id), (amount, c.amount), (reason, c.reason),
+            (reference, c.reference))))
+        if not_after is not None:
+            values = values.where(sa.func.clock_timestamp() <= not_after)
         try:
             row = self._conn.execute(
                 insert(credit_ledger)
-                .values(entry_id=entry_id, user_id=user_id, amount=amount, reason=reason, reference=reference)
+                .from_select(["entry_id", "user_id", "amount", "reason", "reference"], values)
                 .on_conflict_do_nothing(index_elements=[credit_ledger.c.reference])
                 .returning(*_LEDGER_COLUMNS)).first()
         except IntegrityError as exc:
@@ -107,10 +115,6 @@ class LedgerRepository:
             .values(balance_after=moved.c.balance)
             .returning(credit_ledger.c.balance_after)).first()
         return row.balance_after if row else None
-
-    def past(self, deadline: datetime) -> bool:
-        """Whether the database clock (now, not the transaction's start) has passed `deadline`."""
-        return bool(self._conn.execute(sa.select(sa.func.clock_timestamp() > deadline)).scalar_one())
 
     def get(self, reference: str) -> LedgerEntry | None:
         row = self._conn.execute(sa.select(*_LEDGER_COLUMNS).where(credit_ledger.c.reference == reference)).first()

@@ -115,14 +115,15 @@ def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, referenc
            not_after: datetime | None = None) -> BalanceChange:
     """Claim the reference with a ledger row, then move the balance; the caller commits only if applied.
     With `not_after`, a new change is refused once the database clock has passed it (a replay still answers)."""
-    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference)
+    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, not_after)
     if entry is None:
         existing = uow.ledger.get(reference)
-        if existing is None:  # only if a row could vanish between the two statements; rows are never deleted
-            raise ReferenceConflict("the reference is being used concurrently; retry")
-        return _replayed(existing, user_id, amount)
-    if not_after is not None and uow.ledger.past(not_after):
-        raise DeadlinePassed()
+        if existing is not None:
+            return _replayed(existing, user_id, amount)
+        if not_after is not None:
+            raise DeadlinePassed()
+        # Only if a row could vanish between the two statements; ledger rows are never deleted.
+        raise ReferenceConflict("the reference is being used concurrently; retry")
     balance = uow.ledger.apply_to_balance(entry)
     if balance is None:
         raise InsufficientCredits()
