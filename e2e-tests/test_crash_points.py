@@ -1,6 +1,6 @@
-"""RELIABILITY case 10: the orchestrator dies between two steps of a saga (a failpoint exits the process the way
-SIGKILL would); the recovery worker must bring every saga to a consistent end, and the seat back on sale when
-nobody paid for it."""
+"""The orchestrator dies at each step boundary of the purchase saga (a failpoint exits the process the way SIGKILL
+would, docs/sagas.md); the recovery worker must bring every saga to a consistent end, and the seat back on sale
+when nobody paid for it. The boundaries come from the saga's step list: a new step needs its case here."""
 import dataclasses
 
 import pytest
@@ -8,7 +8,9 @@ import requests
 
 from trcommon.devstack import Stack, free_port
 
-from e2e_support import E2E_ENV, Api, balance, ledger_refs, order_row, register_and_login, seat_row, topup, wait_until
+from e2e_support import (E2E_ENV, Api, balance, ledger_refs, order_row, register_and_login, released_by_timer,
+                         seat_row, topup, wait_until)
+from orchestrator_service.service_layer.purchase import PURCHASE
 
 HOLD_TTL = 3
 
@@ -44,20 +46,17 @@ def _seat_back_on_sale(api, seat_id):
                       HOLD_TTL + 5, interval=0.3, what="the seat to be on sale again")
 
 
-def test_dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns(
-        api, crashing_api, fresh_event, engines):
+def dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns(api, crashing, fresh_event, engines):
     ev, fan = fresh_event(seats=1), register_and_login(api)
-    crashing = crashing_api("reserve:after_hold")
     _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
     assert seat_row(engines, ev.seat_ids[0])["status"] == "HELD"
     assert api.get("/me/orders", fan.token).json()["orders"] == []
     _seat_back_on_sale(api, ev.seat_ids[0])
 
 
-def test_dying_after_the_order_before_the_timer_expires_the_order_and_the_seat_returns(
-        api, crashing_api, fresh_event, engines):
+def dying_after_the_order_before_the_timer_expires_the_order_and_the_seat_returns(api, crashing, fresh_event,
+                                                                                  engines):
     ev, fan = fresh_event(seats=1), register_and_login(api)
-    crashing = crashing_api("reserve:after_order")
     _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
     [order] = api.get("/me/orders", fan.token).json()["orders"]
     wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
@@ -73,9 +72,8 @@ def _reserved(api, fresh_event, credits=100, price=60):
     return ev, fan, order["order_id"]
 
 
-def test_dying_after_payment_began_before_the_debit_charges_nothing(api, crashing_api, fresh_event, engines):
+def dying_after_payment_began_before_the_debit_charges_nothing(api, crashing, fresh_event, engines):
     ev, fan, order_id = _reserved(api, fresh_event)
-    crashing = crashing_api("pay:after_begin")
     _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
     final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
                        what="the saga to end")
@@ -84,9 +82,8 @@ def test_dying_after_payment_began_before_the_debit_charges_nothing(api, crashin
     _seat_back_on_sale(api, ev.seat_ids[0])
 
 
-def test_dying_after_the_debit_ends_confirmed_or_refunded(api, crashing_api, fresh_event, engines):
+def dying_after_the_debit_ends_confirmed_or_refunded(api, crashing, fresh_event, engines):
     ev, fan, order_id = _reserved(api, fresh_event)
-    crashing = crashing_api("pay:after_debit")
     _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
     assert ledger_refs(engines, f"order:{order_id}:debit")
     final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
@@ -98,10 +95,8 @@ def test_dying_after_the_debit_ends_confirmed_or_refunded(api, crashing_api, fre
         assert seat_row(engines, ev.seat_ids[0])["status"] != "SOLD"
 
 
-def test_dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once(api, crashing_api, fresh_event,
-                                                                            engines):
+def dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once(api, crashing, fresh_event, engines):
     ev, fan, order_id = _reserved(api, fresh_event)
-    crashing = crashing_api("pay:after_confirm_seat")
     _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
     assert seat_row(engines, ev.seat_ids[0])["status"] == "SOLD"
     wait_until(lambda: order_row(engines, order_id)["status"] == "CONFIRMED", 10, what="the order to be confirmed")
@@ -110,3 +105,33 @@ def test_dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once(api,
     r = api.post("/pay", fan.token, json={"order_id": order_id})
     assert r.status_code == 200 and r.json()["status"] == "CONFIRMED"
     assert balance(api, fan.token) == 40
+
+
+def dying_after_the_timer_expires_the_order_through_its_timer_and_the_seat_returns(api, crashing, fresh_event,
+                                                                                   engines):
+    ev, fan = fresh_event(seats=1), register_and_login(api)
+    _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
+    [order] = api.get("/me/orders", fan.token).json()["orders"]
+    wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
+               what="the order to expire")
+    wait_until(lambda: released_by_timer({ev.seat_ids[0]}), 10, what="the hold's timer to release the seat")
+    _seat_back_on_sale(api, ev.seat_ids[0])
+
+
+CASES = {
+    "purchase:hold": dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns,
+    "purchase:order": dying_after_the_order_before_the_timer_expires_the_order_and_the_seat_returns,
+    "purchase:timer": dying_after_the_timer_expires_the_order_through_its_timer_and_the_seat_returns,
+    "purchase:debit:begun": dying_after_payment_began_before_the_debit_charges_nothing,
+    "purchase:debit": dying_after_the_debit_ends_confirmed_or_refunded,
+    "purchase:confirm-seat": dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once,
+}
+
+
+def test_every_step_boundary_of_the_purchase_saga_has_a_crash_case():
+    assert set(CASES) == set(PURCHASE.failpoints())
+
+
+@pytest.mark.parametrize("failpoint", PURCHASE.failpoints())
+def test_the_orchestrator_dying_at_a_step_boundary_converges(failpoint, api, crashing_api, fresh_event, engines):
+    CASES[failpoint](api, crashing_api(failpoint), fresh_event, engines)

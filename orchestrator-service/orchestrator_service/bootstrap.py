@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from trcommon.amqp import ConfirmedPublisher
 from trcommon.auth import TokenService
 from trcommon.http_client import ServiceClient
+from trcommon.saga import SagaRunner
 
 from .adapters.inventory import InventoryClient
 from .adapters.services import EventService, OrderService, UserService
@@ -22,6 +23,7 @@ class Container:
     events: EventService
     inventory: InventoryClient
     holds: ConfirmedPublisher
+    sagas: SagaRunner
 
     def close(self) -> None:
         for client in (self.users.http, self.orders.http, self.events.http):
@@ -35,6 +37,12 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
         return ServiceClient(name, url, settings.internal_service_token, settings.internal_timeout_seconds,
                              settings.http_pool_size)
 
+    from .service_layer.sagas import SAGAS     # the sagas' steps call this container's clients
+
+    try:
+        runner = SagaRunner(SAGAS, settings.failpoint_set)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: FAILPOINTS: {exc}") from None
     return Container(
         settings=settings,
         tokens=TokenService(settings.jwt_secret, settings.jwt_issuer),
@@ -44,4 +52,5 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
         inventory=InventoryClient(settings.inventory_grpc_target, settings.internal_service_token,
                                   settings.internal_timeout_seconds),
         holds=ConfirmedPublisher(settings.amqp_url, "seat.hold", "seat.hold", "orchestrator-holds"),
+        sagas=runner,
     )

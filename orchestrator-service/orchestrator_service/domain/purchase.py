@@ -1,35 +1,22 @@
-"""Rules of the purchase saga (reserve → pay), free of any transport.
-
-Saga steps, and the state recorded around each remote call (in orders_db, by order-service):
-  reserve:  ReserveSeat (inventory) → create order PENDING (orders) → publish the hold timer (broker)
-  pay:      begin-payment: payment_state CHARGING (orders) → debit `order:{id}:debit` (users, refused after
-            held_until) → ConfirmSeat (inventory) → CONFIRMED (orders)
-  compensate: credit `order:{id}:refund` (users) → ReleaseSeat (inventory) → FAILED (orders)
-
-Every step is idempotent (the order id is the hold id and the ledger references derive from it), so the
-recovery pass can re-run a step it is unsure about; which step to take next is decided from what the other
-services say, never from the orchestrator's memory.
-"""
+"""Rules of the purchase saga, free of any transport: how an order's record reads as a saga state, and which
+answers of inventory mean the seat is lost. The steps themselves are in service_layer/purchase.py; the design is
+in docs/sagas.md."""
 from __future__ import annotations
 
-import enum
 from datetime import datetime, timedelta
 
 from trcommon.errors import AppError, Gone
+from trcommon.saga import Outcome, SagaState
 
 PENDING, CONFIRMED, FAILED, EXPIRED, REFUNDED = "PENDING", "CONFIRMED", "FAILED", "EXPIRED", "REFUNDED"
 CHARGING, NONE = "CHARGING", "NONE"
 
+# The purchase saga's steps, in order (service_layer/purchase.py binds each to its participant call).
+HOLD, ORDER, TIMER, DEBIT, CONFIRM_SEAT = "hold", "order", "timer", "debit", "confirm-seat"
+STEPS = (HOLD, ORDER, TIMER, DEBIT, CONFIRM_SEAT)
+
 # Answers of ConfirmSeat that mean the seat can no longer be confirmed for this order.
 SEAT_LOST_CODES = frozenset({"HOLD_EXPIRED", "SEAT_UNAVAILABLE", "SEAT_NOT_FOUND"})
-
-
-def debit_reference(order_id: str) -> str:
-    return f"order:{order_id}:debit"
-
-
-def refund_reference(order_id: str) -> str:
-    return f"order:{order_id}:refund"
 
 
 def otp_purpose(order_id: str) -> str:
@@ -44,24 +31,32 @@ def seat_lost(err: AppError) -> bool:
     return err.code in SEAT_LOST_CODES
 
 
-class Next(enum.Enum):
-    WAIT = "wait"              # nothing to do yet (hold still live, nobody charged)
-    EXPIRE = "expire"          # hold lapsed and nobody was charged: order EXPIRED, seat released
-    CONFIRM = "confirm"        # charged: confirm the seat (and compensate if that is no longer possible)
-    DONE = "done"              # terminal already
+def purchase_state(order: dict, now: datetime, fence_seconds: float) -> SagaState:
+    """The saga state an order records.
 
-
-def next_step(order: dict, debited: bool, now: datetime, fence_seconds: float) -> Next:
-    """What the recovery pass does with an order, given whether its debit exists in the ledger.
-
-    user-service refuses a debit once the order's held_until has passed, so for a CHARGING order "no debit"
-    is final once held_until plus a small fence (for a debit transaction already under way) has passed.
+    An order exists once the hold and the order steps took effect; its timer is published in the same request
+    (a missing timer changes nothing below: the hold lapses at held_until, and inventory's sweeper ends it).
+    A PENDING order then waits for the fan's /pay, which records payment_state CHARGING before the debit.
+    user-service refuses a debit once held_until has passed, so for a CHARGING order "no debit" is final once
+    held_until plus a small fence (for a debit transaction already under way) has passed.
     """
-    if order["status"] != PENDING:
-        return Next.DONE
-    if debited:
-        return Next.CONFIRM
+    status = order["status"]
+    if status == CONFIRMED:
+        return SagaState(done=len(STEPS), outcome=Outcome.COMPLETED)
+    if status != PENDING:
+        return SagaState(outcome=Outcome.COMPENSATED)
+    charging = order["payment_state"] == CHARGING
     deadline = datetime.fromisoformat(order["held_until"])
-    if order["payment_state"] == CHARGING:
+    if charging:
         deadline += timedelta(seconds=fence_seconds)
-    return Next.EXPIRE if deadline <= now else Next.WAIT
+    return SagaState(done=STEPS.index(DEBIT), begun=charging, deadline_passed=deadline <= now)
+
+
+def final_status(order: dict, state: SagaState) -> str:
+    """CONFIRMED, or how a compensated order ends: EXPIRED when its hold ran out and nobody tried to charge it,
+    FAILED otherwise (a charge was attempted, or a step failed)."""
+    if state.outcome is Outcome.COMPLETED:
+        return CONFIRMED
+    if state.failed_by_deadline and order["payment_state"] == NONE:
+        return EXPIRED
+    return FAILED

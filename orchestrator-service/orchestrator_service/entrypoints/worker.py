@@ -1,7 +1,8 @@
 """orchestrator-worker: the saga recovery pass, at start-up and then every RECOVERY_INTERVAL_SECONDS.
 
-It finishes or compensates purchase sagas interrupted by a crash of the orchestrator or of any service, and
-ends orders whose hold has lapsed. Run as `python -m orchestrator_service.entrypoints.worker`.
+It finishes or compensates sagas of every kind (service_layer/sagas.py) interrupted by a crash of the orchestrator
+or of any service, and ends those whose deadline has passed (an order whose hold lapsed unpaid). Run as
+`python -m orchestrator_service.entrypoints.worker`.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import threading
 from pathlib import Path
 
 from trcommon.logs import configure_logging, new_request_id, request_id_var
+from trcommon.saga import recovery_pass
 from trcommon.settings import load_settings
 
 from ..bootstrap import Container, bootstrap
-from ..service_layer.purchase import recovery_pass
 from ..settings import OrchestratorSettings
 
 log = logging.getLogger("orchestrator.worker")
@@ -27,7 +28,7 @@ def run(c: Container, stop: threading.Event) -> None:
     while not stop.is_set():
         token = request_id_var.set(new_request_id())
         try:
-            examined = recovery_pass(c)
+            examined = recovery_pass(c.sagas, c)
             if examined:
                 log.info("recovery pass", extra={"examined": examined})
         except Exception as exc:  # noqa: BLE001 - a dependency being down must not kill the worker

@@ -1,99 +1,154 @@
-"""The purchase saga: reserve a seat, pay for it, and the recovery pass that finishes interrupted sagas."""
+"""The purchase saga on the shared saga mechanism (docs/sagas.md): reserve a seat, pay for it.
+
+Steps, each called with the key `order:{order_id}:{step}` (the order id is also the hold id):
+  hold          ReserveSeat, FOR UPDATE NOWAIT       undo: ReleaseSeat (a hold also lapses by itself at held_until)
+  order         the order PENDING: the saga's record, in orders_db
+  timer         the hold timer, published with confirms (per-message TTL = HOLD_TTL_SECONDS)
+  debit         the fan's credits (OTP for flagged fans; refused after held_until)   undo: refund `order:{id}:refund`
+                `/pay` begins it: order-service records payment_state CHARGING first
+  confirm-seat  ConfirmSeat, only while the hold is live; a lost seat fails the saga (refund, release, FAILED)
+The order ends CONFIRMED, FAILED, or EXPIRED (its hold ran out and nobody tried to charge it).
+"""
 from __future__ import annotations
 
 import logging
-import os
 import uuid
-from datetime import datetime, timezone
+from dataclasses import dataclass
 
 from trcommon.amqp import PublishFailed
-from trcommon.errors import AppError, DependencyUnavailable, Forbidden, NotFound
+from trcommon.errors import DependencyUnavailable, Forbidden, NotFound
+from trcommon.saga import Outcome, Saga, SagaState, Step, always
 
+from ..adapters.inventory import SeatView
 from ..bootstrap import Container
 from ..domain import purchase as rules
-from ..domain.purchase import Next
 
 log = logging.getLogger("orchestrator.purchase")
 
 
-def _failpoint(c: Container, name: str) -> None:
-    """Die here, as a SIGKILL would, when a crash test asked for it (FAILPOINTS; never in production)."""
-    if name in c.settings.failpoint_set:
-        log.error("failpoint reached: exiting", extra={"failpoint": name})
-        os._exit(137)
+@dataclass
+class Purchase:
+    """The context of one purchase saga: its id (the order id), the fan, and what its steps learnt."""
+
+    c: Container
+    saga_id: str
+    user_id: str
+    seat_id: str | None = None
+    order: dict | None = None          # the saga's record, as order-service last returned it
+    seat: SeatView | None = None
+    otp_code: str | None = None
 
 
-def _order_view(order: dict) -> dict:
-    return {k: order.get(k) for k in ("order_id", "seat_id", "event_id", "amount", "status", "held_until",
-                                       "created_at", "updated_at", "failure_reason")}
+def _hold(p: Purchase, key: str) -> None:
+    p.seat = p.c.inventory.reserve(p.seat_id, p.user_id, hold_id=p.saga_id, hold_seconds=p.c.settings.hold_ttl_seconds)
+
+
+def _release(p: Purchase, key: str) -> None:
+    p.c.inventory.release(p.seat_id, p.saga_id)
+
+
+def _create_order(p: Purchase, key: str) -> None:
+    p.order = p.c.orders.create({"order_id": p.saga_id, "user_id": p.user_id, "seat_id": p.seat_id,
+                                 "event_id": p.seat.event_id, "amount": p.seat.price, "held_until": p.seat.held_until})
+
+
+def _publish_timer(p: Purchase, key: str) -> None:
+    try:
+        p.c.holds.publish({"seat_id": p.seat_id, "hold_id": p.saga_id, "order_id": p.saga_id,
+                           "held_until": p.seat.held_until},
+                          expiration_ms=p.c.settings.hold_ttl_seconds * 1000, message_id=key)
+    except PublishFailed as exc:
+        raise DependencyUnavailable("the hold timer is unavailable; try again", code="HOLD_TIMER_UNAVAILABLE") from exc
+
+
+def _debit(p: Purchase, key: str) -> None:
+    o = p.order
+    p.c.users.debit(o["user_id"], o["amount"], key, "seat purchase", otp_purpose=rules.otp_purpose(p.saga_id),
+                    otp_code=p.otp_code, not_after=o["held_until"])
+
+
+def _debited(p: Purchase, key: str) -> bool:
+    return bool(p.c.users.ledger(key))
+
+
+def _refund(p: Purchase, key: str) -> None:
+    p.c.users.credit(p.order["user_id"], p.order["amount"], key, "refund: the seat could not be confirmed")
+
+
+def _confirm_seat(p: Purchase, key: str) -> None:
+    p.c.inventory.confirm(p.order["seat_id"], p.order["user_id"], hold_id=p.saga_id)
+
+
+def _begin_payment(p: Purchase, step: str) -> None:
+    p.order = p.c.orders.begin_payment(p.saga_id, p.user_id)     # records CHARGING before the debit
+    p.seat_id = p.order["seat_id"]
+
+
+def _state(p: Purchase, now) -> SagaState:
+    return rules.purchase_state(p.order, now, p.c.settings.debit_fence_seconds)
+
+
+def _finish(p: Purchase, state: SagaState, reason: str | None) -> None:
+    if p.order is None:
+        return      # the saga ended before its record existed; the hold it may have taken lapses by itself
+    to = rules.final_status(p.order, state)
+    if state.failed_by_deadline:
+        reason = "hold expired before the payment completed"
+    p.order = p.c.orders.transition(p.saga_id, to, None if to == rules.CONFIRMED else reason)
+    log.info("order ended", extra={"order_id": p.saga_id, "seat_id": p.order["seat_id"], "status": to})
+
+
+def _stale(c: Container) -> list[Purchase]:
+    return [Purchase(c, o["order_id"], o["user_id"], seat_id=o["seat_id"], order=o)
+            for o in c.orders.stale(c.settings.recovery_grace_seconds, 100)]
+
+
+PURCHASE: Saga[Purchase] = Saga(
+    name="purchase", record="order",
+    steps=(
+        # A hold that cannot be taken leaves nothing to undo: its error is the answer.
+        Step(rules.HOLD, _hold, compensation=_release, compensation_name="release", lapses=True),
+        Step(rules.ORDER, _create_order, fatal=always),
+        Step(rules.TIMER, _publish_timer, fatal=always),
+        # 402, 428 or a wrong OTP leave the order CHARGING: the fan may pay again until the hold ends.
+        Step(rules.DEBIT, _debit, compensation=_refund, compensation_name="refund", waits_for_user=True,
+             happened=_debited),
+        Step(rules.CONFIRM_SEAT, _confirm_seat, fatal=rules.seat_lost),
+    ),
+    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale)
+
+assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
 
 
 def reserve(c: Container, user_id: str, role: str, seat_id: str) -> dict:
     if role != "fan":
         raise Forbidden("only fans can reserve seats", code="WRONG_ROLE")
-    order_id = str(uuid.uuid4())
-    seat = c.inventory.reserve(seat_id, user_id, hold_id=order_id, hold_seconds=c.settings.hold_ttl_seconds)
-    _failpoint(c, "reserve:after_hold")
-    order = None
-    try:
-        order = c.orders.create({"order_id": order_id, "user_id": user_id, "seat_id": seat_id,
-                                 "event_id": seat.event_id, "amount": seat.price, "held_until": seat.held_until})
-        _failpoint(c, "reserve:after_order")
-        c.holds.publish({"seat_id": seat_id, "hold_id": order_id, "order_id": order_id,
-                         "held_until": seat.held_until},
-                        expiration_ms=c.settings.hold_ttl_seconds * 1000, message_id=order_id)
-    except (AppError, PublishFailed) as exc:
-        # A hold without its timer (or without its order) must not stand: undo it now. If this clean-up fails
-        # too, the hold still ends at held_until (inventory's sweeper) and the recovery pass expires the order.
-        log.warning("reserve compensated", extra={"order_id": order_id, "seat_id": seat_id, "error": repr(exc)})
-        _quietly(c.inventory.release, seat_id, order_id)
-        if order is not None:
-            _quietly(c.orders.transition, order_id, rules.FAILED, "hold timer unavailable")
-        if isinstance(exc, PublishFailed):
-            raise DependencyUnavailable("the hold timer is unavailable; try again",
-                                        code="HOLD_TIMER_UNAVAILABLE") from exc
-        raise
-    return {"order_id": order_id, "seat_id": seat_id, "event_id": seat.event_id, "amount": seat.price,
-            "status": order["status"], "held_until": seat.held_until}
+    p = Purchase(c, str(uuid.uuid4()), user_id, seat_id=seat_id)
+    run = c.sagas.start(PURCHASE, p)
+    if run.failure is not None:
+        raise run.failure          # compensated: the hold is released and the order (if any) FAILED
+    return {"order_id": p.saga_id, "seat_id": seat_id, "event_id": p.seat.event_id, "amount": p.seat.price,
+            "status": p.order["status"], "held_until": p.seat.held_until}
 
 
 def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict:
-    order = c.orders.begin_payment(order_id, user_id)      # records CHARGING before the debit
-    if order["status"] == rules.CONFIRMED:
-        return _confirmation(order)
-    _failpoint(c, "pay:after_begin")
-    c.users.debit(user_id, order["amount"], rules.debit_reference(order_id), "seat purchase",
-                  otp_purpose=rules.otp_purpose(order_id), otp_code=otp_code, not_after=order["held_until"])
-    _failpoint(c, "pay:after_debit")
-    return _confirm_or_compensate(c, order)
-
-
-def _confirm_or_compensate(c: Container, order: dict) -> dict:
-    order_id = order["order_id"]
-    try:
-        c.inventory.confirm(order["seat_id"], order["user_id"], hold_id=order_id)
-    except AppError as err:
-        if not rules.seat_lost(err):
-            raise  # inventory unreachable: the charge stands, the recovery pass (or a retried /pay) finishes
-        _compensate(c, order, f"seat could not be confirmed: {err.code}")
+    p = Purchase(c, order_id, user_id, otp_code=otp_code)
+    run = c.sagas.resume(PURCHASE, p, rules.DEBIT)
+    if run.state.outcome is Outcome.COMPLETED:
+        return _confirmation(p.order)
+    if run.failure is not None:
         raise rules.HoldExpired("the hold expired before the payment completed; the credits were refunded")
-    _failpoint(c, "pay:after_confirm_seat")
-    confirmed = c.orders.transition(order_id, rules.CONFIRMED)
-    log.info("order confirmed", extra={"order_id": order_id, "seat_id": order["seat_id"]})
-    return _confirmation(confirmed)
-
-
-def _compensate(c: Container, order: dict, reason: str) -> None:
-    order_id = order["order_id"]
-    c.users.credit(order["user_id"], order["amount"], rules.refund_reference(order_id), "refund: " + reason)
-    c.inventory.release(order["seat_id"], order_id)
-    c.orders.transition(order_id, rules.FAILED, reason)
-    log.warning("order compensated", extra={"order_id": order_id, "reason": reason})
+    raise DependencyUnavailable("the payment could not be completed now; try again")
 
 
 def _confirmation(order: dict) -> dict:
     return {"order_id": order["order_id"], "status": order["status"], "seat_id": order["seat_id"],
             "amount": order["amount"]}
+
+
+def _order_view(order: dict) -> dict:
+    return {k: order.get(k) for k in ("order_id", "seat_id", "event_id", "amount", "status", "held_until",
+                                       "created_at", "updated_at", "failure_reason")}
 
 
 def get_order(c: Container, user_id: str, order_id: str) -> dict:
@@ -110,41 +165,3 @@ def get_order(c: Container, user_id: str, order_id: str) -> dict:
 def my_orders(c: Container, user_id: str, limit: int, offset: int) -> list[dict]:
     return [_order_view(o) for o in c.orders.list(user_id=user_id, limit=limit, offset=offset)]
 
-
-def recover(c: Container, order: dict) -> Next:
-    """Drive one interrupted or lapsed order to a terminal state. Safe to run concurrently and repeatedly."""
-    debited = bool(c.users.ledger(rules.debit_reference(order["order_id"]))) \
-        if order["payment_state"] == rules.CHARGING else False
-    step = rules.next_step(order, debited, datetime.now(timezone.utc), c.settings.debit_fence_seconds)
-    if step is Next.EXPIRE:
-        # An order whose payment had started ends FAILED (order-service keeps EXPIRED for orders no charge
-        # was ever attempted for); either way nobody was charged. The seat needs nothing from here: a lapsed
-        # hold already counts as available, its timer releases the row, and inventory's sweeper backs it up.
-        to = rules.EXPIRED if order["payment_state"] == rules.NONE else rules.FAILED
-        c.orders.transition(order["order_id"], to, "hold expired before the payment completed")
-        log.info("order ended", extra={"order_id": order["order_id"], "seat_id": order["seat_id"], "status": to})
-    elif step is Next.CONFIRM:
-        try:
-            _confirm_or_compensate(c, order)
-        except rules.HoldExpired:
-            pass  # compensated
-    return step
-
-
-def recovery_pass(c: Container, limit: int = 100) -> int:
-    """One pass over stale orders; returns how many were examined."""
-    orders = c.orders.stale(c.settings.recovery_grace_seconds, limit)
-    for order in orders:
-        try:
-            recover(c, order)
-        except AppError as err:
-            log.warning("recovery step failed; will retry", extra={"order_id": order["order_id"],
-                                                                    "code": err.code})
-    return len(orders)
-
-
-def _quietly(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception as exc:  # noqa: BLE001 - best-effort clean-up; the recovery pass is the backstop
-        log.warning("clean-up step failed", extra={"step": getattr(fn, "__name__", "?"), "error": repr(exc)})

@@ -1,0 +1,9 @@
+"""Every saga the orchestrator runs. The recovery worker goes over the stale sagas of each kind listed here, and
+FAILPOINTS may name any step boundary of them (docs/sagas.md)."""
+from __future__ import annotations
+
+from trcommon.saga import Saga
+
+from .purchase import PURCHASE
+
+SAGAS: tuple[Saga, ...] = (PURCHASE,)
