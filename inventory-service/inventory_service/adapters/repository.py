@@ -19,7 +19,7 @@ from trcommon.db import LOCK_NOT_AVAILABLE, UNIQUE_VIOLATION, sqlstate
 
 from ..domain.exceptions import HoldIdInUse, SeatLocked
 from ..domain.model import HoldReleased, ScanResult, Seat, SeatStatus
-from .tables import entry_logs, seats
+from .tables import entry_logs, ownership_changes, seats
 
 log = logging.getLogger("inventory.repository")
 
@@ -149,6 +149,20 @@ class SeatRepository:
                 .returning(*_SEAT_COLUMNS, DB_NOW.label("db_now")))
         row = self._conn.execute(stmt).mappings().first()
         return (_seat(row), row["db_now"]) if row else None
+
+
+class OwnershipChangeRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def exists(self, change_key: str) -> bool:
+        return self._conn.execute(sa.select(sa.literal(1)).where(ownership_changes.c.change_key == change_key)) \
+            .first() is not None
+
+    def add(self, change_key: str, before: Seat, after: Seat) -> None:
+        self._conn.execute(ownership_changes.insert().values(
+            change_key=change_key, seat_id=after.seat_id, from_user_id=before.owner_user_id,
+            to_user_id=after.owner_user_id, ticket_version=after.ticket_version))
 
 
 class EntryLogRepository:

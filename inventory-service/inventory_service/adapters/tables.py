@@ -30,6 +30,20 @@ sa.Index("ix_seats_holds_by_user", seats.c.held_by_user_id, seats.c.held_until,
          postgresql_where=sa.text("status = 'HELD'"))
 sa.Index("ix_seats_held_until", seats.c.held_until, postgresql_where=sa.text("status = 'HELD'"))
 
+# The history of ownership: one row per UpdateOwner that took effect, under the key of the transfer step that
+# made it, so a repeat of that step finds it and changes nothing.
+ownership_changes = sa.Table(
+    "ownership_changes", metadata,
+    sa.Column("change_key", sa.Text, primary_key=True),
+    sa.Column("seat_id", UUID(as_uuid=False), sa.ForeignKey("seats.seat_id"), nullable=False),
+    sa.Column("from_user_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("to_user_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("ticket_version", sa.Integer, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+sa.Index("ix_ownership_changes_seat", ownership_changes.c.seat_id, ownership_changes.c.ticket_version)
+
 entry_logs = sa.Table(
     "entry_logs", metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),

@@ -68,6 +68,7 @@ class UpdateOwnerInput(_Input):
     seat_id: Id
     expected_owner_id: Id
     new_owner_id: Id
+    change_key: str = Field(min_length=1, max_length=200)
 
 
 class VerifyTicketInput(_Input):
@@ -147,7 +148,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
     def UpdateOwner(self, request, context):
         cmd = parse(UpdateOwnerInput, request)
         seat = services.update_owner(self._uow, str(cmd.seat_id), str(cmd.expected_owner_id),
-                                     str(cmd.new_owner_id))
+                                     str(cmd.new_owner_id), cmd.change_key)
         return inventory_pb2.SeatReply(seat=seat_message(seat))
 
     def VerifyTicket(self, request, context):

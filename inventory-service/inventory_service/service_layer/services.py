@@ -91,14 +91,20 @@ def release_lapsed_holds(uow_factory: UowFactory, grace_seconds: float, limit: i
         return released
 
 
-def update_owner(uow_factory: UowFactory, seat_id: str, expected_owner_id: str, new_owner_id: str) -> Seat:
+def update_owner(uow_factory: UowFactory, seat_id: str, expected_owner_id: str, new_owner_id: str,
+                 change_key: str) -> Seat:
+    """Move a SOLD ticket to a new owner (a new ticket_version), once per change_key: a repeat of the same change
+    returns the seat as it is now, whatever happened to it since; another change needs the expected owner."""
     with uow_factory() as uow:
         found = uow.seats.lock_for_update(seat_id)
         if found is None:
             raise SeatNotFound()
-        seat, _ = found
+        seat, now = found
+        if uow.ownership_changes.exists(change_key):
+            return seat.as_seen_at(now)
         transferred = seat.transfer(expected_owner_id, new_owner_id)
         uow.seats.save(transferred)
+        uow.ownership_changes.add(change_key, seat, transferred)
         uow.commit()
         return transferred
 

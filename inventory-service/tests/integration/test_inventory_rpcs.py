@@ -193,24 +193,76 @@ def test_release_leaves_a_seat_held_by_another_hold_or_sold(inventory, new_seat,
               NOT_FOUND, "SEAT_NOT_FOUND", 404)
 
 
+def _move(inventory, seat_id, expected, new, key):
+    return inventory.UpdateOwner(pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=expected,
+                                                       new_owner_id=new, change_key=key)).seat
+
+
 def test_update_owner_transfers_the_ticket_and_bumps_its_version(inventory, new_seat, rpc_error):
     seat_id, seller, _ = _sold_seat(inventory, new_seat)
     buyer = _id()
-    seat = inventory.UpdateOwner(pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=seller,
-                                                       new_owner_id=buyer)).seat
+    seat = _move(inventory, seat_id, seller, buyer, f"transfer:{_id()}:move-ticket")
     assert (seat.owner_user_id, seat.ticket_version, seat.status) == (buyer, 2, pb.SOLD)
-    # The seller no longer owns it: a replayed transfer is refused.
+    # Another transfer from the seller, who no longer owns it, is refused.
     rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=seller,
-                                                           new_owner_id=buyer), FAILED, "NOT_OWNER", 409)
+                                                           new_owner_id=buyer, change_key=f"transfer:{_id()}:m"),
+              FAILED, "NOT_OWNER", 409)
     rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=_id(), expected_owner_id=seller,
-                                                           new_owner_id=buyer), NOT_FOUND, "SEAT_NOT_FOUND", 404)
+                                                           new_owner_id=buyer, change_key="k"),
+              NOT_FOUND, "SEAT_NOT_FOUND", 404)
+
+
+def test_update_owner_repeated_by_the_same_transfer_returns_the_current_seat_and_changes_nothing(
+        inventory, container, new_seat):
+    seat_id, seller, hold = _sold_seat(inventory, new_seat)
+    buyer, key = _id(), f"transfer:{_id()}:move-ticket"
+    first = _move(inventory, seat_id, seller, buyer, key)
+    assert _move(inventory, seat_id, seller, buyer, key) == first
+    # Even once the ticket has moved on (checked in), the repeat is answered, not refused.
+    inventory.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=_id()))
+    again = _move(inventory, seat_id, seller, buyer, key)
+    assert (again.owner_user_id, again.ticket_version, again.status) == (buyer, 2, pb.CHECKED_IN)
+    with container.engine.connect() as conn:
+        changes = conn.execute(sa.text("SELECT change_key, from_user_id::text, to_user_id::text, ticket_version "
+                                       "FROM ownership_changes WHERE seat_id = :s"), {"s": seat_id}).all()
+    assert [tuple(c) for c in changes] == [(key, seller, buyer, 2)]
+
+
+def test_update_owner_repeated_concurrently_moves_the_ticket_once(inventory, new_seat):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seat_id, seller, _ = _sold_seat(inventory, new_seat)
+    buyer, key = _id(), f"transfer:{_id()}:move-ticket"
+    with ThreadPoolExecutor(8) as pool:
+        seats = list(pool.map(lambda _: _move(inventory, seat_id, seller, buyer, key), range(8)))
+    assert {(s.owner_user_id, s.ticket_version) for s in seats} == {(buyer, 2)}
+
+
+def test_a_second_transfer_needs_the_current_owner_and_bumps_the_version_again(inventory, new_seat, rpc_error):
+    seat_id, seller, _ = _sold_seat(inventory, new_seat)
+    buyer, third = _id(), _id()
+    _move(inventory, seat_id, seller, buyer, f"transfer:{_id()}:move-ticket")
+    back = _move(inventory, seat_id, buyer, seller, f"transfer:{_id()}:return-ticket")
+    assert (back.owner_user_id, back.ticket_version) == (seller, 3)
+    rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=buyer,
+                                                           new_owner_id=third, change_key=f"t:{_id()}"),
+              FAILED, "NOT_OWNER", 409)
+
+
+def test_update_owner_needs_a_change_key(inventory, new_seat, rpc_error):
+    seat_id, seller, _ = _sold_seat(inventory, new_seat)
+    for key in ("", "k" * 201):
+        rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=seller,
+                                                               new_owner_id=_id(), change_key=key),
+                  INVALID, "INVALID_INPUT", 400)
 
 
 def test_update_owner_of_a_seat_that_is_only_held_is_not_owner(inventory, new_seat, rpc_error):
     seat_id, user = new_seat(), _id()
     _reserve(inventory, seat_id, user)
     rpc_error(inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=seat_id, expected_owner_id=user,
-                                                           new_owner_id=_id()), FAILED, "NOT_OWNER", 409)
+                                                           new_owner_id=_id(), change_key="k"),
+              FAILED, "NOT_OWNER", 409)
 
 
 def test_verify_ticket_reports_status_owner_event_and_version(inventory, new_seat, rpc_error):

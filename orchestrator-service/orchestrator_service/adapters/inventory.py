@@ -42,9 +42,9 @@ class SeatView:
 
 class InventoryClient:
     # Safe to repeat: a retried reserve with the same hold id returns that hold, confirm and release are
-    # idempotent, reads are reads. UpdateOwner and MarkCheckedIn are not retried (a repeat after a success
-    # would answer NOT_OWNER or DUPLICATE).
-    RETRIED = ["ReserveSeat", "ConfirmSeat", "ReleaseSeat", "VerifyTicket", "ListSeats"]
+    # idempotent, UpdateOwner is keyed by its change key, reads are reads. MarkCheckedIn is not retried (a repeat
+    # after a success would answer DUPLICATE).
+    RETRIED = ["ReserveSeat", "ConfirmSeat", "ReleaseSeat", "UpdateOwner", "VerifyTicket", "ListSeats"]
 
     def __init__(self, target: str, token: str, timeout: float):
         self._channel = client_channel(target, token, timeout, retry_service_config(
@@ -69,6 +69,11 @@ class InventoryClient:
 
     def release(self, seat_id: str, hold_id: str) -> bool:
         return self._call(self._stub.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=seat_id, hold_id=hold_id)).released
+
+    def update_owner(self, seat_id: str, expected_owner_id: str, new_owner_id: str, change_key: str) -> SeatView:
+        reply = self._call(self._stub.UpdateOwner, pb.UpdateOwnerRequest(
+            seat_id=seat_id, expected_owner_id=expected_owner_id, new_owner_id=new_owner_id, change_key=change_key))
+        return SeatView.from_pb(reply.seat)
 
     def verify(self, seat_id: str) -> SeatView:
         return SeatView.from_pb(self._call(self._stub.VerifyTicket, pb.VerifyTicketRequest(seat_id=seat_id)).seat)
