@@ -95,7 +95,7 @@ def fresh_event(engines):
 
 @pytest.fixture(scope="session", autouse=True)
 def audit_at_end(databases):
-    """After the whole e2e suite, the invariants of SPEC §10 must hold across the four databases."""
+    """After the whole e2e suite, the invariants of docs/design.md must hold across the four databases."""
     yield
     from trcommon.audit import audit
 

@@ -1,4 +1,4 @@
-"""RELIABILITY case 5: holds survive a broker restart. Their timer messages sit in a durable quorum queue, the
+"""Holds survive a broker restart. Their timer messages sit in a durable quorum queue, the
 release consumer and the publisher reconnect, and every hold still ends through its timer."""
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""RELIABILITY case 6, the system's side: seat.release.queue is deleted while holds expire, then restored from
+"""The release queue's outage, the system's side: seat.release.queue is deleted while holds expire, then restored from
 definitions.json. The release consumer keeps retrying and resumes when the queue is back; holds keep ending.
 (That the broker keeps the timers meanwhile, and delivers them late, is libs/tests/integration/
 test_dead_letter_retention.py: RabbitMQ retries such dead letters only every 180 s.)"""

@@ -1,4 +1,4 @@
-"""Demo data of inventory-service (SPEC §9): the 200 seats of the demo concert. Idempotent."""
+"""Demo data of inventory-service (README: demo accounts): the 200 seats of the demo concert. Idempotent."""
 from trcommon import demo
 
 from .bootstrap import bootstrap

@@ -1,6 +1,6 @@
 """The deployment files say what users rely on: docker-compose.yml, kong/kong.yml and the service Dockerfiles.
 
-No Docker engine or Kong is needed: the files are parsed and checked against the spec (SPEC §1, §2, §5, §6), the
+No Docker engine or Kong is needed: the files are parsed and checked against the public API and deployment described in docs/design.md, the
 Makefile, rabbitmq/ and the shared settings. Kong's route matching is emulated as the traditional_compatible router
 does it: a path starting with `~` is a regex anchored at the start, any other path is a prefix. Every service image
 builds on one shared base, docker/base.Dockerfile, which docker-compose.yml builds as the build-only `base` service
@@ -33,7 +33,7 @@ SERVICES = {
     "orchestrator-service": ("orchestrator_service", None, None),
 }
 
-# SPEC §6: the public API. {id} is filled with several id shapes.
+# The public API. {id} is filled with several id shapes.
 PUBLIC_ENDPOINTS = [
     ("POST", "/auth/register"), ("POST", "/auth/login"), ("POST", "/auth/refresh"),
     ("GET", "/events"), ("GET", "/events/{id}"), ("GET", "/events/{id}/seats"),
@@ -47,7 +47,7 @@ PROTECTED_ENDPOINTS = [
     ("POST", "/transfer/reverse"), ("GET", "/transfers/{id}"), ("GET", "/me/transfers"), ("POST", "/verify"),
     ("POST", "/credits/topup"),
 ]
-# Internal service endpoints (SPEC §6, last paragraph): never routed.
+# Internal service endpoints: never routed.
 INTERNAL_REQUESTS = [
     ("GET", "/internal"), ("GET", "/internal/"), ("POST", "/internal/credits/deduct"),
     ("GET", "/internal/users/1/risk"), ("GET", "/internalize"), ("POST", "/credits/deduct"), ("POST", "/orders"),
@@ -468,7 +468,7 @@ def test_the_endpoint_lists_here_cover_the_spec_table():
             continue
         public = cells[1].split(" (")[0] in ("anyone", "Stripe")
         for method, path in re.findall(r"(GET|POST|PUT|PATCH|DELETE) (/[^\s,`]*)", cells[0]):
-            assert (method, path) in listed, f"{method} {path} of SPEC §6 is not checked here"
+            assert (method, path) in listed, f"{method} {path} of the public API table is not checked here"
             assert ((method, path) in PUBLIC_ENDPOINTS) == public, f"{method} {path}: who = {cells[1]}"
 
 

@@ -1,4 +1,4 @@
-"""`make audit`: check the invariants of SPEC §10 across the four databases; exit 1 on any violation.
+"""`make audit`: check the invariants of docs/design.md across the four databases; exit 1 on any violation.
 
 It reads each service's database directly (an operator tool, read-only) and reports every violation it finds:
   1. a seat is never sold twice and never has two live holds

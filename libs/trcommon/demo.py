@@ -1,4 +1,4 @@
-"""Identifiers of the demo data (SPEC §9), deterministic so every service seeds the same ids and the README can
+"""Identifiers of the demo data (README: demo accounts), deterministic so every service seeds the same ids and the README can
 print them. Each service seeds its own part through its own repositories."""
 import uuid
 

@@ -1,4 +1,4 @@
-"""Demo data of order-service: none. The demo (SPEC §9) starts with no orders or transfers; orders appear when
+"""Demo data of order-service: none. The demo starts with no orders or transfers; orders appear when
 fans reserve. Seeding still connects and reads the orders table, so it stops with one clear line if the
 database is unreachable or not migrated."""
 from sqlalchemy.exc import ProgrammingError

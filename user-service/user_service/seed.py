@@ -1,4 +1,4 @@
-"""Demo data of user-service (SPEC §9), idempotent: deterministic ids, and starting credits through one ledger
+"""Demo data of user-service (README: demo accounts), idempotent: deterministic ids, and starting credits through one ledger
 row per user (reference `seed:{user_id}`), so running it twice changes nothing."""
 from trcommon import demo
 

@@ -23,7 +23,7 @@ class SeatStatus(str, enum.Enum):
 
 
 class ScanResult(str, enum.Enum):
-    """The answer of a gate scan (SPEC §8); every scan is logged with one of these."""
+    """The answer of a gate scan (docs/design.md); every scan is logged with one of these."""
 
     CHECKED_IN = "CHECKED_IN"
     DUPLICATE = "DUPLICATE"
@@ -116,7 +116,7 @@ class Seat:
 
 
 def check_hold_cap(live_holds: int, max_holds: int) -> None:
-    """A user may have at most `max_holds` live holds (hoarding/scalping guard, RELIABILITY case 23)."""
+    """A user may have at most `max_holds` live holds (a guard against hoarding and scalping)."""
     if live_holds >= max_holds:
         raise TooManyHolds(f"at most {max_holds} seats can be held at once")
 

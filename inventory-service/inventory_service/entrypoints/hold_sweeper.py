@@ -2,7 +2,7 @@
 hold_sweep_interval_seconds, releases HELD seats whose held_until passed more than hold_sweep_grace_seconds ago.
 
 A hold normally ends through its timer message; this ends it anyway when that message was lost, refused or
-parked, so every hold ends (SPEC §10.4).
+parked, so every hold ends (docs/design.md, invariant 4).
 """
 from __future__ import annotations
 

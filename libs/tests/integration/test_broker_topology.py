@@ -1,4 +1,4 @@
-"""The broker topology applied from rabbitmq/definitions.json is what the broker reports (RELIABILITY config gate)."""
+"""The broker topology applied from rabbitmq/definitions.json is what the broker reports."""
 import requests
 
 from trcommon.amqp import load_definitions

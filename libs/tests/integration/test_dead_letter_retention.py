@@ -1,4 +1,4 @@
-"""Why seat.hold.queue is a quorum queue with at-least-once dead-lettering (RELIABILITY case 6): a timer that
+"""Why seat.hold.queue is a quorum queue with at-least-once dead-lettering (docs/design.md, timers): a timer that
 expires while its dead-letter target is missing is kept by the broker and delivered once the target is back,
 never dropped. Uses the same queue arguments as definitions.json on scratch queues of the test vhost.
 

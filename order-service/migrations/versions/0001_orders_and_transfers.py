@@ -41,7 +41,7 @@ def upgrade() -> None:
     # The recovery pass's stale query only ever looks at PENDING orders, a small share of the table.
     op.create_index("ix_orders_pending_held_until", "orders", ["held_until"],
                     postgresql_where=sa.text("status = 'PENDING'"))
-    # SPEC §10.2: a seat is sold by at most one order, whatever the callers do concurrently.
+    # docs/design.md, invariant 1: a seat is sold by at most one order, whatever the callers do concurrently.
     op.create_index("uq_orders_one_confirmed_per_seat", "orders", ["seat_id"], unique=True,
                     postgresql_where=sa.text("status = 'CONFIRMED'"))
 

@@ -1,4 +1,4 @@
-"""Stripe top-ups and webhooks (RELIABILITY 14-16). Webhooks are signed offline with stripe-python's own helper;
+"""Stripe top-ups and webhooks. Webhooks are signed offline with stripe-python's own helper;
 the PaymentIntent call goes to a local stand-in of Stripe's API."""
 import json
 import time

@@ -1,4 +1,4 @@
-"""One-time codes (SPEC §7): 6 digits, bound to a user and a purpose, single use, short-lived, locked after a few
+"""One-time codes: 6 digits, bound to a user and a purpose, single use, short-lived, locked after a few
 wrong tries, sends capped per hour, and stored only as an HMAC."""
 from __future__ import annotations
 
