@@ -54,14 +54,25 @@ def dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns(a
     _seat_back_on_sale(api, ev.seat_ids[0])
 
 
-def dying_after_the_order_before_the_timer_expires_the_order_and_the_seat_returns(api, crashing, fresh_event,
-                                                                                  engines):
+def _reserve_dies_then_the_order_expires_and_the_seat_returns(api, crashing, fresh_event, engines, timer: bool):
     ev, fan = fresh_event(seats=1), register_and_login(api)
     _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
     [order] = api.get("/me/orders", fan.token).json()["orders"]
     wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
                what="the order to expire")
+    if timer:
+        wait_until(lambda: released_by_timer({ev.seat_ids[0]}), 10, what="the hold's timer to release the seat")
     _seat_back_on_sale(api, ev.seat_ids[0])
+
+
+def dying_after_the_order_before_the_timer_expires_the_order_and_the_seat_returns(api, crashing, fresh_event,
+                                                                                  engines):
+    _reserve_dies_then_the_order_expires_and_the_seat_returns(api, crashing, fresh_event, engines, timer=False)
+
+
+def dying_after_the_timer_expires_the_order_through_its_timer_and_the_seat_returns(api, crashing, fresh_event,
+                                                                                   engines):
+    _reserve_dies_then_the_order_expires_and_the_seat_returns(api, crashing, fresh_event, engines, timer=True)
 
 
 def _reserved(api, fresh_event, credits=100, price=60):
@@ -105,17 +116,6 @@ def dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once(api, cras
     r = api.post("/pay", fan.token, json={"order_id": order_id})
     assert r.status_code == 200 and r.json()["status"] == "CONFIRMED"
     assert balance(api, fan.token) == 40
-
-
-def dying_after_the_timer_expires_the_order_through_its_timer_and_the_seat_returns(api, crashing, fresh_event,
-                                                                                   engines):
-    ev, fan = fresh_event(seats=1), register_and_login(api)
-    _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
-    [order] = api.get("/me/orders", fan.token).json()["orders"]
-    wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
-               what="the order to expire")
-    wait_until(lambda: released_by_timer({ev.seat_ids[0]}), 10, what="the hold's timer to release the seat")
-    _seat_back_on_sale(api, ev.seat_ids[0])
 
 
 CASES = {
