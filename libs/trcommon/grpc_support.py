@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .errors import AppError, DependencyUnavailable, error_from_body
-from .logs import REQUEST_ID_METADATA, current_request_id, request_id_var, safe_request_id
+from .logs import REQUEST_ID_METADATA, current_request_id, request_context
 
 log = logging.getLogger("trcommon.grpc")
 access_log = logging.getLogger("access")
@@ -121,29 +121,29 @@ class ServerInterceptor(grpc.ServerInterceptor):
         inner = handler.unary_unary
 
         def behaviour(request, context):
-            token = request_id_var.set(safe_request_id(metadata.get(REQUEST_ID_METADATA)))
-            started = time.perf_counter()
-            outcome = "OK"
-            try:
-                if not (authorised or is_health):
-                    outcome = "UNAUTHENTICATED"
-                    context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                  "INTERNAL_CREDENTIAL_REQUIRED: internal service credential required")
+            with request_context(metadata.get(REQUEST_ID_METADATA)):
+                started = time.perf_counter()
+                outcome = "OK"
                 try:
-                    return inner(request, context)
-                except AppError as err:
-                    outcome = err.code
-                    context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
-                    context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
-                except Exception:
-                    outcome = "INTERNAL"
-                    log.exception("unhandled error", extra={"method": method})
-                    raise
-            finally:
-                if not is_health and access_log.isEnabledFor(logging.INFO):
-                    access_log.info("call", extra={"method": method, "outcome": outcome,
-                                                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
-                request_id_var.reset(token)
+                    if not (authorised or is_health):
+                        outcome = "UNAUTHENTICATED"
+                        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                      "INTERNAL_CREDENTIAL_REQUIRED: internal service credential required")
+                    try:
+                        return inner(request, context)
+                    except AppError as err:
+                        outcome = err.code
+                        context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
+                        context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
+                    except Exception:
+                        outcome = "INTERNAL"
+                        log.exception("unhandled error", extra={"method": method})
+                        raise
+                finally:
+                    if not is_health and access_log.isEnabledFor(logging.INFO):
+                        access_log.info("call", extra={
+                            "method": method, "outcome": outcome,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
 
         return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)

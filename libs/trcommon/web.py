@@ -12,13 +12,14 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, InvalidInput, Unauthorized
-from .logs import REQUEST_ID_HEADER, request_id_var, safe_request_id
+from .logs import REQUEST_ID_HEADER, current_request_id, request_context
 from .settings import CommonSettings
 
 log = logging.getLogger("trcommon.web")
 access_log = logging.getLogger("access")
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+REQUEST_ID_WSGI_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,15 +30,23 @@ def create_flask_app(name: str, settings: CommonSettings) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
 
+    # The request id covers the whole request: before_request, the view, after_request and teardown all run
+    # inside Flask's wsgi_app.
+    handle = app.wsgi_app
+
+    def wsgi_app(environ, start_response):
+        with request_context(environ.get(REQUEST_ID_WSGI_KEY)):
+            return handle(environ, start_response)
+
+    app.wsgi_app = wsgi_app
+
     @app.before_request
     def _start():
         g.started = time.perf_counter()
-        rid = safe_request_id(request.headers.get(REQUEST_ID_HEADER))
-        g.request_id_token = request_id_var.set(rid)
 
     @app.after_request
     def _finish(response):
-        response.headers[REQUEST_ID_HEADER] = request_id_var.get()
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
         started = g.get("started")
         if started is not None and access_log.isEnabledFor(logging.INFO):
             access_log.info(
@@ -46,12 +55,6 @@ def create_flask_app(name: str, settings: CommonSettings) -> Flask:
                        "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
             )
         return response
-
-    @app.teardown_request
-    def _reset(_exc):
-        token = g.pop("request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)
 
     register_error_handlers(app)
     return app

@@ -32,7 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from trcommon.amqp import connect, wait_for_broker
 from trcommon.db import wait_for_database
 from trcommon.errors import DependencyUnavailable
-from trcommon.logs import REQUEST_ID_METADATA, configure_logging, request_id_var, safe_request_id
+from trcommon.logs import REQUEST_ID_METADATA, configure_logging, request_context
 from trcommon.settings import load_settings
 
 from ..bootstrap import Container, bootstrap
@@ -80,11 +80,11 @@ def _backoff(bounds: tuple[float, float], attempt: int) -> float:
     return min(longest, first * 2 ** max(0, attempt - 1))
 
 
-def _request_id(properties: pika.BasicProperties) -> str:
+def _request_id(properties: pika.BasicProperties) -> str | None:
     value = (properties.headers or {}).get(REQUEST_ID_METADATA)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return safe_request_id(value if isinstance(value, str) else None)
+    return value if isinstance(value, str) else None
 
 
 class ReleaseConsumer:
@@ -141,9 +141,7 @@ class ReleaseConsumer:
                     pass
 
     def _on_message(self, connection, channel, method, properties, body: bytes) -> None:
-        rid = _request_id(properties)
-        token = request_id_var.set(rid)
-        try:
+        with request_context(_request_id(properties)) as rid:
             try:
                 message = ReleaseMessage.model_validate_json(body)
             except ValidationError as exc:
@@ -156,18 +154,13 @@ class ReleaseConsumer:
                 self.stats["redelivered"] += 1
             self._release(_Delivery(connection, channel, method.delivery_tag, method.redelivered, message, rid,
                                     time.monotonic()))
-        finally:
-            request_id_var.reset(token)
 
     def _release(self, d: _Delivery) -> None:
         """Process one delivery; also the target of the delayed retries scheduled with call_later."""
         if not d.channel.is_open:
             return  # the connection it came on is gone; the broker redelivers the message
-        token = request_id_var.set(d.request_id)
-        try:
+        with request_context(d.request_id):
             self._release_once(d)
-        finally:
-            request_id_var.reset(token)
 
     def _release_once(self, d: _Delivery) -> None:
         seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
