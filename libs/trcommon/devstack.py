@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from .process import stop_on_signals
 from .services import ROOT
 
 
@@ -203,9 +204,7 @@ def run() -> int:
     manage.setup_broker()
     stack = Stack(db_urls={name: manage.database_url(name) for name in DB_SERVICES}, amqp_url=amqp_url,
                   ports=ports)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = stop_on_signals()
     stack.start()
     try:
         stack.wait_healthy(90)

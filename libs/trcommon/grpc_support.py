@@ -6,7 +6,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import signal
 import threading
 import time
 from concurrent import futures
@@ -150,8 +149,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
 
 def serve(register: Callable[[grpc.Server], None], bind: str, token: str, max_workers: int,
-          service_names: list[str], on_stop: Callable[[], None] | None = None) -> None:
-    """Run a gRPC server until SIGTERM/SIGINT; stop gracefully (in-flight calls get a grace period)."""
+          service_names: list[str], stop: threading.Event) -> None:
+    """Run a gRPC server until `stop` is set (trcommon.process sets it on SIGTERM/SIGINT); then stop gracefully:
+    health checks answer NOT_SERVING and in-flight calls get a grace period."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          interceptors=[ServerInterceptor(token)])
     register(server)
@@ -163,16 +163,7 @@ def serve(register: Callable[[grpc.Server], None], bind: str, token: str, max_wo
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server started", extra={"bind": bind})
-    stopped = threading.Event()
-
-    def _stop(signum, _frame):
-        log.info("stopping gRPC server", extra={"signal": signum})
-        health_servicer.enter_graceful_shutdown()
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
-    if on_stop:
-        on_stop()
+    stop.wait()
+    log.info("stopping gRPC server")
+    health_servicer.enter_graceful_shutdown()
     server.stop(grace=5).wait()

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, InvalidInput, Unauthorized
 from .logs import REQUEST_ID_HEADER, current_request_id, request_context
+from .process import start_app
 from .settings import CommonSettings
 
 log = logging.getLogger("trcommon.web")
@@ -151,20 +152,16 @@ def health_blueprint(checks: dict[str, HealthCheck]) -> Blueprint:
 
 
 def database_service_app(settings_class, bootstrap, settings=None, container=None):
-    """The start of every database-owning HTTP service: settings (from the environment unless given), JSON
-    logging, the composition root (built with a bounded wait for the database unless given, e.g. by tests),
-    the Flask app with the common plumbing and `GET /health` checking the database.
+    """The start of every database-owning HTTP service: trcommon.process's start-up (settings from the
+    environment unless given, JSON logging, the composition root built with a bounded wait for the database
+    unless given, e.g. by tests), then the Flask app with the common plumbing and `GET /health` checking the
+    database.
 
     Returns (app, settings, container); the service then registers its own blueprints."""
-    from .db import check_database, wait_for_database
-    from .logs import configure_logging
-    from .settings import load_settings
+    from .db import check_database
 
-    settings = settings or load_settings(settings_class)
-    configure_logging(settings.service_name, settings.log_level)
-    if container is None:
-        container = bootstrap(settings)
-        wait_for_database(container.engine, settings.startup_wait_seconds)
+    settings, container = start_app(settings_class, bootstrap, settings=settings, container=container,
+                                    database=True)
     app = create_flask_app(settings.service_name, settings)
     engine = container.engine
     app.register_blueprint(health_blueprint({"database": lambda: check_database(engine)}))

@@ -13,11 +13,9 @@ import grpc
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from trproto import inventory_pb2, inventory_pb2_grpc
 
-from trcommon.db import wait_for_database
 from trcommon.errors import InvalidInput
 from trcommon.grpc_support import serve
-from trcommon.logs import configure_logging
-from trcommon.settings import load_settings
+from trcommon.process import running
 
 from ..bootstrap import Container, bootstrap
 from ..domain.exceptions import SeatLocked
@@ -173,15 +171,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
 
 
 def main() -> None:
-    settings = load_settings(InventorySettings)
-    configure_logging(settings.service_name, settings.log_level)
-    container = bootstrap(settings)
-    wait_for_database(container.engine, settings.startup_wait_seconds)
-    servicer = InventoryServicer(container)
-    serve(lambda server: inventory_pb2_grpc.add_InventoryServicer_to_server(servicer, server),
-          bind=settings.grpc_bind, token=settings.internal_service_token, max_workers=settings.grpc_max_workers,
-          service_names=[SERVICE_NAME])
-    container.engine.dispose()
+    with running(InventorySettings, bootstrap, database=True) as p:
+        servicer = InventoryServicer(p.container)
+        serve(lambda server: inventory_pb2_grpc.add_InventoryServicer_to_server(servicer, server),
+              bind=p.settings.grpc_bind, token=p.settings.internal_service_token,
+              max_workers=p.settings.grpc_max_workers, service_names=[SERVICE_NAME], stop=p.stop)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,11 @@ ends orders whose hold has lapsed. Run as `python -m orchestrator_service.entryp
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from pathlib import Path
 
-from trcommon.logs import configure_logging, new_request_id, request_id_var
-from trcommon.settings import load_settings
+from trcommon.logs import new_request_id, request_id_var
+from trcommon.process import running
 
 from ..bootstrap import Container, bootstrap
 from ..service_layer.purchase import recovery_pass
@@ -40,16 +39,8 @@ def run(c: Container, stop: threading.Event) -> None:
 
 
 def main() -> None:
-    settings = load_settings(OrchestratorSettings)
-    configure_logging("orchestrator-worker", settings.log_level)
-    c = bootstrap(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        run(c, stop)
-    finally:
-        c.close()
+    with running(OrchestratorSettings, bootstrap, log_name="orchestrator-worker") as p:
+        run(p.container, p.stop)
 
 
 if __name__ == "__main__":
