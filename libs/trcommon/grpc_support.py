@@ -83,8 +83,10 @@ _GRPC_TO_HTTP = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHEN
 
 
 def grpc_status_for(err: AppError) -> grpc.StatusCode:
-    """ABORTED is reserved for lock contention (AppError with `grpc_code = ABORTED`)."""
-    return getattr(err, "grpc_code", None) or _HTTP_TO_GRPC.get(err.status, grpc.StatusCode.INTERNAL)
+    """ABORTED is reserved for lock contention (`AppError.contention`), which gRPC clients may retry."""
+    if err.contention:
+        return grpc.StatusCode.ABORTED
+    return _HTTP_TO_GRPC.get(err.status, grpc.StatusCode.INTERNAL)
 
 
 def app_error_from_rpc(exc: grpc.RpcError, service: str = "inventory-service") -> AppError:

@@ -9,7 +9,6 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, TypeVar
 
-import grpc
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from trproto import inventory_pb2, inventory_pb2_grpc
 
@@ -18,17 +17,11 @@ from trcommon.grpc_support import serve
 from trcommon.process import running
 
 from ..bootstrap import Container, bootstrap
-from ..domain.exceptions import SeatLocked
 from ..domain.model import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS, ScanResult, Seat
 from ..service_layer import services
 from ..settings import InventorySettings
 
 SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name
-
-# Lock contention is the one outcome whose gRPC status does not follow from its HTTP status (409 would be
-# FAILED_PRECONDITION): "seat busy" is ABORTED, which tells a gRPC client the call may succeed if retried. The
-# domain stays free of grpc, so the transport attaches the status here; trcommon's interceptor reads it.
-SeatLocked.grpc_code = grpc.StatusCode.ABORTED
 
 
 def _empty_is_none(value):
