@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from trcommon import demo
 from trcommon.services import ROOT
+from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it from here
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 STRIPE_WEBHOOK_SECRET = "whsec_e2e_test_secret"
@@ -135,19 +136,6 @@ def ledger_refs(engines, prefix: str) -> list[str]:
     with engines["user-service"].connect() as conn:
         return list(conn.execute(sa.text("SELECT reference FROM credit_ledger WHERE reference LIKE :p"),
                                  {"p": prefix + "%"}).scalars())
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def log_entries(process: str) -> list[dict]:

@@ -225,6 +225,18 @@ def internal_client(app, settings):
     return client
 
 
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it returns something true (returned) or `timeout` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 class ChildProcess:
     """A process of ours started the way the deployment starts it (its own interpreter, settings from the
     environment), its output kept in a log file: `python -m <module>`, or `python -c <code>`."""
@@ -243,12 +255,13 @@ class ChildProcess:
 
     def wait_for(self, predicate, seconds: float = 15.0) -> None:
         """Wait until `predicate()` holds; fail with the log if the process ends or time runs out first."""
-        deadline = time.monotonic() + seconds
-        while not predicate():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                raise AssertionError(f"gave up waiting (exit code {self.proc.returncode}):\n{self.log()}")
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: predicate() or self.proc.poll() is not None, seconds, interval=0.05)
+        except AssertionError:
+            pass
+        if not predicate():
+            self.stop(signal.SIGKILL)
+            raise AssertionError(f"gave up waiting (exit code {self.proc.returncode}):\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, seconds: float = 15.0) -> int:
         """Send `sig` and return the exit code (a process that does not end in time is killed)."""
