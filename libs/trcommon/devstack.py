@@ -200,6 +200,7 @@ def run() -> int:
     manage.migrate(list(DB_SERVICES), local)
     manage.seed(list(DB_SERVICES), local)
     manage.setup_broker(local)
+    management_ui = manage.enable_management_ui(local)
     stack = Stack(db_urls={name: manage.database_url(name, local) for name in DB_SERVICES},
                   amqp_url=local.amqp_url, ports=ports)
     stop = stop_on_signals()
@@ -210,8 +211,8 @@ def run() -> int:
         print(f"error: {exc}", file=sys.stderr)
         stack.stop()
         return 1
-    print(f"\nTicketRemaster is up: public API http://localhost:{ports.orchestrator}  "
-          f"(docs: http://localhost:{ports.orchestrator}/docs, RabbitMQ UI: http://localhost:15672). "
+    ui = f", RabbitMQ UI: {management_ui}" if management_ui else ""
+    print(f"\nTicketRemaster is up: public API {local.public_url}  (docs: {local.public_url}/docs{ui}). "
           "Ctrl-C stops everything.\n", flush=True)
     while not stop.wait(0.5):
         dead = [n for n, p in stack.procs.items() if p.poll() is not None]

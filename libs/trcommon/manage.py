@@ -9,7 +9,13 @@ SEATS_DATABASE_URL override one of them (trcommon.settings.LocalSettings).
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+import time
+import urllib.parse
+
+import requests
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -69,6 +75,56 @@ def preflight(local: LocalSettings | None = None) -> None:
 def _rabbitmq_unreachable(url: str, exc: BaseException) -> str:
     return (f"RabbitMQ is unreachable at {url.split('@')[-1]} ({type(exc).__name__}). Start it: "
             "`rabbitmq-server -detached`, or set AMQP_URL.")
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+ENABLE_MANAGEMENT = ["rabbitmq-plugins", "enable", "rabbitmq_management"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def enable_management_ui(local: LocalSettings | None = None, wait_seconds: float = 30.0) -> str | None:
+    """Make sure the RabbitMQ management UI answers: when it does not and the broker runs on this machine,
+    enable its plugin with `rabbitmq-plugins` and wait for it. Returns the UI's URL, or None after printing
+    one line on how to enable it."""
+    url = (local or local_settings()).rabbitmq_management_url
+    if _answers(url):
+        return url
+    how = f"`{' '.join(ENABLE_MANAGEMENT)}` on the broker's machine"
+    tool = shutil.which(ENABLE_MANAGEMENT[0])
+    if tool is None or urllib.parse.urlparse(url).hostname not in LOOPBACK_HOSTS:
+        print(f"rabbitmq: the management UI ({url}) does not answer; enable it with {how}")
+        return None
+    print(f"rabbitmq: the management UI ({url}) does not answer; enabling it ({' '.join(ENABLE_MANAGEMENT)})")
+    problem = _run_quietly([tool, *ENABLE_MANAGEMENT[1:]])
+    if problem is None:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if _answers(url):
+                print(f"rabbitmq: management UI enabled ({url})")
+                return url
+            time.sleep(0.5)
+        problem = f"still no answer after {wait_seconds:.0f} s"
+    print(f"rabbitmq: the management UI ({url}) is not up ({problem}); enable it with {how}")
+    return None
+
+
+def _run_quietly(argv: list[str]) -> str | None:
+    """Run a command; None when it succeeds, else its last line of output as the reason."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return repr(exc)
+    if done.returncode == 0:
+        return None
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return f"{argv[0]} exited with {done.returncode}" + (f": {lines[-1]}" if lines else "")
 
 
 def migrate(names: list[str], local: LocalSettings | None = None) -> None:

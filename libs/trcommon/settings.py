@@ -59,6 +59,8 @@ class LocalSettings(BaseSettings):
     orders_database_url: str | None = None
     seats_database_url: str | None = None
     amqp_url: str = DEV_AMQP_URL
+    # The operators' window; `make run` enables the plugin when this does not answer and the broker is local.
+    rabbitmq_management_url: str = "http://localhost:15672"
     # The public API's port in local mode.
     port: int = 8000
 
