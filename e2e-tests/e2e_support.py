@@ -9,6 +9,7 @@ import requests
 import sqlalchemy as sa
 
 from trcommon import demo
+from trcommon.devtools import signed_payment_webhook
 from trcommon.services import ROOT
 from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it from here
 
@@ -107,16 +108,7 @@ def latest_sms_code(engines, phone: str) -> str:
 
 def topup(api: Api, user_id: str, credits: int) -> None:
     """Credit a fan the way production does: a Stripe `payment_intent.succeeded` webhook, signed offline."""
-    import json
-    import time
-
-    import stripe
-
-    event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "payment_intent.succeeded",
-             "data": {"object": {"id": f"pi_{uuid.uuid4().hex}", "object": "payment_intent",
-                                 "amount_received": credits, "currency": "sgd", "metadata": {"user_id": user_id}}}}
-    payload = json.dumps(event)
-    header = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    payload, header = signed_payment_webhook(user_id, credits, STRIPE_WEBHOOK_SECRET)
     r = api.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header,
                                                              "Content-Type": "application/json"})
     assert r.status_code == 200, r.text

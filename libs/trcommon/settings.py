@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
 DEV_INTERNAL_TOKEN = "dev-internal-token-change-me"
 DEV_QR_SECRET = "dev-qr-secret-change-me-0123456789abcdef"
+# Signs the development top-up (`make topup`) as Stripe would sign a real webhook; refused in production.
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev_ticketremaster_change_me"
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEV_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -63,6 +65,10 @@ class LocalSettings(BaseSettings):
     rabbitmq_management_url: str = "http://localhost:15672"
     # The public API's port in local mode.
     port: int = 8000
+    user_service_url: str = "http://127.0.0.1:8001"
+    internal_service_token: str = DEV_INTERNAL_TOKEN
+    stripe_webhook_secret: str = DEV_STRIPE_WEBHOOK_SECRET
+    currency: str = "sgd"
 
     def database_url(self, database: str) -> str:
         """The URL of one of the four databases, by name (`events_db`, `users_db`, `orders_db`, `seats_db`)."""
