@@ -66,7 +66,7 @@ audit: proto
 # Development stand-in for Stripe: a signed payment_intent.succeeded webhook to the running system.
 topup: proto
 	@test -n "$(EMAIL)" -a -n "$(AMOUNT)" || { echo "usage: make topup EMAIL=you@example.com AMOUNT=1000"; exit 2; }
-	$(PYTHON) -m trcommon.devtools topup --email "$(EMAIL)" --amount "$(AMOUNT)"
+	@$(PYTHON) -m trcommon.devtools topup --email "$(EMAIL)" --amount "$(AMOUNT)"
 
 # Pyflakes rules: unused or undefined names, shadowing, broken imports.
 lint: $(STAMP)
