@@ -7,13 +7,14 @@ PYTHON := $(BIN)/python
 GEN := build/gen
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e proto setup migrate seed audit bench lint clean help
+.PHONY: run test unit integration e2e proto setup migrate seed audit topup bench lint clean help
 
 help:
 	@echo "make run    - install, create databases, migrate, load broker topology, seed demo data, start everything"
 	@echo "make test   - run unit, integration and end-to-end tests against local PostgreSQL and RabbitMQ"
 	@echo "make proto  - regenerate the gRPC code from proto/inventory.proto into $(GEN)/trproto"
 	@echo "make audit  - check the invariants across the four databases (exit 1 on any violation)"
+	@echo "make topup EMAIL=you@example.com AMOUNT=1000 - credit a user of the running system (development)"
 
 # The virtual environment; the .pth file puts the shared library, the generated gRPC package and every
 # service package on the path (one install, no per-service copies).
@@ -61,6 +62,11 @@ e2e: proto
 
 audit: proto
 	$(PYTHON) -m trcommon.audit
+
+# Development stand-in for Stripe: a signed payment_intent.succeeded webhook to the running system.
+topup: proto
+	@test -n "$(EMAIL)" -a -n "$(AMOUNT)" || { echo "usage: make topup EMAIL=you@example.com AMOUNT=1000"; exit 2; }
+	@$(PYTHON) -m trcommon.devtools topup --email "$(EMAIL)" --amount "$(AMOUNT)"
 
 # Pyflakes rules: unused or undefined names, shadowing, broken imports.
 lint: $(STAMP)

@@ -9,7 +9,9 @@ import requests
 import sqlalchemy as sa
 
 from trcommon import demo
+from trcommon.devtools import signed_payment_webhook
 from trcommon.services import ROOT
+from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it from here
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 STRIPE_WEBHOOK_SECRET = "whsec_e2e_test_secret"
@@ -106,16 +108,7 @@ def latest_sms_code(engines, phone: str) -> str:
 
 def topup(api: Api, user_id: str, credits: int) -> None:
     """Credit a fan the way production does: a Stripe `payment_intent.succeeded` webhook, signed offline."""
-    import json
-    import time
-
-    import stripe
-
-    event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "payment_intent.succeeded",
-             "data": {"object": {"id": f"pi_{uuid.uuid4().hex}", "object": "payment_intent",
-                                 "amount_received": credits, "currency": "sgd", "metadata": {"user_id": user_id}}}}
-    payload = json.dumps(event)
-    header = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    payload, header = signed_payment_webhook(user_id, credits, STRIPE_WEBHOOK_SECRET)
     r = api.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header,
                                                              "Content-Type": "application/json"})
     assert r.status_code == 200, r.text
@@ -135,19 +128,6 @@ def ledger_refs(engines, prefix: str) -> list[str]:
     with engines["user-service"].connect() as conn:
         return list(conn.execute(sa.text("SELECT reference FROM credit_ledger WHERE reference LIKE :p"),
                                  {"p": prefix + "%"}).scalars())
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def log_entries(process: str) -> list[dict]:

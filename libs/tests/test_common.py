@@ -63,9 +63,10 @@ def test_error_bodies_from_other_services_keep_status_and_code():
 
 
 def test_lock_contention_maps_to_aborted_and_conflicts_to_failed_precondition():
-    busy = AppError("seat busy", code="SEAT_UNAVAILABLE", status=409)
-    busy.grpc_code = grpc.StatusCode.ABORTED
-    assert grpc_status_for(busy) == grpc.StatusCode.ABORTED
+    class Busy(AppError):
+        status, code, contention = 409, "SEAT_UNAVAILABLE", True
+
+    assert grpc_status_for(Busy("seat busy")) == grpc.StatusCode.ABORTED
     assert grpc_status_for(AppError("x", code="SEAT_UNAVAILABLE", status=409)) == grpc.StatusCode.FAILED_PRECONDITION
     assert grpc_status_for(AppError("x", code="SEAT_NOT_FOUND", status=404)) == grpc.StatusCode.NOT_FOUND
 

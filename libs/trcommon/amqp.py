@@ -16,10 +16,18 @@ log = logging.getLogger("trcommon.amqp")
 DEFINITIONS = Path(__file__).resolve().parents[2] / "rabbitmq" / "definitions.json"
 
 
-def connect(url: str, name: str = "ticketremaster") -> pika.BlockingConnection:
+# On every broker connection: the kernel probes a connection that has been silent for a minute, so a peer that
+# vanished without closing it (a dead host, a dropped NAT entry) is noticed even when neither side speaks.
+TCP_KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+
+
+def connect(url: str, name: str = "ticketremaster", heartbeat: int = 30) -> pika.BlockingConnection:
+    """A blocking connection; `heartbeat` seconds (0: none) must suit how often its owner calls into pika, since
+    a BlockingConnection answers heartbeats only inside a blocking call."""
     params = pika.URLParameters(url)
     params.client_properties = {"connection_name": name}
-    params.heartbeat = 30
+    params.heartbeat = heartbeat
+    params.tcp_options = TCP_KEEPALIVE
     params.blocked_connection_timeout = 30
     params.socket_timeout = 5
     return pika.BlockingConnection(params)
@@ -84,6 +92,12 @@ class ConfirmedPublisher:
     channel, opened on first use and kept for the life of the thread. A publish returns only after the broker
     has confirmed it; a nack (e.g. `x-overflow: reject-publish`), an unroutable message or a broker that cannot
     be reached raises PublishFailed so the caller can compensate.
+
+    These connections negotiate no heartbeats. A thread's connection sits idle between requests, for minutes
+    on a quiet system, and pika answers heartbeats only while the thread is inside pika: the broker would close
+    every idle one for missed heartbeats, and the next publish would find it dead (pika logging the loss as
+    ERRORs with tracebacks). A publish is a request/confirm round trip, which finds a dead connection by itself
+    (one retry on a fresh one); TCP keepalive notices a peer that vanished in between.
     """
 
     def __init__(self, url: str, exchange: str, routing_key: str, name: str = "publisher"):
@@ -98,7 +112,7 @@ class ConfirmedPublisher:
     def _channel(self):
         ch = getattr(self._local, "channel", None)
         if ch is None or ch.is_closed or ch.connection.is_closed:
-            conn = connect(self._url, self._name)
+            conn = connect(self._url, self._name, heartbeat=0)
             ch = conn.channel()
             ch.confirm_delivery()
             self._local.channel = ch

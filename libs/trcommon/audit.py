@@ -129,14 +129,15 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .manage import database_url
+    from .manage import database_url, local_settings
     from .services import DB_SERVICES
 
     parser = argparse.ArgumentParser(prog="python -m trcommon.audit")
     parser.add_argument("--tolerance-seconds", type=float, default=30.0,
                         help="how long past held_until a hold may still be open (default 30)")
     args = parser.parse_args(argv)
-    violations, stats = audit({name: database_url(name) for name in DB_SERVICES}, args.tolerance_seconds)
+    local = local_settings()
+    violations, stats = audit({name: database_url(name, local) for name in DB_SERVICES}, args.tolerance_seconds)
     for item in violations:
         print(item)
     summary = ", ".join(f"{k}={n}" for k, n in stats.items())

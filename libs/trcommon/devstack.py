@@ -19,7 +19,9 @@ from pathlib import Path
 
 import requests
 
+from .process import stop_on_signals
 from .services import ROOT
+from .settings import child_environment
 
 
 @dataclass
@@ -95,17 +97,15 @@ class Stack:
 
     def common_env(self) -> dict[str, str]:
         p = self.ports
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update({
+        return child_environment({
             "AMQP_URL": self.amqp_url,
             "USER_SERVICE_URL": f"http://127.0.0.1:{p.user}",
             "ORDER_SERVICE_URL": f"http://127.0.0.1:{p.order}",
             "EVENT_SERVICE_URL": f"http://127.0.0.1:{p.event}",
             "INVENTORY_GRPC_TARGET": f"127.0.0.1:{p.inventory}",
             "PYTHONUNBUFFERED": "1",
-        })
-        env.update(self.env)
-        return env
+            **self.env,
+        }, drop=["DATABASE_URL"])
 
     @property
     def base_url(self) -> str:
@@ -189,23 +189,21 @@ def run() -> int:
     from . import manage
     from .services import DB_SERVICES
 
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-    os.environ["AMQP_URL"] = amqp_url
-    ports = Ports(orchestrator=int(os.environ.get("PORT", 8000)))
+    local = manage.local_settings()
+    ports = Ports(orchestrator=local.port)
     busy = [p for p in (ports.orchestrator, ports.user, ports.order, ports.event, ports.inventory) if port_in_use(p)]
     if busy:
         print(f"error: port(s) {', '.join(map(str, busy))} already in use — is TicketRemaster already running? "
               "Stop it (Ctrl-C in its terminal) or free the port(s).", file=sys.stderr)
         return 1
-    manage.preflight()
-    manage.migrate(list(DB_SERVICES))
-    manage.seed(list(DB_SERVICES))
-    manage.setup_broker()
-    stack = Stack(db_urls={name: manage.database_url(name) for name in DB_SERVICES}, amqp_url=amqp_url,
-                  ports=ports)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    manage.preflight(local)
+    manage.migrate(list(DB_SERVICES), local)
+    manage.seed(list(DB_SERVICES), local)
+    manage.setup_broker(local)
+    management_ui = manage.enable_management_ui(local)
+    stack = Stack(db_urls={name: manage.database_url(name, local) for name in DB_SERVICES},
+                  amqp_url=local.amqp_url, ports=ports)
+    stop = stop_on_signals()
     stack.start()
     try:
         stack.wait_healthy(90)
@@ -213,8 +211,8 @@ def run() -> int:
         print(f"error: {exc}", file=sys.stderr)
         stack.stop()
         return 1
-    print(f"\nTicketRemaster is up: public API http://localhost:{ports.orchestrator}  "
-          f"(docs: http://localhost:{ports.orchestrator}/docs, RabbitMQ UI: http://localhost:15672). "
+    ui = f", RabbitMQ UI: {management_ui}" if management_ui else ""
+    print(f"\nTicketRemaster is up: public API {local.public_url}  (docs: {local.public_url}/docs{ui}). "
           "Ctrl-C stops everything.\n", flush=True)
     while not stop.wait(0.5):
         dead = [n for n, p in stack.procs.items() if p.poll() is not None]

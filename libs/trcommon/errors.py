@@ -7,6 +7,9 @@ class AppError(Exception):
 
     status = 500
     code = "INTERNAL_ERROR"
+    # Lost a race for a lock held by someone else right now: the same call may succeed if retried. Transports
+    # that can say so do (gRPC: ABORTED rather than the status that follows from `status`).
+    contention = False
 
     def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
                  details: object | None = None):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import signal
 import threading
 import time
 from concurrent import futures
@@ -16,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .errors import AppError, DependencyUnavailable, error_from_body
-from .logs import REQUEST_ID_METADATA, current_request_id, request_id_var, safe_request_id
+from .logs import REQUEST_ID_METADATA, current_request_id, request_context
 
 log = logging.getLogger("trcommon.grpc")
 access_log = logging.getLogger("access")
@@ -84,8 +83,10 @@ _GRPC_TO_HTTP = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHEN
 
 
 def grpc_status_for(err: AppError) -> grpc.StatusCode:
-    """ABORTED is reserved for lock contention (AppError with `grpc_code = ABORTED`)."""
-    return getattr(err, "grpc_code", None) or _HTTP_TO_GRPC.get(err.status, grpc.StatusCode.INTERNAL)
+    """ABORTED is reserved for lock contention (`AppError.contention`), which gRPC clients may retry."""
+    if err.contention:
+        return grpc.StatusCode.ABORTED
+    return _HTTP_TO_GRPC.get(err.status, grpc.StatusCode.INTERNAL)
 
 
 def app_error_from_rpc(exc: grpc.RpcError, service: str = "inventory-service") -> AppError:
@@ -121,37 +122,38 @@ class ServerInterceptor(grpc.ServerInterceptor):
         inner = handler.unary_unary
 
         def behaviour(request, context):
-            token = request_id_var.set(safe_request_id(metadata.get(REQUEST_ID_METADATA)))
-            started = time.perf_counter()
-            outcome = "OK"
-            try:
-                if not (authorised or is_health):
-                    outcome = "UNAUTHENTICATED"
-                    context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                  "INTERNAL_CREDENTIAL_REQUIRED: internal service credential required")
+            with request_context(metadata.get(REQUEST_ID_METADATA)):
+                started = time.perf_counter()
+                outcome = "OK"
                 try:
-                    return inner(request, context)
-                except AppError as err:
-                    outcome = err.code
-                    context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
-                    context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
-                except Exception:
-                    outcome = "INTERNAL"
-                    log.exception("unhandled error", extra={"method": method})
-                    raise
-            finally:
-                if not is_health and access_log.isEnabledFor(logging.INFO):
-                    access_log.info("call", extra={"method": method, "outcome": outcome,
-                                                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
-                request_id_var.reset(token)
+                    if not (authorised or is_health):
+                        outcome = "UNAUTHENTICATED"
+                        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                      "INTERNAL_CREDENTIAL_REQUIRED: internal service credential required")
+                    try:
+                        return inner(request, context)
+                    except AppError as err:
+                        outcome = err.code
+                        context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
+                        context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
+                    except Exception:
+                        outcome = "INTERNAL"
+                        log.exception("unhandled error", extra={"method": method})
+                        raise
+                finally:
+                    if not is_health and access_log.isEnabledFor(logging.INFO):
+                        access_log.info("call", extra={
+                            "method": method, "outcome": outcome,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
 
         return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)
 
 
 def serve(register: Callable[[grpc.Server], None], bind: str, token: str, max_workers: int,
-          service_names: list[str], on_stop: Callable[[], None] | None = None) -> None:
-    """Run a gRPC server until SIGTERM/SIGINT; stop gracefully (in-flight calls get a grace period)."""
+          service_names: list[str], stop: threading.Event) -> None:
+    """Run a gRPC server until `stop` is set (trcommon.process sets it on SIGTERM/SIGINT); then stop gracefully:
+    health checks answer NOT_SERVING and in-flight calls get a grace period."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          interceptors=[ServerInterceptor(token)])
     register(server)
@@ -163,16 +165,7 @@ def serve(register: Callable[[grpc.Server], None], bind: str, token: str, max_wo
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server started", extra={"bind": bind})
-    stopped = threading.Event()
-
-    def _stop(signum, _frame):
-        log.info("stopping gRPC server", extra={"signal": signum})
-        health_servicer.enter_graceful_shutdown()
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
-    if on_stop:
-        on_stop()
+    stop.wait()
+    log.info("stopping gRPC server")
+    health_servicer.enter_graceful_shutdown()
     server.stop(grace=5).wait()

@@ -9,6 +9,8 @@ import contextvars
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -31,6 +33,21 @@ def safe_request_id(value: str | None) -> str:
     if value and len(value) <= 128 and value.isascii() and value.isprintable():
         return value
     return new_request_id()
+
+
+@contextmanager
+def request_context(rid: str | None = None) -> Iterator[str]:
+    """The one way to run a unit of work (a request, a call, a message, a pass of a loop) under a request id.
+
+    `rid` is the caller's id (an HTTP header, gRPC metadata, an AMQP header), checked with safe_request_id;
+    None or an unusable value starts a new one. The previous id is restored on exit, even on an exception.
+    """
+    rid = safe_request_id(rid)
+    token = request_id_var.set(rid)
+    try:
+        yield rid
+    finally:
+        request_id_var.reset(token)
 
 
 class _ContextFilter(logging.Filter):

@@ -1,7 +1,9 @@
 """Typed settings read once from the environment, validated at start-up."""
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterable
 from typing import Literal, TypeVar
 
 from pydantic import ValidationError, model_validator
@@ -10,8 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
 DEV_INTERNAL_TOKEN = "dev-internal-token-change-me"
 DEV_QR_SECRET = "dev-qr-secret-change-me-0123456789abcdef"
+# Signs the development top-up (`make topup`) as Stripe would sign a real webhook; refused in production.
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev_ticketremaster_change_me"
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DEV_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 class CommonSettings(BaseSettings):
@@ -42,7 +47,49 @@ class CommonSettings(BaseSettings):
         return self
 
 
-S = TypeVar("S", bound=CommonSettings)
+class LocalSettings(BaseSettings):
+    """Settings of the local-mode commands (`make run`, migrate, seed, audit, the development tools): where the
+    one PostgreSQL server holding the four databases and the broker are, and how to reach the running system."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "production"] = "development"
+    postgres_url: str = PG_SERVER
+    # Each overrides one database (otherwise <postgres_url>/<name>).
+    events_database_url: str | None = None
+    users_database_url: str | None = None
+    orders_database_url: str | None = None
+    seats_database_url: str | None = None
+    amqp_url: str = DEV_AMQP_URL
+    # The operators' window; `make run` enables the plugin when this does not answer and the broker is local.
+    rabbitmq_management_url: str = "http://localhost:15672"
+    # The public API's port in local mode.
+    port: int = 8000
+    user_service_url: str = "http://127.0.0.1:8001"
+    internal_service_token: str = DEV_INTERNAL_TOKEN
+    stripe_webhook_secret: str = DEV_STRIPE_WEBHOOK_SECRET
+    currency: str = "sgd"
+
+    def database_url(self, database: str) -> str:
+        """The URL of one of the four databases, by name (`events_db`, `users_db`, `orders_db`, `seats_db`)."""
+        override = {"events_db": self.events_database_url, "users_db": self.users_database_url,
+                    "orders_db": self.orders_database_url, "seats_db": self.seats_database_url}[database]
+        return override or f"{self.postgres_url.rstrip('/')}/{database}"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+
+def child_environment(values: dict[str, str], drop: Iterable[str] = ()) -> dict[str, str]:
+    """The environment of a child process of ours: this process's environment without the names in `drop`, with
+    `values` set; the child's settings classes read it from there."""
+    env = {name: value for name, value in os.environ.items() if name not in set(drop)}
+    env.update(values)
+    return env
+
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_settings(cls: type[S], **overrides) -> S:

@@ -7,11 +7,16 @@ management API or rabbitmqctl and deleted afterwards), else a testcontainers Rab
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 import urllib.parse
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -218,3 +223,53 @@ def internal_client(app, settings):
     client = app.test_client()
     client.environ_base["HTTP_X_INTERNAL_TOKEN"] = settings.internal_service_token
     return client
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it returns something true (returned) or `timeout` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class ChildProcess:
+    """A process of ours started the way the deployment starts it (its own interpreter, settings from the
+    environment), its output kept in a log file: `python -m <module>`, or `python -c <code>`."""
+
+    def __init__(self, log_path: Path, env: dict[str, str], module: str | None = None, code: str | None = None):
+        self.log_path = log_path
+        argv = [sys.executable, "-m", module] if module else [sys.executable, "-c", code]
+        with open(log_path, "wb") as out:
+            self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def json_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def wait_for(self, predicate, seconds: float = 15.0) -> None:
+        """Wait until `predicate()` holds; fail with the log if the process ends or time runs out first."""
+        try:
+            wait_until(lambda: predicate() or self.proc.poll() is not None, seconds, interval=0.05)
+        except AssertionError:
+            pass
+        if not predicate():
+            self.stop(signal.SIGKILL)
+            raise AssertionError(f"gave up waiting (exit code {self.proc.returncode}):\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, seconds: float = 15.0) -> int:
+        """Send `sig` and return the exit code (a process that does not end in time is killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(seconds)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

@@ -12,15 +12,35 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, InvalidInput, Unauthorized
-from .logs import REQUEST_ID_HEADER, request_id_var, safe_request_id
+from .logs import REQUEST_ID_HEADER, current_request_id, request_context
+from .process import start_app
 from .settings import CommonSettings
 
 log = logging.getLogger("trcommon.web")
 access_log = logging.getLogger("access")
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+REQUEST_ID_WSGI_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+
+ACCESS_LOG_LEVEL = "access_log_level"
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class ServiceBlueprint(Blueprint):
+    """A blueprint of our services (internal routes, health)."""
+
+    @staticmethod
+    def polled(view: Callable) -> Callable:
+        """Mark a route that machines call over and over (health checks, a worker's every-second query): its
+        access-log line is DEBUG, so an idle system is quiet at INFO.
+
+            @bp.get("/orders/stale")
+            @bp.polled
+            def stale_orders(): ...
+        """
+        setattr(view, ACCESS_LOG_LEVEL, logging.DEBUG)
+        return view
 
 
 def create_flask_app(name: str, settings: CommonSettings) -> Flask:
@@ -29,29 +49,32 @@ def create_flask_app(name: str, settings: CommonSettings) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
 
+    # The request id covers the whole request: before_request, the view, after_request and teardown all run
+    # inside Flask's wsgi_app.
+    handle = app.wsgi_app
+
+    def wsgi_app(environ, start_response):
+        with request_context(environ.get(REQUEST_ID_WSGI_KEY)):
+            return handle(environ, start_response)
+
+    app.wsgi_app = wsgi_app
+
     @app.before_request
     def _start():
         g.started = time.perf_counter()
-        rid = safe_request_id(request.headers.get(REQUEST_ID_HEADER))
-        g.request_id_token = request_id_var.set(rid)
 
     @app.after_request
     def _finish(response):
-        response.headers[REQUEST_ID_HEADER] = request_id_var.get()
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
         started = g.get("started")
-        if started is not None and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "request",
+        level = getattr(app.view_functions.get(request.endpoint), ACCESS_LOG_LEVEL, logging.INFO)
+        if started is not None and access_log.isEnabledFor(level):
+            access_log.log(
+                level, "request",
                 extra={"method": request.method, "path": request.path, "status": response.status_code,
                        "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
             )
         return response
-
-    @app.teardown_request
-    def _reset(_exc):
-        token = g.pop("request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)
 
     register_error_handlers(app)
     return app
@@ -110,9 +133,9 @@ def parse_query(model: type[M]) -> M:
     return model.model_validate(request.args.to_dict())
 
 
-def internal_blueprint(name: str, import_name: str, settings: CommonSettings, **kwargs) -> Blueprint:
+def internal_blueprint(name: str, import_name: str, settings: CommonSettings, **kwargs) -> ServiceBlueprint:
     """A blueprint whose every route requires the internal service credential (never routed by the gateway)."""
-    bp = Blueprint(name, import_name, **kwargs)
+    bp = ServiceBlueprint(name, import_name, **kwargs)
     expected = settings.internal_service_token.encode()
 
     @bp.before_request
@@ -127,11 +150,12 @@ def internal_blueprint(name: str, import_name: str, settings: CommonSettings, **
 HealthCheck = Callable[[], None]
 
 
-def health_blueprint(checks: dict[str, HealthCheck]) -> Blueprint:
+def health_blueprint(checks: dict[str, HealthCheck]) -> ServiceBlueprint:
     """`GET /health`: 200 when every named check passes, 503 with the failing ones otherwise."""
-    bp = Blueprint("health", __name__)
+    bp = ServiceBlueprint("health", __name__)
 
     @bp.get("/health")
+    @bp.polled
     def health():
         results, ok = {}, True
         for name, check in checks.items():
@@ -148,20 +172,16 @@ def health_blueprint(checks: dict[str, HealthCheck]) -> Blueprint:
 
 
 def database_service_app(settings_class, bootstrap, settings=None, container=None):
-    """The start of every database-owning HTTP service: settings (from the environment unless given), JSON
-    logging, the composition root (built with a bounded wait for the database unless given, e.g. by tests),
-    the Flask app with the common plumbing and `GET /health` checking the database.
+    """The start of every database-owning HTTP service: trcommon.process's start-up (settings from the
+    environment unless given, JSON logging, the composition root built with a bounded wait for the database
+    unless given, e.g. by tests), then the Flask app with the common plumbing and `GET /health` checking the
+    database.
 
     Returns (app, settings, container); the service then registers its own blueprints."""
-    from .db import check_database, wait_for_database
-    from .logs import configure_logging
-    from .settings import load_settings
+    from .db import check_database
 
-    settings = settings or load_settings(settings_class)
-    configure_logging(settings.service_name, settings.log_level)
-    if container is None:
-        container = bootstrap(settings)
-        wait_for_database(container.engine, settings.startup_wait_seconds)
+    settings, container = start_app(settings_class, bootstrap, settings=settings, container=container,
+                                    database=True)
     app = create_flask_app(settings.service_name, settings)
     engine = container.engine
     app.register_blueprint(health_blueprint({"database": lambda: check_database(engine)}))

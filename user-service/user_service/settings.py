@@ -3,7 +3,7 @@ from typing import Literal
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from pydantic import model_validator
 
-from trcommon.settings import PG_SERVER, CommonSettings
+from trcommon.settings import DEV_STRIPE_WEBHOOK_SECRET, PG_SERVER, CommonSettings
 
 DEV_OTP_HASH_SECRET = "dev-otp-hash-secret-change-me-0123456789abcdef"
 
@@ -35,7 +35,9 @@ class UserSettings(CommonSettings):
     sms_provider: Literal["outbox"] = "outbox"
 
     stripe_secret_key: str | None = None
-    stripe_webhook_secret: str | None = None
+    # Verifies the `Stripe-Signature` of webhooks. The development value lets `make topup` sign a payment
+    # locally; production refuses it; an empty value turns webhooks off (503 PAYMENTS_NOT_CONFIGURED).
+    stripe_webhook_secret: str | None = DEV_STRIPE_WEBHOOK_SECRET
     # Only for a local stand-in of Stripe's API; unset means api.stripe.com.
     stripe_api_base: str | None = None
     stripe_timeout_seconds: float = 10.0
@@ -50,6 +52,9 @@ class UserSettings(CommonSettings):
             raise ValueError("OTP_PROVIDER=smu needs SMU_OTP_BASE_URL and SMU_OTP_API_KEY")
         if self.environment == "production" and self.otp_hash_secret == DEV_OTP_HASH_SECRET:
             raise ValueError("OTP_HASH_SECRET is the development default; set a real secret in production")
+        if self.environment == "production" and self.stripe_webhook_secret == DEV_STRIPE_WEBHOOK_SECRET:
+            raise ValueError("STRIPE_WEBHOOK_SECRET is the development default; set Stripe's signing secret in "
+                             "production (or an empty value to turn webhooks off)")
         if len(self.otp_hash_secret) < 32:
             raise ValueError("OTP_HASH_SECRET must be at least 32 characters")
         if not 0 < self.topup_min_amount <= self.topup_max_amount:

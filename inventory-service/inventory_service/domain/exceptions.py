@@ -22,9 +22,11 @@ class SeatUnavailable(Conflict):
 class SeatLocked(SeatUnavailable):
     """Another transaction holds the seat's row lock right now (PostgreSQL 55P03 under NOWAIT).
 
-    Same code and status as SeatUnavailable for callers that only read those; the gRPC transport reports it as
-    ABORTED (contention, worth a retry) rather than FAILED_PRECONDITION.
+    Same code and status as SeatUnavailable for callers that only read those; as contention (worth a retry) the
+    gRPC transport reports it as ABORTED rather than FAILED_PRECONDITION.
     """
+
+    contention = True
 
     def __init__(self, message: str = "seat busy"):
         super().__init__(message)

@@ -9,28 +9,19 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, TypeVar
 
-import grpc
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from trproto import inventory_pb2, inventory_pb2_grpc
 
-from trcommon.db import wait_for_database
 from trcommon.errors import InvalidInput
 from trcommon.grpc_support import serve
-from trcommon.logs import configure_logging
-from trcommon.settings import load_settings
+from trcommon.process import running
 
 from ..bootstrap import Container, bootstrap
-from ..domain.exceptions import SeatLocked
 from ..domain.model import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS, ScanResult, Seat
 from ..service_layer import services
 from ..settings import InventorySettings
 
 SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name
-
-# Lock contention is the one outcome whose gRPC status does not follow from its HTTP status (409 would be
-# FAILED_PRECONDITION): "seat busy" is ABORTED, which tells a gRPC client the call may succeed if retried. The
-# domain stays free of grpc, so the transport attaches the status here; trcommon's interceptor reads it.
-SeatLocked.grpc_code = grpc.StatusCode.ABORTED
 
 
 def _empty_is_none(value):
@@ -174,15 +165,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
 
 
 def main() -> None:
-    settings = load_settings(InventorySettings)
-    configure_logging(settings.service_name, settings.log_level)
-    container = bootstrap(settings)
-    wait_for_database(container.engine, settings.startup_wait_seconds)
-    servicer = InventoryServicer(container)
-    serve(lambda server: inventory_pb2_grpc.add_InventoryServicer_to_server(servicer, server),
-          bind=settings.grpc_bind, token=settings.internal_service_token, max_workers=settings.grpc_max_workers,
-          service_names=[SERVICE_NAME])
-    container.engine.dispose()
+    with running(InventorySettings, bootstrap, database=True) as p:
+        servicer = InventoryServicer(p.container)
+        serve(lambda server: inventory_pb2_grpc.add_InventoryServicer_to_server(servicer, server),
+              bind=p.settings.grpc_bind, token=p.settings.internal_service_token,
+              max_workers=p.settings.grpc_max_workers, service_names=[SERVICE_NAME], stop=p.stop)
 
 
 if __name__ == "__main__":

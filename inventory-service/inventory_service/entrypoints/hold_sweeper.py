@@ -12,7 +12,7 @@ import threading
 from sqlalchemy.exc import DBAPIError
 
 from trcommon.errors import DependencyUnavailable
-from trcommon.logs import new_request_id, request_id_var
+from trcommon.logs import request_context
 
 from ..bootstrap import Container
 from ..domain.model import HoldReleased
@@ -55,21 +55,19 @@ class HoldSweeper:
 
     def sweep(self) -> int:
         """Release every hold lapsed for longer than the grace period; returns how many were released."""
-        token = request_id_var.set(new_request_id())
         total = 0
-        try:
-            while not self._stopping.is_set():
-                batch = services.release_lapsed_holds(self._uow, self._grace, self._batch)
-                for released in batch:
-                    log_release(released, "sweeper")
-                total += len(batch)
-                if len(batch) < self._batch:
-                    break
-        except (DependencyUnavailable, DBAPIError) as exc:
-            log.warning("hold sweep failed; will retry", extra={"error": repr(exc)})
-        except Exception:  # noqa: BLE001 - the sweeper must outlive any single failure
-            log.exception("hold sweep failed; will retry")
-        finally:
-            request_id_var.reset(token)
+        with request_context():
+            try:
+                while not self._stopping.is_set():
+                    batch = services.release_lapsed_holds(self._uow, self._grace, self._batch)
+                    for released in batch:
+                        log_release(released, "sweeper")
+                    total += len(batch)
+                    if len(batch) < self._batch:
+                        break
+            except (DependencyUnavailable, DBAPIError) as exc:
+                log.warning("hold sweep failed; will retry", extra={"error": repr(exc)})
+            except Exception:  # noqa: BLE001 - the sweeper must outlive any single failure
+                log.exception("hold sweep failed; will retry")
         self.released += total
         return total

@@ -16,7 +16,6 @@ safe under faults:
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 import uuid
@@ -29,11 +28,10 @@ import pika.exceptions
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from trcommon.amqp import connect, wait_for_broker
-from trcommon.db import wait_for_database
+from trcommon.amqp import connect
 from trcommon.errors import DependencyUnavailable
-from trcommon.logs import REQUEST_ID_METADATA, configure_logging, request_id_var, safe_request_id
-from trcommon.settings import load_settings
+from trcommon.logs import REQUEST_ID_METADATA, request_context
+from trcommon.process import running
 
 from ..bootstrap import Container, bootstrap
 from ..service_layer import services
@@ -80,18 +78,18 @@ def _backoff(bounds: tuple[float, float], attempt: int) -> float:
     return min(longest, first * 2 ** max(0, attempt - 1))
 
 
-def _request_id(properties: pika.BasicProperties) -> str:
+def _request_id(properties: pika.BasicProperties) -> str | None:
     value = (properties.headers or {}).get(REQUEST_ID_METADATA)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return safe_request_id(value if isinstance(value, str) else None)
+    return value if isinstance(value, str) else None
 
 
 class ReleaseConsumer:
-    def __init__(self, container: Container):
+    def __init__(self, container: Container, stop: threading.Event | None = None):
         self._uow = container.uow
         self._settings = container.settings
-        self._stopping = threading.Event()
+        self._stopping = stop if stop is not None else threading.Event()
         self._reconnects = 0
         self.consuming = threading.Event()     # set while attached to the queue
         # released, ignored, early, left_to_sweeper, parked, failed, redelivered, database_retries, connection_losses
@@ -141,9 +139,7 @@ class ReleaseConsumer:
                     pass
 
     def _on_message(self, connection, channel, method, properties, body: bytes) -> None:
-        rid = _request_id(properties)
-        token = request_id_var.set(rid)
-        try:
+        with request_context(_request_id(properties)) as rid:
             try:
                 message = ReleaseMessage.model_validate_json(body)
             except ValidationError as exc:
@@ -156,18 +152,13 @@ class ReleaseConsumer:
                 self.stats["redelivered"] += 1
             self._release(_Delivery(connection, channel, method.delivery_tag, method.redelivered, message, rid,
                                     time.monotonic()))
-        finally:
-            request_id_var.reset(token)
 
     def _release(self, d: _Delivery) -> None:
         """Process one delivery; also the target of the delayed retries scheduled with call_later."""
         if not d.channel.is_open:
             return  # the connection it came on is gone; the broker redelivers the message
-        token = request_id_var.set(d.request_id)
-        try:
+        with request_context(d.request_id):
             self._release_once(d)
-        finally:
-            request_id_var.reset(token)
 
     def _release_once(self, d: _Delivery) -> None:
         seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
@@ -213,26 +204,14 @@ class ReleaseConsumer:
 
 
 def main() -> None:
-    settings = load_settings(InventorySettings)
-    configure_logging(settings.service_name, settings.log_level)
-    container = bootstrap(settings)
-    wait_for_database(container.engine, settings.startup_wait_seconds)
-    wait_for_broker(settings.amqp_url, settings.startup_wait_seconds)
-    consumer = ReleaseConsumer(container)
-    sweeper = HoldSweeper(container)
-
-    def _stop(signum, _frame):
-        log.info("stopping release consumer", extra={"signal": signum})
-        consumer.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    sweeper.start()
-    try:
-        consumer.run()
-    finally:
-        sweeper.stop()
-        container.engine.dispose()
+    with running(InventorySettings, bootstrap, database=True, broker=True) as p:
+        consumer = ReleaseConsumer(p.container, stop=p.stop)
+        sweeper = HoldSweeper(p.container)
+        sweeper.start()
+        try:
+            consumer.run()
+        finally:
+            sweeper.stop()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from inventory_service.domain.model import SeatStatus
 from inventory_service.entrypoints.hold_sweeper import HoldSweeper
 from trcommon.devstack import free_port
 from trcommon.logs import request_id_var
-from trcommon.testing import management_vhost
+from trcommon.testing import ChildProcess, management_vhost
 
 HOLD_EXCHANGE, HOLD_ROUTING_KEY = "seat.hold", "seat.hold"
 # Where an expired hold message is dead-lettered to; publishing here is what the broker does on expiry.
@@ -173,24 +173,17 @@ def make_url_host(amqp_url: str) -> str:
     return urllib.parse.urlparse(amqp_url).hostname or "127.0.0.1"
 
 
-def test_the_release_consumer_process_stops_cleanly_on_sigterm(consumer_settings, tmp_path, eventually):
-    env = {**os.environ, "DATABASE_URL": consumer_settings.database_url, "AMQP_URL": consumer_settings.amqp_url,
-           "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "STARTUP_WAIT_SECONDS": "10"}
-    log_path = tmp_path / "release-consumer.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "inventory_service.entrypoints.release_consumer"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        assert eventually(lambda: '"message": "consuming"' in log_path.read_text(), 15.0, interval=0.1), \
-            log_path.read_text()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+def test_the_release_consumer_process_stops_cleanly_on_sigterm(consumer_settings, tmp_path):
+    proc = ChildProcess(tmp_path / "release-consumer.log", {
+        "DATABASE_URL": consumer_settings.database_url, "AMQP_URL": consumer_settings.amqp_url,
+        "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "STARTUP_WAIT_SECONDS": "10"},
+        module="inventory_service.entrypoints.release_consumer")
+    proc.wait_for(lambda: '"message": "consuming"' in proc.log())
+    assert proc.stop(signal.SIGTERM) == 0
+    lines = proc.json_lines()
     messages = [line["message"] for line in lines]
     assert "hold sweeper started" in messages and "release consumer stopped" in messages
+    assert messages[-2:] == ["release consumer stopped", "stopped"], messages
     assert all(line["service"] == "inventory-service" for line in lines)
 
 

@@ -114,7 +114,6 @@ def test_a_release_reports_how_late_it_was():
 
 
 def test_seat_busy_is_seat_unavailable_and_travels_as_aborted_over_grpc():
-    from inventory_service.entrypoints import grpc_server  # noqa: F401 - attaches the transport status
     from trcommon.grpc_support import grpc_status_for
 
     err = SeatLocked()

@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 
 from trcommon.audit import audit
-from trcommon.manage import ENV_PREFIX
 from trcommon.services import ROOT
 from trcommon.testing import all_migrated_databases
 
@@ -78,7 +77,9 @@ def test_each_kind_of_violation_is_reported(urls):
 
 
 def test_the_audit_command_exits_non_zero_on_a_violation(urls):
-    env = {**os.environ, **{f"{prefix}_DATABASE_URL": urls[name] for name, prefix in ENV_PREFIX.items()}}
+    overrides = {"event-service": "EVENTS_DATABASE_URL", "user-service": "USERS_DATABASE_URL",
+                 "order-service": "ORDERS_DATABASE_URL", "inventory-service": "SEATS_DATABASE_URL"}
+    env = {**os.environ, **{variable: urls[name] for name, variable in overrides.items()}}
     out = subprocess.run([sys.executable, "-m", "trcommon.audit", "--tolerance-seconds", "5"], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr

@@ -5,13 +5,10 @@ token rules Kong enforces in the containerised deployment (and it re-verifies be
 """
 from __future__ import annotations
 
-import atexit
-
 from flask import Blueprint, Flask, jsonify, request
 
 from trcommon.auth import current_principal, require_auth
-from trcommon.logs import configure_logging
-from trcommon.settings import load_settings
+from trcommon.process import start_app
 from trcommon.web import create_flask_app, health_blueprint, parse_body, parse_query
 
 from ..adapters.services import forward_stripe_webhook
@@ -114,12 +111,8 @@ def credit_routes(c: Container) -> Blueprint:
 
 
 def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
-    settings = settings or load_settings(OrchestratorSettings)
-    configure_logging(settings.service_name, settings.log_level)
-    c = container or bootstrap(settings)
-    if container is None:
-        atexit.register(c.close)
-    app = create_flask_app("orchestrator-service", settings)
+    settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
+    app = create_flask_app(settings.service_name, settings)
     for bp in (auth_routes(c), event_routes(c), purchase_routes(c), credit_routes(c), openapi.docs_blueprint()):
         app.register_blueprint(bp)
     app.register_blueprint(health_blueprint({

@@ -7,13 +7,12 @@ or of any service, and ends those whose deadline has passed (an order whose hold
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from pathlib import Path
 
-from trcommon.logs import configure_logging, new_request_id, request_id_var
+from trcommon.logs import request_context
+from trcommon.process import running
 from trcommon.saga import recovery_pass
-from trcommon.settings import load_settings
 
 from ..bootstrap import Container, bootstrap
 from ..settings import OrchestratorSettings
@@ -26,31 +25,21 @@ def run(c: Container, stop: threading.Event) -> None:
     settings = c.settings
     log.info("recovery worker started", extra={"interval_s": settings.recovery_interval_seconds})
     while not stop.is_set():
-        token = request_id_var.set(new_request_id())
-        try:
-            examined = recovery_pass(c.sagas, c)
-            if examined:
-                log.info("recovery pass", extra={"examined": examined})
-        except Exception as exc:  # noqa: BLE001 - a dependency being down must not kill the worker
-            log.warning("recovery pass failed; retrying", extra={"error": repr(exc)})
-        finally:
-            request_id_var.reset(token)
+        with request_context():
+            try:
+                examined = recovery_pass(c.sagas, c)
+                if examined:
+                    log.info("recovery pass", extra={"examined": examined})
+            except Exception as exc:  # noqa: BLE001 - a dependency being down must not kill the worker
+                log.warning("recovery pass failed; retrying", extra={"error": repr(exc)})
         if settings.worker_heartbeat_file:
             Path(settings.worker_heartbeat_file).touch()
         stop.wait(settings.recovery_interval_seconds)
 
 
 def main() -> None:
-    settings = load_settings(OrchestratorSettings)
-    configure_logging("orchestrator-worker", settings.log_level)
-    c = bootstrap(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        run(c, stop)
-    finally:
-        c.close()
+    with running(OrchestratorSettings, bootstrap, log_name="orchestrator-worker") as p:
+        run(p.container, p.stop)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ def create_app(settings: OrderSettings | None = None, container: Container | Non
         return jsonify({"orders": [o.to_dict() for o in found]})
 
     @api.get("/orders/stale")
+    @api.polled
     def stale_orders():
         q = parse_query(StaleQuery)
         return jsonify({"orders": [o.to_dict() for o in services.stale_orders(c.uow, q.grace_seconds, q.limit)]})

@@ -1,6 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
+from trcommon.settings import DEV_STRIPE_WEBHOOK_SECRET
 from user_service.settings import DEV_OTP_HASH_SECRET, UserSettings
 
 
@@ -9,7 +10,7 @@ def test_defaults_match_the_spec(monkeypatch):
     s = UserSettings()
     assert (s.port, s.otp_ttl_seconds, s.otp_max_attempts, s.otp_sends_per_hour) == (8001, 300, 5, 10)
     assert s.database_url.endswith("/users_db") and s.otp_provider == "local" and s.currency == "sgd"
-    assert s.stripe_secret_key is None and s.stripe_webhook_secret is None
+    assert s.stripe_secret_key is None and s.stripe_webhook_secret == DEV_STRIPE_WEBHOOK_SECRET
 
 
 def test_otp_ttl_is_read_from_the_environment(monkeypatch):
@@ -27,3 +28,12 @@ def test_production_refuses_the_development_otp_secret():
     with pytest.raises(ValidationError):
         UserSettings(environment="production", jwt_secret="j" * 40, internal_service_token="i" * 40,
                      otp_hash_secret=DEV_OTP_HASH_SECRET)
+
+
+def test_production_refuses_the_development_webhook_secret_and_takes_a_real_or_empty_one():
+    real = {"environment": "production", "jwt_secret": "j" * 40, "internal_service_token": "i" * 40,
+            "otp_hash_secret": "o" * 40}
+    with pytest.raises(ValidationError, match="STRIPE_WEBHOOK_SECRET is the development default"):
+        UserSettings(**real)
+    assert UserSettings(**real, stripe_webhook_secret="whsec_live_from_the_dashboard").stripe_webhook_secret
+    assert UserSettings(**real, stripe_webhook_secret="").stripe_webhook_secret == ""
