@@ -7,9 +7,11 @@ management API or rabbitmqctl and deleted afterwards), else a testcontainers Rab
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import urllib.parse
 import uuid
 
@@ -218,3 +220,24 @@ def internal_client(app, settings):
     client = app.test_client()
     client.environ_base["HTTP_X_INTERNAL_TOKEN"] = settings.internal_service_token
     return client
+
+
+def served_routes(app) -> set[tuple[str, str]]:
+    """(method, rule) of every route an app serves, for comparing with a contract's route table."""
+    return {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+@contextlib.contextmanager
+def served_over_http(app):
+    """The app on a real local HTTP server in a thread, for clients that must go over the wire; yields its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
