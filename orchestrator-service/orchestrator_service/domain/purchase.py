@@ -16,12 +16,12 @@ import enum
 from datetime import datetime, timedelta
 
 from trcommon.errors import AppError, Gone
-
-PENDING, CONFIRMED, FAILED, EXPIRED, REFUNDED = "PENDING", "CONFIRMED", "FAILED", "EXPIRED", "REFUNDED"
-CHARGING, NONE = "CHARGING", "NONE"
+from trcontracts.inventory import InventoryError
+from trcontracts.orders import Order, OrderError, OrderStatus, PaymentState
 
 # Answers of ConfirmSeat that mean the seat can no longer be confirmed for this order.
-SEAT_LOST_CODES = frozenset({"HOLD_EXPIRED", "SEAT_UNAVAILABLE", "SEAT_NOT_FOUND"})
+SEAT_LOST_CODES = frozenset({InventoryError.HOLD_EXPIRED, InventoryError.SEAT_UNAVAILABLE,
+                             InventoryError.SEAT_NOT_FOUND})
 
 
 def debit_reference(order_id: str) -> str:
@@ -37,7 +37,7 @@ def otp_purpose(order_id: str) -> str:
 
 
 class HoldExpired(Gone):
-    code = "HOLD_EXPIRED"
+    code = OrderError.HOLD_EXPIRED
 
 
 def seat_lost(err: AppError) -> bool:
@@ -51,17 +51,17 @@ class Next(enum.Enum):
     DONE = "done"              # terminal already
 
 
-def next_step(order: dict, debited: bool, now: datetime, fence_seconds: float) -> Next:
+def next_step(order: Order, debited: bool, now: datetime, fence_seconds: float) -> Next:
     """What the recovery pass does with an order, given whether its debit exists in the ledger.
 
     user-service refuses a debit once the order's held_until has passed, so for a CHARGING order "no debit"
     is final once held_until plus a small fence (for a debit transaction already under way) has passed.
     """
-    if order["status"] != PENDING:
+    if order.status != OrderStatus.PENDING:
         return Next.DONE
     if debited:
         return Next.CONFIRM
-    deadline = datetime.fromisoformat(order["held_until"])
-    if order["payment_state"] == CHARGING:
+    deadline = order.held_until
+    if order.payment_state == PaymentState.CHARGING:
         deadline += timedelta(seconds=fence_seconds)
     return Next.EXPIRE if deadline <= now else Next.WAIT

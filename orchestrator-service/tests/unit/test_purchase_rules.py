@@ -2,13 +2,15 @@ from datetime import datetime, timedelta, timezone
 
 from orchestrator_service.domain.purchase import Next, next_step, seat_lost
 from trcommon.errors import AppError
+from trcontracts.orders import Order
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
-def order(status="PENDING", payment_state="NONE", held_for=0.0):
-    return {"order_id": "o1", "status": status, "payment_state": payment_state,
-            "held_until": (NOW + timedelta(seconds=held_for)).isoformat()}
+def order(status="PENDING", payment_state="NONE", held_for=0.0) -> Order:
+    return Order(order_id="o1", user_id="u1", seat_id="s1", event_id="e1", amount=50, status=status,
+                 payment_state=payment_state, held_until=NOW + timedelta(seconds=held_for), failure_reason=None,
+                 confirmed_at=None, created_at=NOW, updated_at=NOW)
 
 
 def test_a_lapsed_unpaid_hold_expires():
