@@ -7,13 +7,14 @@ PYTHON := $(BIN)/python
 GEN := build/gen
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e proto setup migrate seed audit bench lint clean help
+.PHONY: run test unit integration e2e proto setup migrate seed audit bench lint contracts-doc clean help
 
 help:
 	@echo "make run    - install, create databases, migrate, load broker topology, seed demo data, start everything"
 	@echo "make test   - run unit, integration and end-to-end tests against local PostgreSQL and RabbitMQ"
 	@echo "make proto  - regenerate the gRPC code from proto/inventory.proto into $(GEN)/trproto"
 	@echo "make audit  - check the invariants across the four databases (exit 1 on any violation)"
+	@echo "make contracts-doc - regenerate docs/internal-api.md from the contracts in libs/trcontracts"
 
 # The virtual environment; the .pth file puts the shared library, the generated gRPC package and every
 # service package on the path (one install, no per-service copies).
@@ -61,6 +62,10 @@ e2e: proto
 
 audit: proto
 	$(PYTHON) -m trcommon.audit
+
+# The internal API reference is generated from the contracts (a unit test fails when it is stale).
+contracts-doc: proto
+	$(PYTHON) -m trcontracts.docs > docs/internal-api.md.new && mv docs/internal-api.md.new docs/internal-api.md
 
 # Pyflakes rules: unused or undefined names, shadowing, broken imports.
 lint: $(STAMP)
