@@ -1,5 +1,5 @@
 """The internal HTTP client against real local HTTP servers: one whose first answer is lost, one that records the
-raw request line of every call (what really went over the wire)."""
+raw request target of every call (what really went over the wire)."""
 import json
 import socket
 import threading
@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from trcommon.devstack import free_port
 from trcommon.errors import AppError, DependencyUnavailable, InvalidInput
 from trcommon.http_client import ServiceClient
+from trcommon.testing import StandIn
 from trcontracts import orders, users
 from trcontracts.base import Route
 
@@ -46,59 +47,44 @@ class Flaky(BaseHTTPRequestHandler):
         if first:   # committed, then the connection dies before the answer
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        _reply(self, 200, self.applied[body["key"]])
+        data = json.dumps(self.applied[body["key"]]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, *args):
         pass
-
-
-class Recorder(BaseHTTPRequestHandler):
-    """Records the request line and body, and answers with whatever the test put in `answer`."""
-
-    seen: list = []
-    answer: tuple = (404, {"error": {"code": "ORDER_NOT_FOUND", "message": "no such order"}})
-
-    def _record(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        self.seen.append((self.command, self.path, json.loads(self.rfile.read(length)) if length else None))
-        _reply(self, *self.answer)
-
-    do_GET = do_POST = _record
-
-    def log_message(self, *args):
-        pass
-
-
-def _reply(handler, status, body):
-    data = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
-def _serve(handler):
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
 
 @pytest.fixture
 def server():
     Flaky.applied, Flaky.calls = {}, 0
-    srv, url = _serve(Flaky)
-    yield url
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
+
+
+class Recorder:
+    """Records each request as it went over the wire and answers with `answer`."""
+
+    def __init__(self):
+        self.answer = (404, {"error": {"code": "ORDER_NOT_FOUND", "message": "no such order"}})
+        self.server = StandIn(lambda *_: self.answer)
+        self.client = ServiceClient("recorder", self.server.url, "t", timeout=2)
+
+    @property
+    def seen(self) -> list:
+        return [(r["method"], r["path"], json.loads(r["body"]) if r["body"] else None) for r in self.server.requests]
 
 
 @pytest.fixture
 def recorder():
-    Recorder.seen = []
-    Recorder.answer = (404, {"error": {"code": "ORDER_NOT_FOUND", "message": "no such order"}})
-    srv, url = _serve(Recorder)
-    yield ServiceClient("recorder", url, "t", timeout=2)
-    srv.shutdown()
+    recorder = Recorder()
+    yield recorder
+    recorder.server.close()
 
 
 def test_a_reply_lost_after_the_commit_is_retried_and_applied_once(server):
@@ -130,9 +116,9 @@ def test_a_write_not_marked_idempotent_is_not_repeated(server):
 @pytest.mark.parametrize("order_id", ["x/../y?z=1", "..", "a#b", "50%", "é/ü"])
 def test_a_path_parameter_reaches_the_server_as_one_segment(recorder, order_id):
     with pytest.raises(AppError) as err:
-        recorder.call(orders.BEGIN_PAYMENT, {"user_id": str(uuid.uuid4())}, path={"order_id": order_id})
+        recorder.client.call(orders.BEGIN_PAYMENT, {"user_id": str(uuid.uuid4())}, path={"order_id": order_id})
     assert err.value.code == orders.OrderError.ORDER_NOT_FOUND
-    [(method, target, body)] = Recorder.seen
+    [(method, target, body)] = recorder.seen
     parts = urlsplit(target)
     assert method == "POST" and parts.query == "" and parts.fragment == ""
     assert parts.path.split("/")[:3] == ["", "internal", "orders"] and parts.path.endswith("/begin-payment")
@@ -143,30 +129,30 @@ def test_a_path_parameter_reaches_the_server_as_one_segment(recorder, order_id):
 
 def test_a_query_is_sent_as_the_routes_model_dumps_it(recorder):
     user_id = str(uuid.uuid4()).upper()
-    Recorder.answer = (200, {"orders": []})
-    assert recorder.call(orders.LIST_ORDERS, query={"user_id": user_id, "status": "PENDING"}).orders == []
-    [(method, target, _)] = Recorder.seen
+    recorder.answer = (200, {"orders": []})
+    assert recorder.client.call(orders.LIST_ORDERS, query={"user_id": user_id, "status": "PENDING"}).orders == []
+    [(method, target, _)] = recorder.seen
     assert method == "GET" and urlsplit(target).path == "/internal/orders"
     assert urlsplit(target).query == f"user_id={user_id.lower()}&status=PENDING&limit=50&offset=0"
 
 
 def test_an_invalid_body_is_refused_before_any_call_with_the_servers_400(recorder):
     with pytest.raises(InvalidInput) as err:
-        recorder.call(users.DEBIT, {"user_id": str(uuid.uuid4()), "amount": "50", "reference": "r", "reason": "x"})
+        recorder.client.call(users.DEBIT, {"user_id": str(uuid.uuid4()), "amount": "50", "reference": "r", "reason": "x"})
     assert err.value.status == 400 and [d["field"] for d in err.value.details] == ["amount"]
-    assert Recorder.seen == []
+    assert recorder.seen == []
 
 
 def test_a_model_of_another_route_is_a_programming_error(recorder):
     with pytest.raises(TypeError):
-        recorder.call(orders.TRANSITION, orders.BeginPaymentBody(user_id=uuid.uuid4()), path={"order_id": "o"})
+        recorder.client.call(orders.TRANSITION, orders.BeginPaymentBody(user_id=uuid.uuid4()), path={"order_id": "o"})
     with pytest.raises(TypeError):
-        recorder.call(orders.GET_ORDER, path={"order": "o"})
-    assert Recorder.seen == []
+        recorder.client.call(orders.GET_ORDER, path={"order": "o"})
+    assert recorder.seen == []
 
 
 def test_an_answer_that_is_not_the_routes_model_is_a_502(recorder):
-    Recorder.answer = (200, {"order_id": "o1"})
+    recorder.answer = (200, {"order_id": "o1"})
     with pytest.raises(AppError) as err:
-        recorder.call(orders.GET_ORDER, path={"order_id": "o1"})
+        recorder.client.call(orders.GET_ORDER, path={"order_id": "o1"})
     assert (err.value.status, err.value.code) == (502, "BAD_GATEWAY")
