@@ -7,7 +7,7 @@ PYTHON := $(BIN)/python
 GEN := build/gen
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e proto setup migrate seed audit topup bench lint clean help
+.PHONY: run test unit integration e2e proto setup migrate seed audit topup bench lint contracts-doc clean help
 
 help:
 	@echo "make run    - install, create databases, migrate, load broker topology, seed demo data, start everything"
@@ -15,6 +15,7 @@ help:
 	@echo "make proto  - regenerate the gRPC code from proto/inventory.proto into $(GEN)/trproto"
 	@echo "make audit  - check the invariants across the four databases (exit 1 on any violation)"
 	@echo "make topup EMAIL=you@example.com AMOUNT=1000 - credit a user of the running system (development)"
+	@echo "make contracts-doc - regenerate docs/internal-api.md from the contracts in libs/trcontracts"
 
 # The virtual environment; the .pth file puts the shared library, the generated gRPC package and every
 # service package on the path (one install, no per-service copies).
@@ -67,6 +68,9 @@ audit: proto
 topup: proto
 	@test -n "$(EMAIL)" -a -n "$(AMOUNT)" || { echo "usage: make topup EMAIL=you@example.com AMOUNT=1000"; exit 2; }
 	@$(PYTHON) -m trcommon.devtools topup --email "$(EMAIL)" --amount "$(AMOUNT)"
+# The internal API reference is generated from the contracts (a unit test fails when it is stale).
+contracts-doc: proto
+	$(PYTHON) -m trcontracts.docs > docs/internal-api.md.new && mv docs/internal-api.md.new docs/internal-api.md
 
 # Pyflakes rules: unused or undefined names, shadowing, broken imports.
 lint: $(STAMP)

@@ -1,14 +1,35 @@
-"""The internal HTTP client against a real local HTTP server whose first answer is lost."""
+"""The internal HTTP client against real local HTTP servers: one whose first answer is lost, one that records the
+raw request target of every call (what really went over the wire)."""
 import json
 import socket
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from pydantic import BaseModel
 
 from trcommon.devstack import free_port
-from trcommon.errors import DependencyUnavailable
+from trcommon.errors import AppError, DependencyUnavailable, InvalidInput
 from trcommon.http_client import ServiceClient
+from trcommon.testing import StandIn
+from trcontracts import orders, users
+from trcontracts.base import Route
+
+
+class Key(BaseModel):
+    key: str
+
+
+class Applied(BaseModel):
+    key: str
+    request_id: str | None
+    token: str | None
+
+
+KEYED_WRITE = Route("POST", "/x", Applied, body=Key, idempotent=True)
+UNKEYED_WRITE = Route("POST", "/x", Applied, body=Key, idempotent=False)
 
 
 class Flaky(BaseHTTPRequestHandler):
@@ -46,9 +67,29 @@ def server():
     srv.shutdown()
 
 
+class Recorder:
+    """Records each request as it went over the wire and answers with `answer`."""
+
+    def __init__(self):
+        self.answer = (404, {"error": {"code": "ORDER_NOT_FOUND", "message": "no such order"}})
+        self.server = StandIn(lambda *_: self.answer)
+        self.client = ServiceClient("recorder", self.server.url, "t", timeout=2)
+
+    @property
+    def seen(self) -> list:
+        return [(r["method"], r["path"], json.loads(r["body"]) if r["body"] else None) for r in self.server.requests]
+
+
+@pytest.fixture
+def recorder():
+    recorder = Recorder()
+    yield recorder
+    recorder.server.close()
+
+
 def test_a_reply_lost_after_the_commit_is_retried_and_applied_once(server):
     client = ServiceClient("flaky", server, "secret-token", timeout=2)
-    assert client.post("/x", {"key": "k1"}, idempotent=True)["key"] == "k1"
+    assert client.call(KEYED_WRITE, {"key": "k1"}).key == "k1"
     assert Flaky.calls == 2 and len(Flaky.applied) == 1
     assert Flaky.applied["k1"]["token"] == "secret-token"
 
@@ -56,17 +97,62 @@ def test_a_reply_lost_after_the_commit_is_retried_and_applied_once(server):
 def test_without_retries_a_lost_reply_is_a_clean_503(server):
     client = ServiceClient("flaky", server, "t", timeout=2, attempts=1)
     with pytest.raises(DependencyUnavailable) as exc:
-        client.post("/x", {"key": "k2"}, idempotent=True)
+        client.call(KEYED_WRITE, {"key": "k2"})
     assert exc.value.status == 503
 
 
 def test_an_unreachable_service_is_503_after_the_retry():
     with pytest.raises(DependencyUnavailable):
-        ServiceClient("gone", f"http://127.0.0.1:{free_port()}", "t", timeout=1).get("/health")
+        ServiceClient("gone", f"http://127.0.0.1:{free_port()}", "t", timeout=1).health()
 
 
 def test_a_write_not_marked_idempotent_is_not_repeated(server):
     client = ServiceClient("flaky", server, "t", timeout=2)
     with pytest.raises(DependencyUnavailable):
-        client.post("/x", {"key": "k3"})          # e.g. register: a repeat would answer EMAIL_TAKEN
+        client.call(UNKEYED_WRITE, {"key": "k3"})          # e.g. register: a repeat would answer EMAIL_TAKEN
     assert Flaky.calls == 1
+
+
+@pytest.mark.parametrize("order_id", ["x/../y?z=1", "..", "a#b", "50%", "é/ü"])
+def test_a_path_parameter_reaches_the_server_as_one_segment(recorder, order_id):
+    with pytest.raises(AppError) as err:
+        recorder.client.call(orders.BEGIN_PAYMENT, {"user_id": str(uuid.uuid4())}, path={"order_id": order_id})
+    assert err.value.code == orders.OrderError.ORDER_NOT_FOUND
+    [(method, target, body)] = recorder.seen
+    parts = urlsplit(target)
+    assert method == "POST" and parts.query == "" and parts.fragment == ""
+    assert parts.path.split("/")[:3] == ["", "internal", "orders"] and parts.path.endswith("/begin-payment")
+    segments = parts.path.split("/")
+    assert len(segments) == 5 and unquote(segments[3]) == order_id
+    assert set(body) == {"user_id"}
+
+
+def test_a_query_is_sent_as_the_routes_model_dumps_it(recorder):
+    user_id = str(uuid.uuid4()).upper()
+    recorder.answer = (200, {"orders": []})
+    assert recorder.client.call(orders.LIST_ORDERS, query={"user_id": user_id, "status": "PENDING"}).orders == []
+    [(method, target, _)] = recorder.seen
+    assert method == "GET" and urlsplit(target).path == "/internal/orders"
+    assert urlsplit(target).query == f"user_id={user_id.lower()}&status=PENDING&limit=50&offset=0"
+
+
+def test_an_invalid_body_is_refused_before_any_call_with_the_servers_400(recorder):
+    with pytest.raises(InvalidInput) as err:
+        recorder.client.call(users.DEBIT, {"user_id": str(uuid.uuid4()), "amount": "50", "reference": "r", "reason": "x"})
+    assert err.value.status == 400 and [d["field"] for d in err.value.details] == ["amount"]
+    assert recorder.seen == []
+
+
+def test_a_model_of_another_route_is_a_programming_error(recorder):
+    with pytest.raises(TypeError):
+        recorder.client.call(orders.TRANSITION, orders.BeginPaymentBody(user_id=uuid.uuid4()), path={"order_id": "o"})
+    with pytest.raises(TypeError):
+        recorder.client.call(orders.GET_ORDER, path={"order": "o"})
+    assert recorder.seen == []
+
+
+def test_an_answer_that_is_not_the_routes_model_is_a_502(recorder):
+    recorder.answer = (200, {"order_id": "o1"})
+    with pytest.raises(AppError) as err:
+        recorder.client.call(orders.GET_ORDER, path={"order_id": "o1"})
+    assert (err.value.status, err.value.code) == (502, "BAD_GATEWAY")

@@ -19,6 +19,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from trcontracts.inventory import SeatStatus
+from trcontracts.orders import OrderStatus, PaymentState, TransferStatus
+
+# Seats that are paid tickets.
+SOLD = frozenset({SeatStatus.SOLD, SeatStatus.CHECKED_IN})
 
 @dataclass(frozen=True)
 class Violation:
@@ -60,9 +65,9 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     by_order = {o["order_id"]: o for o in orders}
     confirmed_by_seat: dict[str, list[dict]] = defaultdict(list)
     for o in orders:
-        if o["status"] == "CONFIRMED":
+        if o["status"] == OrderStatus.CONFIRMED:
             confirmed_by_seat[o["seat_id"]].append(o)
-    completed_transfer_seats = {t["seat_id"] for t in transfers if t["status"] == "COMPLETED"}
+    completed_transfer_seats = {t["seat_id"] for t in transfers if t["status"] == TransferStatus.COMPLETED}
     refs = Counter(e["reference"] for e in ledger)
 
     # 1. never sold twice (seat_id is the primary key of seats, so one row = at most one live hold)
@@ -72,7 +77,7 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
 
     # 2. sold seats are paid exactly once, and every charge has a seat
     for s in seats:
-        if s["status"] in ("SOLD", "CHECKED_IN"):
+        if s["status"] in SOLD:
             confirmed = confirmed_by_seat.get(s["seat_id"], [])
             if len(confirmed) != 1:
                 v.append(Violation(2, f"seat {s['seat_id']} is {s['status']} with {len(confirmed)} CONFIRMED orders"))
@@ -85,14 +90,14 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     for o in orders:
         debits = refs.get(f"order:{o['order_id']}:debit", 0)
         refunds = refs.get(f"order:{o['order_id']}:refund", 0)
-        if o["status"] == "CONFIRMED":
+        if o["status"] == OrderStatus.CONFIRMED:
             seat = seat_by_id.get(o["seat_id"])
             if debits != 1 or refunds:
                 v.append(Violation(2, f"confirmed order {o['order_id']} has {debits} debits and {refunds} refunds"))
-            if seat is None or seat["status"] not in ("SOLD", "CHECKED_IN"):
+            if seat is None or seat["status"] not in SOLD:
                 v.append(Violation(2, f"confirmed order {o['order_id']} but seat {o['seat_id']} is "
                                       f"{seat['status'] if seat else 'missing'}"))
-        elif debits and not refunds and not (o["status"] == "PENDING" and o["payment_state"] == "CHARGING"
+        elif debits and not refunds and not (o["status"] == OrderStatus.PENDING and o["payment_state"] == PaymentState.CHARGING
                                              and not o["overdue"]):
             v.append(Violation(2, f"order {o['order_id']} ({o['status']}) was charged without a seat or refund"))
     for e in ledger:
@@ -113,17 +118,17 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
 
     # 4. every hold ends
     for s in seats:
-        if s["status"] == "HELD" and s["overdue"]:
+        if s["status"] == SeatStatus.HELD and s["overdue"]:
             v.append(Violation(4, f"seat {s['seat_id']} is still HELD {tol:.0f}s after held_until {s['held_until']}"))
     for o in orders:
-        if o["status"] == "PENDING" and o["overdue"]:
+        if o["status"] == OrderStatus.PENDING and o["overdue"]:
             v.append(Violation(4, f"order {o['order_id']} is still PENDING {tol:.0f}s after its hold ended"))
 
     # 5. checked in at most once
     for c in checkins:
         v.append(Violation(5, f"seat {c['seat_id']} was checked in {c['n']} times"))
 
-    stats = {"seats": len(seats), "sold": sum(s["status"] in ("SOLD", "CHECKED_IN") for s in seats),
+    stats = {"seats": len(seats), "sold": sum(s["status"] in SOLD for s in seats),
              "orders": len(orders), "ledger_entries": len(ledger), "users": len(users)}
     return v, stats
 

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 import jwt
 from flask import g, request
 
+from trcontracts.base import CommonError
+
 from .errors import Forbidden, Unauthorized
 
 ALGORITHM = "HS256"
@@ -51,11 +53,11 @@ class TokenService:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=self.issuer,
                                 options={"require": ["exp", "iat", "iss", "sub", "role"]})
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("token has expired", code="TOKEN_EXPIRED") from None
+            raise Unauthorized("token has expired", code=CommonError.TOKEN_EXPIRED) from None
         except jwt.InvalidTokenError:
-            raise Unauthorized("token is invalid", code="INVALID_TOKEN") from None
+            raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN) from None
         if claims.get("typ") != typ or claims["role"] not in ROLES:
-            raise Unauthorized("token is invalid", code="INVALID_TOKEN")
+            raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
         return Principal(user_id=str(claims["sub"]), role=claims["role"])
 
 
@@ -63,7 +65,7 @@ def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("a Bearer token is required", code="AUTH_REQUIRED")
+        raise Unauthorized("a Bearer token is required", code=CommonError.AUTH_REQUIRED)
     return token.strip()
 
 
@@ -76,7 +78,7 @@ def require_auth(tokens: TokenService, *roles: str):
         def wrapped(*args, **kwargs):
             principal = tokens.verify(bearer_token())
             if roles and principal.role not in roles:
-                raise Forbidden(f"this action needs the role {' or '.join(roles)}", code="WRONG_ROLE")
+                raise Forbidden(f"this action needs the role {' or '.join(roles)}", code=CommonError.WRONG_ROLE)
             g.principal = principal
             return view(*args, **kwargs)
 

@@ -1,15 +1,24 @@
-"""The error vocabulary shared by every service: `{"error": {"code", "message"}}` plus an HTTP status."""
+"""The error vocabulary shared by every service: `{"error": {"code", "message"}}` plus an HTTP status.
+The codes themselves are declared in trcontracts (CommonError, and each service's own enum)."""
 from __future__ import annotations
+
+from trcontracts.base import CommonError, ErrorCode
 
 
 class AppError(Exception):
-    """A business or input error that maps to a well-defined HTTP status and error code."""
+    """A business or input error that maps to a well-defined HTTP status and error code. A contract code
+    (an ErrorCode) brings its own status, so a class or a call that names one need not repeat it."""
 
-    status = 500
-    code = "INTERNAL_ERROR"
+    code: str = CommonError.INTERNAL_ERROR
+    status: int = CommonError.INTERNAL_ERROR.status
     # Lost a race for a lock held by someone else right now: the same call may succeed if retried. Transports
     # that can say so do (gRPC: ABORTED rather than the status that follows from `status`).
     contention = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__ and "status" not in cls.__dict__ and isinstance(cls.code, ErrorCode):
+            cls.status = cls.code.status
 
     def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
                  details: object | None = None):
@@ -17,6 +26,8 @@ class AppError(Exception):
         self.message = message or "internal error"
         if code:
             self.code = code
+            if status is None and isinstance(code, ErrorCode):
+                status = code.status
         if status:
             self.status = status
         self.details = details
@@ -29,52 +40,59 @@ class AppError(Exception):
 
 
 class InvalidInput(AppError):
-    status, code = 400, "INVALID_INPUT"
+    code = CommonError.INVALID_INPUT
 
 
 class Unauthorized(AppError):
-    status, code = 401, "UNAUTHORIZED"
+    code = CommonError.UNAUTHORIZED
 
 
 class PaymentRequired(AppError):
-    status, code = 402, "INSUFFICIENT_CREDITS"
+    code = CommonError.PAYMENT_REQUIRED
 
 
 class Forbidden(AppError):
-    status, code = 403, "FORBIDDEN"
+    code = CommonError.FORBIDDEN
 
 
 class NotFound(AppError):
-    status, code = 404, "NOT_FOUND"
+    code = CommonError.NOT_FOUND
 
 
 class Conflict(AppError):
-    status, code = 409, "CONFLICT"
+    code = CommonError.CONFLICT
 
 
 class Gone(AppError):
-    status, code = 410, "GONE"
+    code = CommonError.GONE
 
 
 class PreconditionRequired(AppError):
-    status, code = 428, "PRECONDITION_REQUIRED"
+    code = CommonError.PRECONDITION_REQUIRED
 
 
 class TooManyRequests(AppError):
-    status, code = 429, "TOO_MANY_REQUESTS"
+    code = CommonError.TOO_MANY_REQUESTS
 
 
 class DependencyUnavailable(AppError):
     """A service or database we need is down or too slow: 503, and the caller may retry later."""
 
-    status, code = 503, "SERVICE_UNAVAILABLE"
+    code = CommonError.SERVICE_UNAVAILABLE
 
 
 def error_from_body(status: int, body: object) -> AppError:
     """Rebuild an AppError from another service's error response, keeping its status and code."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
-        return AppError(str(err.get("message", "")), code=str(err.get("code", "INTERNAL_ERROR")), status=status,
-                        details=err.get("details"))
+        return AppError(str(err.get("message", "")), code=str(err.get("code", CommonError.INTERNAL_ERROR)),
+                        status=status, details=err.get("details"))
     return AppError(f"unexpected response ({status})", status=status if status >= 400 else 502,
-                    code="BAD_GATEWAY")
+                    code=CommonError.BAD_GATEWAY)
+
+
+def invalid_input(err) -> InvalidInput:
+    """The 400 for a pydantic ValidationError, naming each field that failed and why."""
+    details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+               for e in err.errors(include_url=False, include_input=False)]
+    return InvalidInput("request is invalid", details=details)

@@ -1,17 +1,41 @@
-"""The internal HTTP client: one keep-alive session per target service, a deadline on every call, the internal
-service credential and the request id on every request, and one mapping of failures to AppError."""
+"""The internal HTTP client: one typed call per contract route, one keep-alive session per target service, a
+deadline on every call, the internal service credential and the request id on every request, and one mapping of
+failures to AppError."""
 from __future__ import annotations
 
 import logging
+from typing import Mapping, TypeVar
 
 import requests
+from pydantic import BaseModel, ValidationError
 from requests.adapters import HTTPAdapter
 
-from .errors import AppError, DependencyUnavailable, error_from_body
+from trcontracts.base import HEALTH, CommonError, Route
+
+from .errors import AppError, DependencyUnavailable, error_from_body, invalid_input
 from .logs import REQUEST_ID_HEADER, current_request_id
 from .web import INTERNAL_TOKEN_HEADER
 
 log = logging.getLogger("trcommon.http")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _request_fields(model: type[BaseModel] | None, given: BaseModel | Mapping | None, what: str) -> dict | None:
+    """The JSON-ready fields of a route's body or query, validated by the route's own model: a mapping is
+    validated here (the 400 the server would answer, without the round trip), an instance must be of that model."""
+    if model is None:
+        if given is not None:
+            raise TypeError(f"this route takes no {what}")
+        return None
+    if not isinstance(given, model):
+        if isinstance(given, BaseModel):
+            raise TypeError(f"the {what} must be a {model.__name__}, not a {type(given).__name__}")
+        try:
+            given = model.model_validate(given or {})
+        except ValidationError as err:
+            raise invalid_input(err) from None
+    return given.model_dump(mode="json", exclude_none=True)
 
 
 class ServiceClient:
@@ -27,15 +51,35 @@ class ServiceClient:
         self._session.mount("https://", adapter)
         self._session.headers[INTERNAL_TOKEN_HEADER] = internal_token
 
-    def request(self, method: str, path: str, *, json: object | None = None, params: dict | None = None,
-                timeout: float | None = None, data: bytes | None = None, headers: dict | None = None,
-                idempotent: bool | None = None) -> dict:
-        """Call the service; return its JSON body on 2xx, raise the service's own AppError on 4xx/5xx and
-        DependencyUnavailable when it cannot be reached or does not answer within the deadline."""
+    def call(self, route: Route[M], body: BaseModel | Mapping | None = None, *,
+             path: Mapping[str, object] | None = None, query: BaseModel | Mapping | None = None,
+             raw: bytes | None = None, headers: Mapping[str, str] | None = None,
+             timeout: float | None = None) -> M:
+        """Call a contract route and return its answer as the route's response model.
+
+        `path` fills the route's path parameters, each escaped as one segment; `body`/`query` are the route's
+        request model (or a mapping validated into it); `raw` is the body of a raw-body route. Raises the
+        service's own AppError on 4xx/5xx and DependencyUnavailable when it cannot be reached or does not
+        answer within the deadline."""
+        if route.raw_body != (raw is not None):
+            raise TypeError(f"{route.path} takes {'a' if route.raw_body else 'no'} raw body")
+        url = route.url(**(path or {}))
+        reply = self._send(route.method, url, json=_request_fields(route.body, body, "body"),
+                           params=_request_fields(route.query, query, "query"), data=raw, headers=headers,
+                           timeout=timeout, idempotent=route.idempotent)
+        try:
+            return route.response.model_validate(reply)
+        except ValidationError:
+            log.warning("malformed answer", extra={"target": self.name, "path": route.path})
+            raise AppError(f"{self.name} returned a malformed response", status=502,
+                           code=CommonError.BAD_GATEWAY) from None
+
+    def _send(self, method: str, path: str, *, json: object | None, params: dict | None, data: bytes | None,
+              headers: Mapping[str, str] | None, timeout: float | None, idempotent: bool) -> dict:
         # A call whose answer was lost (connection reset after the commit, or a deadline passed) is retried once
-        # when repeating it is harmless: GETs, and writes keyed by a caller-chosen id or reference, whose retry
+        # when repeating it is harmless: reads, and writes keyed by a caller-chosen id or reference, whose retry
         # returns the stored result (docs/internal-api.md). Other writes (register, send an OTP) are not retried.
-        attempts = self.attempts if (method == "GET" if idempotent is None else idempotent) else 1
+        attempts = self.attempts if idempotent else 1
         for attempt in range(1, attempts + 1):
             try:
                 resp = self._session.request(method, self.base_url + path, json=json, params=params, data=data,
@@ -49,7 +93,7 @@ class ServiceClient:
                     continue
                 if isinstance(exc, requests.Timeout):
                     raise DependencyUnavailable(f"{self.name} did not answer in time",
-                                                code="DEPENDENCY_TIMEOUT") from exc
+                                                code=CommonError.DEPENDENCY_TIMEOUT) from exc
                 raise DependencyUnavailable(f"{self.name} is unavailable") from exc
         try:
             body = resp.json() if resp.content else {}
@@ -59,18 +103,10 @@ class ServiceClient:
             if resp.status_code in (502, 503, 504) and not (isinstance(body, dict) and "error" in body):
                 raise DependencyUnavailable(f"{self.name} is unavailable")
             raise error_from_body(resp.status_code, body)
-        if not isinstance(body, dict):
-            raise AppError(f"{self.name} returned a malformed response", status=502, code="BAD_GATEWAY")
         return body
 
-    def get(self, path: str, **kwargs) -> dict:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, json: object | None = None, **kwargs) -> dict:
-        return self.request("POST", path, json=json, **kwargs)
-
     def health(self) -> None:
-        self.get("/health", timeout=2)
+        self.call(HEALTH, timeout=2)
 
     def close(self) -> None:
         self._session.close()

@@ -7,15 +7,18 @@ management API or rabbitmqctl and deleted afterwards), else a testcontainers Rab
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -273,3 +276,60 @@ class ChildProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+def served_routes(app) -> set[tuple[str, str]]:
+    """(method, rule) of every route an app serves, for comparing with a contract's route table."""
+    return {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+@contextlib.contextmanager
+def served_over_http(app):
+    """The app on a real local HTTP server in a thread, for clients that must go over the wire; yields its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+class StandIn:
+    """A small HTTP server on 127.0.0.1 in a thread, standing in for a third-party API (Stripe, SMU) or recording
+    what a client puts on the wire.
+    `handle(method, path, headers, body) -> (status, dict)` answers each request; every request is recorded."""
+
+    def __init__(self, handle):
+        self.requests = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                stand_in.requests.append({"method": self.command, "path": self.path,
+                                          "headers": dict(self.headers), "body": body})
+                status, answer = handle(self.command, self.path, self.headers, body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()

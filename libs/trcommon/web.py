@@ -1,17 +1,22 @@
 """Flask plumbing shared by every HTTP service: request ids, access logs, the JSON error map, input parsing,
-health checks and the internal-credential guard."""
+contract routes, health checks and the internal-credential guard."""
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
+import re
 import time
 from typing import Callable, TypeVar
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Blueprint, Flask, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .errors import AppError, InvalidInput, Unauthorized
+from trcontracts.base import HEALTH, CommonError, Health, Route
+
+from .errors import AppError, InvalidInput, Unauthorized, invalid_input
 from .logs import REQUEST_ID_HEADER, current_request_id, request_context
 from .process import start_app
 from .settings import CommonSettings
@@ -99,11 +104,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def _validation(err: ValidationError):
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in err.errors(include_url=False, include_input=False)
-        ]
-        return error_response(InvalidInput("request is invalid", details=details))
+        return error_response(invalid_input(err))
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):
@@ -133,6 +134,75 @@ def parse_query(model: type[M]) -> M:
     return model.model_validate(request.args.to_dict())
 
 
+def json_reply(model: BaseModel, status: int = 200):
+    """A contract model as the JSON answer (times in RFC 3339, enums by name, fields in declared order)."""
+    response = jsonify(model.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def flask_rule(route: Route) -> str:
+    return route.path.format(**{name: f"<{name}>" for name in route.path_params})
+
+
+_SEGMENTS_KEPT = "trcommon.segments_kept"
+_KEPT_ESCAPE = re.compile("%(25|2F)")
+
+
+class SegmentPreservingPaths:
+    """WSGI middleware: routing sees each escaped path segment as one segment.
+
+    WSGI servers decode `%2F` in PATH_INFO, so `/internal/orders/x%2Fy` would be routed as two segments (and could
+    match another route). This rebuilds PATH_INFO from the raw request target, decoding everything but `%2F` and
+    `%25` inside a segment; `serve` then decodes those two in the path parameters it passes to the view."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        path = urlsplit(raw).path if raw else ""
+        if path.startswith("/") and not environ.get("SCRIPT_NAME"):
+            # PATH_INFO holds the request's bytes as latin-1 (PEP 3333); Flask decodes them as UTF-8.
+            environ["PATH_INFO"] = "/".join(
+                unquote_to_bytes(segment).decode("latin-1").replace("%", "%25").replace("/", "%2F")
+                for segment in path.split("/"))
+            environ[_SEGMENTS_KEPT] = True
+        return self.wsgi_app(environ, start_response)
+
+
+def _path_parameter(value: str) -> str:
+    if not request.environ.get(_SEGMENTS_KEPT):
+        return value
+    return _KEPT_ESCAPE.sub(lambda m: "%" if m.group(1) == "25" else "/", value)
+
+
+def serve(bp: Blueprint, route: Route):
+    """Register the decorated view as the server of a contract route: method and path come from the route, the
+    body or query is parsed with the route's model and passed as `body=` or `query=` (path parameters by name),
+    and the view returns the route's response model (or `(model, status)` when the status varies)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def endpoint(**path):
+            path = {name: _path_parameter(value) for name, value in path.items()}
+            if route.body is not None:
+                path["body"] = parse_body(route.body)
+            if route.query is not None:
+                path["query"] = parse_query(route.query)
+            result = view(**path)
+            model, status = result if isinstance(result, tuple) else (result, route.status)
+            if not isinstance(model, route.response):
+                raise TypeError(f"{route.method} {route.path} answers {route.response.__name__}, "
+                                f"not {type(model).__name__}")
+            return json_reply(model, status)
+
+        bp.add_url_rule(flask_rule(route), view.__name__, endpoint, methods=[route.method])
+        return view
+
+    return decorator
+
+
 def internal_blueprint(name: str, import_name: str, settings: CommonSettings, **kwargs) -> ServiceBlueprint:
     """A blueprint whose every route requires the internal service credential (never routed by the gateway)."""
     bp = ServiceBlueprint(name, import_name, **kwargs)
@@ -142,7 +212,8 @@ def internal_blueprint(name: str, import_name: str, settings: CommonSettings, **
     def _require_internal_credential():
         given = request.headers.get(INTERNAL_TOKEN_HEADER, "").encode()
         if not hmac.compare_digest(given, expected):
-            raise Unauthorized("internal service credential required", code="INTERNAL_CREDENTIAL_REQUIRED")
+            raise Unauthorized("internal service credential required",
+                               code=CommonError.INTERNAL_CREDENTIAL_REQUIRED)
 
     return bp
 
@@ -154,7 +225,7 @@ def health_blueprint(checks: dict[str, HealthCheck]) -> ServiceBlueprint:
     """`GET /health`: 200 when every named check passes, 503 with the failing ones otherwise."""
     bp = ServiceBlueprint("health", __name__)
 
-    @bp.get("/health")
+    @serve(bp, HEALTH)
     @bp.polled
     def health():
         results, ok = {}, True
@@ -165,8 +236,7 @@ def health_blueprint(checks: dict[str, HealthCheck]) -> ServiceBlueprint:
             except Exception as exc:  # a health check reports, it never raises
                 ok = False
                 results[name] = f"down: {type(exc).__name__}"
-        body = {"status": "ok" if ok else "unavailable", "checks": results}
-        return jsonify(body), (200 if ok else 503)
+        return Health(status="ok" if ok else "unavailable", checks=results), (200 if ok else 503)
 
     return bp
 
@@ -183,6 +253,7 @@ def database_service_app(settings_class, bootstrap, settings=None, container=Non
     settings, container = start_app(settings_class, bootstrap, settings=settings, container=container,
                                     database=True)
     app = create_flask_app(settings.service_name, settings)
+    app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
     engine = container.engine
     app.register_blueprint(health_blueprint({"database": lambda: check_database(engine)}))
     return app, settings, container

@@ -1,4 +1,4 @@
-"""Venues, halls and events. Plain data: no framework imports."""
+"""Venues, halls and events. Plain data: no framework imports (the reply is trcontracts.events.Event)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +15,3 @@ class Event:
     hall_name: str
     starts_at: datetime
     description: str
-
-    def to_dict(self) -> dict:
-        return {"event_id": self.event_id, "name": self.name, "venue_id": self.venue_id,
-                "venue_name": self.venue_name, "hall_id": self.hall_id, "hall_name": self.hall_name,
-                "starts_at": self.starts_at.isoformat(), "description": self.description}

@@ -1,19 +1,14 @@
-"""HTTP entrypoint: translates requests to service-layer calls and results to JSON."""
+"""HTTP entrypoint: serves the routes of trcontracts.events, translating them to service-layer calls."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
-from pydantic import BaseModel, Field
+from flask import Flask
 
-from trcommon.web import database_service_app, internal_blueprint, parse_query
+from trcommon.web import database_service_app, internal_blueprint, serve
+from trcontracts import events
 
 from ..bootstrap import Container, bootstrap
 from ..service_layer import services
 from ..settings import EventSettings
-
-
-class Page(BaseModel):
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
 
 
 def create_app(settings: EventSettings | None = None, container: Container | None = None) -> Flask:
@@ -21,14 +16,14 @@ def create_app(settings: EventSettings | None = None, container: Container | Non
 
     api = internal_blueprint("events", __name__, settings)
 
-    @api.get("/events")
-    def list_events():
-        page = parse_query(Page)
-        return jsonify({"events": [e.to_dict() for e in services.list_events(c.uow, page.limit, page.offset)]})
+    @serve(api, events.LIST_EVENTS)
+    def list_events(query: events.Page):
+        found = services.list_events(c.uow, query.limit, query.offset)
+        return events.EventList(events=[events.Event.model_validate(e, from_attributes=True) for e in found])
 
-    @api.get("/events/<event_id>")
+    @serve(api, events.GET_EVENT)
     def get_event(event_id: str):
-        return jsonify(services.get_event(c.uow, event_id).to_dict())
+        return events.Event.model_validate(services.get_event(c.uow, event_id), from_attributes=True)
 
     app.register_blueprint(api)
     return app

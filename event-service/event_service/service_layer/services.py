@@ -5,6 +5,7 @@ import uuid
 from typing import Callable
 
 from trcommon.errors import NotFound
+from trcontracts.events import EventError
 
 from ..domain.model import Event
 from .unit_of_work import EventUnitOfWork
@@ -21,9 +22,9 @@ def get_event(uow_factory: UowFactory, event_id: str) -> Event:
     try:
         uuid.UUID(event_id)
     except ValueError:
-        raise NotFound("no such event", code="EVENT_NOT_FOUND") from None
+        raise NotFound("no such event", code=EventError.EVENT_NOT_FOUND) from None
     with uow_factory() as uow:
         event = uow.events.get(event_id)
     if event is None:
-        raise NotFound("no such event", code="EVENT_NOT_FOUND")
+        raise NotFound("no such event", code=EventError.EVENT_NOT_FOUND)
     return event

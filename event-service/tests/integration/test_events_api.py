@@ -2,7 +2,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from event_service.adapters.tables import metadata
-from trcommon.testing import schema_differences
+from trcommon.testing import schema_differences, served_routes
+from trcommon.web import flask_rule
+from trcontracts import events
+from trcontracts.base import HEALTH
 
 
 def _new_event(container, name="Test Gig", hall_name="Main"):
@@ -79,3 +82,7 @@ def test_after_the_database_drops_our_connections_requests_recover_without_500s(
     codes = [client.get("/events").status_code for _ in range(3)]
     assert 500 not in codes
     assert codes[-1] == 200 and codes.count(503) <= 1, codes
+
+
+def test_the_service_serves_exactly_the_routes_of_its_contract(client):
+    assert served_routes(client.application) == {(r.method, flask_rule(r)) for r in (*events.ROUTES, HEALTH)}

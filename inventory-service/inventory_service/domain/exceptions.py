@@ -4,10 +4,11 @@ trcommon.errors is plain Python, so the domain can raise these without knowing a
 interceptor turns them into status codes in one place.
 """
 from trcommon.errors import Conflict, Gone, NotFound, TooManyRequests
+from trcontracts.inventory import InventoryError
 
 
 class SeatNotFound(NotFound):
-    code = "SEAT_NOT_FOUND"
+    code = InventoryError.SEAT_NOT_FOUND
 
     def __init__(self, message: str = "no such seat"):
         super().__init__(message)
@@ -16,7 +17,7 @@ class SeatNotFound(NotFound):
 class SeatUnavailable(Conflict):
     """The seat is sold, checked in, or held by another live hold."""
 
-    code = "SEAT_UNAVAILABLE"
+    code = InventoryError.SEAT_UNAVAILABLE
 
 
 class SeatLocked(SeatUnavailable):
@@ -33,24 +34,24 @@ class SeatLocked(SeatUnavailable):
 
 
 class HoldExpired(Gone):
-    code = "HOLD_EXPIRED"
+    code = InventoryError.HOLD_EXPIRED
 
     def __init__(self, message: str = "the hold has expired"):
         super().__init__(message)
 
 
 class TooManyHolds(TooManyRequests):
-    code = "TOO_MANY_HOLDS"
+    code = InventoryError.TOO_MANY_HOLDS
 
 
 class NotOwner(Conflict):
-    code = "NOT_OWNER"
+    code = InventoryError.NOT_OWNER
 
 
 class HoldIdInUse(Conflict):
     """A hold id is an order id: it names one seat, so it cannot hold a second one."""
 
-    code = "HOLD_ID_IN_USE"
+    code = InventoryError.HOLD_ID_IN_USE
 
     def __init__(self, message: str = "this hold id already holds another seat"):
         super().__init__(message)

@@ -8,8 +8,7 @@ from trproto import inventory_pb2 as pb
 from trproto import inventory_pb2_grpc as pb_grpc
 
 from trcommon.grpc_support import app_error_from_rpc, client_channel, retry_service_config
-
-STATUS_NAMES = {pb.AVAILABLE: "AVAILABLE", pb.HELD: "HELD", pb.SOLD: "SOLD", pb.CHECKED_IN: "CHECKED_IN"}
+from trcontracts import inventory
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class SeatView:
     @classmethod
     def from_pb(cls, s: pb.Seat) -> "SeatView":
         return cls(s.seat_id, s.event_id, s.section, s.row, s.number, s.price,
-                   STATUS_NAMES.get(s.status, "UNKNOWN"), s.held_by_user_id, s.hold_id, s.held_until,
+                   inventory.SEAT_STATUS_BY_NUMBER.get(s.status, "UNKNOWN"), s.held_by_user_id, s.hold_id, s.held_until,
                    s.owner_user_id, s.ticket_version, s.checked_in_at, s.checked_in_hall_id)
 
     def public(self) -> dict:
@@ -41,10 +40,10 @@ class SeatView:
 
 
 class InventoryClient:
-    # Safe to repeat: a retried reserve with the same hold id returns that hold, confirm and release are
-    # idempotent, UpdateOwner is keyed by its change key, reads are reads. MarkCheckedIn is not retried (a repeat
-    # after a success would answer DUPLICATE).
-    RETRIED = ["ReserveSeat", "ConfirmSeat", "ReleaseSeat", "UpdateOwner", "VerifyTicket", "ListSeats"]
+    # Safe to repeat (the contract's idempotent RPCs): a retried reserve with the same hold id returns that hold,
+    # confirm and release are idempotent, UpdateOwner is keyed by its change key, reads are reads. MarkCheckedIn
+    # is not retried (a repeat after a success would answer DUPLICATE).
+    RETRIED = [rpc.name for rpc in inventory.RPCS if rpc.idempotent]
 
     def __init__(self, target: str, token: str, timeout: float):
         self._channel = client_channel(target, token, timeout, retry_service_config(

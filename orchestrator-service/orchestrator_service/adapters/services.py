@@ -1,87 +1,83 @@
-"""HTTP clients of user-, order- and event-service (thin typed wrappers over trcommon's ServiceClient)."""
+"""HTTP clients of user-, order- and event-service: thin typed wrappers over ServiceClient.call, one per contract
+route the orchestrator uses, returning the contract's models."""
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Mapping
+
 from trcommon.http_client import ServiceClient
+from trcontracts import events, orders, users
 
 
 class UserService:
     def __init__(self, client: ServiceClient):
         self.http = client
 
-    def register(self, body: dict) -> dict:
-        return self.http.post("/internal/auth/register", body)
+    def register(self, body: Mapping) -> users.UserId:
+        return self.http.call(users.REGISTER, body)
 
-    def login(self, body: dict) -> dict:
-        return self.http.post("/internal/auth/login", body)
+    def login(self, body: Mapping) -> users.TokenPair:
+        return self.http.call(users.LOGIN, body)
 
-    def refresh(self, body: dict) -> dict:
-        return self.http.post("/internal/auth/refresh", body)
+    def refresh(self, body: Mapping) -> users.AccessToken:
+        return self.http.call(users.REFRESH, body)
 
-    def get_user(self, user_id: str) -> dict:
-        return self.http.get(f"/internal/users/{user_id}")
+    def get_user(self, user_id: str) -> users.User:
+        return self.http.call(users.GET_USER, path={"user_id": user_id})
 
     def debit(self, user_id: str, amount: int, reference: str, reason: str, *, otp_purpose: str | None = None,
-              otp_code: str | None = None, not_after: str | None = None) -> dict:
-        body = {"user_id": user_id, "amount": amount, "reference": reference, "reason": reason}
-        if otp_purpose:
-            body["otp_purpose"] = otp_purpose
-            body["otp_code"] = otp_code
-        if not_after:
-            body["not_after"] = not_after
-        return self.http.post("/internal/credits/debit", body, idempotent=True)     # keyed by reference
+              otp_code: str | None = None, not_after: datetime | None = None) -> users.BalanceChange:
+        return self.http.call(users.DEBIT, {
+            "user_id": user_id, "amount": amount, "reference": reference, "reason": reason,
+            "otp_purpose": otp_purpose, "otp_code": otp_code if otp_purpose else None, "not_after": not_after})
 
-    def credit(self, user_id: str, amount: int, reference: str, reason: str) -> dict:
-        return self.http.post("/internal/credits/credit", {"user_id": user_id, "amount": amount,
-                                                           "reference": reference, "reason": reason},
-                              idempotent=True)
+    def credit(self, user_id: str, amount: int, reference: str, reason: str) -> users.BalanceChange:
+        return self.http.call(users.CREDIT, {"user_id": user_id, "amount": amount, "reference": reference,
+                                             "reason": reason})
 
+    def ledger(self, reference: str) -> list[users.LedgerEntry]:
+        return self.http.call(users.LEDGER, query={"reference": reference}).entries
 
-    def ledger(self, reference: str) -> list[dict]:
-        return self.http.get("/internal/credits/ledger", params={"reference": reference})["entries"]
+    def topup(self, user_id: str, amount: int) -> users.Topup:
+        return self.http.call(users.TOPUP, {"user_id": user_id, "amount": amount})
 
-    def topup(self, user_id: str, amount: int) -> dict:
-        return self.http.post("/internal/credits/topup", {"user_id": user_id, "amount": amount})
+    def stripe_webhook(self, payload: bytes, signature: str | None) -> users.Received:
+        """Pass Stripe's exact bytes through: the signature covers the raw body."""
+        headers = {"Content-Type": "application/json"}
+        if signature is not None:
+            headers[users.STRIPE_SIGNATURE_HEADER] = signature
+        return self.http.call(users.STRIPE_WEBHOOK, raw=payload, headers=headers)
 
 
 class OrderService:
     def __init__(self, client: ServiceClient):
         self.http = client
 
-    def create(self, order: dict) -> dict:
-        return self.http.post("/internal/orders", order, idempotent=True)       # keyed by order_id
+    def create(self, order: Mapping) -> orders.Order:
+        return self.http.call(orders.CREATE_ORDER, order)
 
-    def get(self, order_id: str) -> dict:
-        return self.http.get(f"/internal/orders/{order_id}")
+    def get(self, order_id: str) -> orders.Order:
+        return self.http.call(orders.GET_ORDER, path={"order_id": order_id})
 
-    def list(self, **query) -> list[dict]:
-        return self.http.get("/internal/orders", params={k: v for k, v in query.items() if v is not None})["orders"]
+    def list(self, **query) -> list[orders.Order]:
+        return self.http.call(orders.LIST_ORDERS, query=query).orders
 
-    def begin_payment(self, order_id: str, user_id: str) -> dict:
-        return self.http.post(f"/internal/orders/{order_id}/begin-payment", {"user_id": user_id}, idempotent=True)
+    def begin_payment(self, order_id: str, user_id: str) -> orders.Order:
+        return self.http.call(orders.BEGIN_PAYMENT, {"user_id": user_id}, path={"order_id": order_id})
 
-    def transition(self, order_id: str, to: str, reason: str | None = None) -> dict:
-        return self.http.post(f"/internal/orders/{order_id}/transition", {"to": to, "reason": reason},
-                              idempotent=True)
+    def transition(self, order_id: str, to: orders.OrderStatus, reason: str | None = None) -> orders.Order:
+        return self.http.call(orders.TRANSITION, {"to": to, "reason": reason}, path={"order_id": order_id})
 
-    def stale(self, grace_seconds: float, limit: int = 100) -> list[dict]:
-        return self.http.get("/internal/orders/stale",
-                             params={"grace_seconds": grace_seconds, "limit": limit})["orders"]
+    def stale(self, grace_seconds: float, limit: int = 100) -> list[orders.Order]:
+        return self.http.call(orders.STALE_ORDERS, query={"grace_seconds": grace_seconds, "limit": limit}).orders
 
 
 class EventService:
     def __init__(self, client: ServiceClient):
         self.http = client
 
-    def list(self, limit: int, offset: int) -> dict:
-        return self.http.get("/events", params={"limit": limit, "offset": offset})
+    def list(self, limit: int, offset: int) -> events.EventList:
+        return self.http.call(events.LIST_EVENTS, query={"limit": limit, "offset": offset})
 
-    def get(self, event_id: str) -> dict:
-        return self.http.get(f"/events/{event_id}")
-
-
-def forward_stripe_webhook(users: UserService, payload: bytes, signature: str | None) -> dict:
-    """Pass Stripe's exact bytes through: the signature covers the raw body."""
-    headers = {"Content-Type": "application/json"}
-    if signature is not None:
-        headers["Stripe-Signature"] = signature
-    return users.http.request("POST", "/internal/webhooks/stripe", data=payload, headers=headers)
+    def get(self, event_id: str) -> events.Event:
+        return self.http.call(events.GET_EVENT, path={"event_id": event_id})

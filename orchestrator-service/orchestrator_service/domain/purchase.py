@@ -7,16 +7,16 @@ from datetime import datetime, timedelta
 
 from trcommon.errors import AppError, Gone
 from trcommon.saga import Outcome, SagaState
-
-PENDING, CONFIRMED, FAILED, EXPIRED, REFUNDED = "PENDING", "CONFIRMED", "FAILED", "EXPIRED", "REFUNDED"
-CHARGING, NONE = "CHARGING", "NONE"
+from trcontracts.inventory import InventoryError
+from trcontracts.orders import Order, OrderError, OrderStatus, PaymentState
 
 # The purchase saga's steps, in order (service_layer/purchase.py binds each to its participant call).
 HOLD, ORDER, TIMER, DEBIT, CONFIRM_SEAT = "hold", "order", "timer", "debit", "confirm-seat"
 STEPS = (HOLD, ORDER, TIMER, DEBIT, CONFIRM_SEAT)
 
 # Answers of ConfirmSeat that mean the seat can no longer be confirmed for this order.
-SEAT_LOST_CODES = frozenset({"HOLD_EXPIRED", "SEAT_UNAVAILABLE", "SEAT_NOT_FOUND"})
+SEAT_LOST_CODES = frozenset({InventoryError.HOLD_EXPIRED, InventoryError.SEAT_UNAVAILABLE,
+                             InventoryError.SEAT_NOT_FOUND})
 
 
 def otp_purpose(order_id: str) -> str:
@@ -24,14 +24,14 @@ def otp_purpose(order_id: str) -> str:
 
 
 class HoldExpired(Gone):
-    code = "HOLD_EXPIRED"
+    code = OrderError.HOLD_EXPIRED
 
 
 def seat_lost(err: AppError) -> bool:
     return err.code in SEAT_LOST_CODES
 
 
-def purchase_state(order: dict, now: datetime, fence_seconds: float) -> SagaState:
+def purchase_state(order: Order, now: datetime, fence_seconds: float) -> SagaState:
     """The saga state an order records.
 
     An order exists once the hold and the order steps took effect; its timer is published in the same request
@@ -40,23 +40,22 @@ def purchase_state(order: dict, now: datetime, fence_seconds: float) -> SagaStat
     user-service refuses a debit once held_until has passed, so for a CHARGING order "no debit" is final once
     held_until plus a small fence (for a debit transaction already under way) has passed.
     """
-    status = order["status"]
-    if status == CONFIRMED:
+    if order.status == OrderStatus.CONFIRMED:
         return SagaState(done=len(STEPS), outcome=Outcome.COMPLETED)
-    if status != PENDING:
+    if order.status != OrderStatus.PENDING:
         return SagaState(outcome=Outcome.COMPENSATED)
-    charging = order["payment_state"] == CHARGING
-    deadline = datetime.fromisoformat(order["held_until"])
+    charging = order.payment_state == PaymentState.CHARGING
+    deadline = order.held_until
     if charging:
         deadline += timedelta(seconds=fence_seconds)
     return SagaState(done=STEPS.index(DEBIT), begun=charging, deadline_passed=deadline <= now)
 
 
-def final_status(order: dict, state: SagaState) -> str:
+def final_status(order: Order, state: SagaState) -> OrderStatus:
     """CONFIRMED, or how a compensated order ends: EXPIRED when its hold ran out and nobody tried to charge it,
     FAILED otherwise (a charge was attempted, or a step failed)."""
     if state.outcome is Outcome.COMPLETED:
-        return CONFIRMED
-    if state.failed_by_deadline and order["payment_state"] == NONE:
-        return EXPIRED
-    return FAILED
+        return OrderStatus.CONFIRMED
+    if state.failed_by_deadline and order.payment_state == PaymentState.NONE:
+        return OrderStatus.EXPIRED
+    return OrderStatus.FAILED

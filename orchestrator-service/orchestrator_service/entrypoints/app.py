@@ -9,14 +9,18 @@ from flask import Blueprint, Flask, jsonify, request
 
 from trcommon.auth import current_principal, require_auth
 from trcommon.process import start_app
-from trcommon.web import create_flask_app, health_blueprint, parse_body, parse_query
+from trcommon.web import create_flask_app, health_blueprint, json_reply, parse_body, parse_query
+from trcontracts import users
 
-from ..adapters.services import forward_stripe_webhook
 from ..bootstrap import Container, bootstrap
 from ..service_layer import catalog, purchase
 from ..settings import OrchestratorSettings
 from . import openapi
 from .schemas import LoginBody, PayBody, RefreshBody, RegisterBody, ReserveBody, TopupBody, Page
+
+
+# What `/me` shows of the account (users.User has more, e.g. created_at).
+PROFILE_FIELDS = {"user_id", "email", "phone", "role", "credit_balance", "is_flagged"}
 
 
 def auth_routes(c: Container) -> Blueprint:
@@ -25,21 +29,21 @@ def auth_routes(c: Container) -> Blueprint:
 
     @bp.post("/auth/register")
     def register():
-        return jsonify(c.users.register(parse_body(RegisterBody).model_dump())), 201
+        return json_reply(c.users.register(parse_body(RegisterBody).model_dump()), 201)
 
     @bp.post("/auth/login")
     def login():
-        return jsonify(c.users.login(parse_body(LoginBody).model_dump()))
+        return json_reply(c.users.login(parse_body(LoginBody).model_dump()))
 
     @bp.post("/auth/refresh")
     def refresh():
-        return jsonify(c.users.refresh(parse_body(RefreshBody).model_dump()))
+        return json_reply(c.users.refresh(parse_body(RefreshBody).model_dump()))
 
     @bp.get("/me")
     @authed
     def me():
         user = c.users.get_user(current_principal().user_id)
-        return jsonify({k: user[k] for k in ("user_id", "email", "phone", "role", "credit_balance", "is_flagged")})
+        return jsonify(user.model_dump(mode="json", include=PROFILE_FIELDS))
 
     return bp
 
@@ -50,11 +54,11 @@ def event_routes(c: Container) -> Blueprint:
     @bp.get("/events")
     def list_events():
         page = parse_query(Page)
-        return jsonify(c.events.list(page.limit, page.offset))
+        return json_reply(c.events.list(page.limit, page.offset))
 
     @bp.get("/events/<event_id>")
     def get_event(event_id: str):
-        return jsonify(c.events.get(event_id))
+        return json_reply(c.events.get(event_id))
 
     @bp.get("/events/<event_id>/seats")
     def seat_map(event_id: str):
@@ -101,11 +105,12 @@ def credit_routes(c: Container) -> Blueprint:
     @require_auth(c.tokens)
     def topup():
         body = parse_body(TopupBody)
-        return jsonify(c.users.topup(current_principal().user_id, body.amount)), 201
+        return json_reply(c.users.topup(current_principal().user_id, body.amount), 201)
 
     @bp.post("/webhooks/stripe")
     def stripe_webhook():
-        return jsonify(forward_stripe_webhook(c.users, request.get_data(), request.headers.get("Stripe-Signature")))
+        return json_reply(c.users.stripe_webhook(request.get_data(),
+                                                 request.headers.get(users.STRIPE_SIGNATURE_HEADER)))
 
     return bp
 

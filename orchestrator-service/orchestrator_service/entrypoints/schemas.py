@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from trcontracts import users
+
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class RegisterBody(BaseModel):
     email: str = Field(max_length=254, examples=["fan@example.com"])
-    password: str = Field(max_length=128, examples=["a-long-password"])
+    password: str = Field(max_length=users.PASSWORD_MAX, examples=["a-long-password"])
     phone: str = Field(max_length=20, examples=["+6591234567"])
 
 
 class LoginBody(BaseModel):
     email: str = Field(max_length=254, examples=["fan1@demo.test"])
-    password: str = Field(max_length=128, examples=["demo-password"])
+    password: str = Field(max_length=users.PASSWORD_MAX, examples=["demo-password"])
 
 
 class RefreshBody(BaseModel):
@@ -28,7 +30,7 @@ class ReserveBody(BaseModel):
 
 class PayBody(BaseModel):
     order_id: str = Field(pattern=UUID_PATTERN)
-    otp_code: str | None = Field(default=None, pattern=r"^\d{6}$")
+    otp_code: str | None = Field(default=None, pattern=users.OTP_CODE_PATTERN.pattern)
 
 
 class TopupBody(BaseModel):

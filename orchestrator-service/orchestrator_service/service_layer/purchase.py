@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from trcommon.amqp import PublishFailed
 from trcommon.errors import DependencyUnavailable, Forbidden, NotFound
 from trcommon.saga import Outcome, Saga, SagaState, Step, always
+from trcontracts.base import CommonError
+from trcontracts.orders import Order, OrderError, OrderStatus
 
 from ..adapters.inventory import SeatView
 from ..bootstrap import Container
@@ -34,7 +36,7 @@ class Purchase:
     saga_id: str
     user_id: str
     seat_id: str | None = None
-    order: dict | None = None          # the saga's record, as order-service last returned it
+    order: Order | None = None         # the saga's record, as order-service last returned it
     seat: SeatView | None = None
     otp_code: str | None = None
 
@@ -63,8 +65,8 @@ def _publish_timer(p: Purchase, key: str) -> None:
 
 def _debit(p: Purchase, key: str) -> None:
     o = p.order
-    p.c.users.debit(o["user_id"], o["amount"], key, "seat purchase", otp_purpose=rules.otp_purpose(p.saga_id),
-                    otp_code=p.otp_code, not_after=o["held_until"])
+    p.c.users.debit(o.user_id, o.amount, key, "seat purchase", otp_purpose=rules.otp_purpose(p.saga_id),
+                    otp_code=p.otp_code, not_after=o.held_until)
 
 
 def _debited(p: Purchase, key: str) -> bool:
@@ -72,16 +74,16 @@ def _debited(p: Purchase, key: str) -> bool:
 
 
 def _refund(p: Purchase, key: str) -> None:
-    p.c.users.credit(p.order["user_id"], p.order["amount"], key, "refund: the seat could not be confirmed")
+    p.c.users.credit(p.order.user_id, p.order.amount, key, "refund: the seat could not be confirmed")
 
 
 def _confirm_seat(p: Purchase, key: str) -> None:
-    p.c.inventory.confirm(p.order["seat_id"], p.order["user_id"], hold_id=p.saga_id)
+    p.c.inventory.confirm(p.order.seat_id, p.order.user_id, hold_id=p.saga_id)
 
 
 def _begin_payment(p: Purchase, step: str) -> None:
     p.order = p.c.orders.begin_payment(p.saga_id, p.user_id)     # records CHARGING before the debit
-    p.seat_id = p.order["seat_id"]
+    p.seat_id = p.order.seat_id
 
 
 def _state(p: Purchase, now) -> SagaState:
@@ -94,12 +96,12 @@ def _finish(p: Purchase, state: SagaState, reason: str | None) -> None:
     to = rules.final_status(p.order, state)
     if state.failed_by_deadline:
         reason = "hold expired before the payment completed"
-    p.order = p.c.orders.transition(p.saga_id, to, None if to == rules.CONFIRMED else reason)
-    log.info("order ended", extra={"order_id": p.saga_id, "seat_id": p.order["seat_id"], "status": to})
+    p.order = p.c.orders.transition(p.saga_id, to, None if to == OrderStatus.CONFIRMED else reason)
+    log.info("order ended", extra={"order_id": p.saga_id, "seat_id": p.order.seat_id, "status": str(to)})
 
 
 def _stale(c: Container) -> list[Purchase]:
-    return [Purchase(c, o["order_id"], o["user_id"], seat_id=o["seat_id"], order=o)
+    return [Purchase(c, o.order_id, o.user_id, seat_id=o.seat_id, order=o)
             for o in c.orders.stale(c.settings.recovery_grace_seconds, 100)]
 
 
@@ -122,13 +124,13 @@ assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
 
 def reserve(c: Container, user_id: str, role: str, seat_id: str) -> dict:
     if role != "fan":
-        raise Forbidden("only fans can reserve seats", code="WRONG_ROLE")
+        raise Forbidden("only fans can reserve seats", code=CommonError.WRONG_ROLE)
     p = Purchase(c, str(uuid.uuid4()), user_id, seat_id=seat_id)
     run = c.sagas.start(PURCHASE, p)
     if run.failure is not None:
         raise run.failure          # compensated: the hold is released and the order (if any) FAILED
     return {"order_id": p.saga_id, "seat_id": seat_id, "event_id": p.seat.event_id, "amount": p.seat.price,
-            "status": p.order["status"], "held_until": p.seat.held_until}
+            "status": p.order.status, "held_until": p.seat.held_until}
 
 
 def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict:
@@ -141,27 +143,26 @@ def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict
     raise DependencyUnavailable("the payment could not be completed now; try again")
 
 
-def _confirmation(order: dict) -> dict:
-    return {"order_id": order["order_id"], "status": order["status"], "seat_id": order["seat_id"],
-            "amount": order["amount"]}
+def _confirmation(order: Order) -> dict:
+    return {"order_id": order.order_id, "status": order.status, "seat_id": order.seat_id, "amount": order.amount}
 
 
-def _order_view(order: dict) -> dict:
-    return {k: order.get(k) for k in ("order_id", "seat_id", "event_id", "amount", "status", "held_until",
-                                       "created_at", "updated_at", "failure_reason")}
+def _order_view(order: Order) -> dict:
+    fields = order.model_dump(mode="json")
+    return {k: fields[k] for k in ("order_id", "seat_id", "event_id", "amount", "status", "held_until",
+                                   "created_at", "updated_at", "failure_reason")}
 
 
 def get_order(c: Container, user_id: str, order_id: str) -> dict:
     try:
         uuid.UUID(order_id)
     except ValueError:
-        raise NotFound("no such order", code="ORDER_NOT_FOUND") from None
+        raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND) from None
     order = c.orders.get(order_id)
-    if order["user_id"] != user_id:
-        raise NotFound("no such order", code="ORDER_NOT_FOUND")   # never reveal another user's order
+    if order.user_id != user_id:
+        raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND)   # never reveal another user's order
     return _order_view(order)
 
 
 def my_orders(c: Container, user_id: str, limit: int, offset: int) -> list[dict]:
     return [_order_view(o) for o in c.orders.list(user_id=user_id, limit=limit, offset=offset)]
-

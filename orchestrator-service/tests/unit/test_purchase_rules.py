@@ -4,10 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orchestrator_service.domain.purchase import (CONFIRM_SEAT, DEBIT, EXPIRED, FAILED, STEPS, final_status,
-                                                  purchase_state, seat_lost)
+from orchestrator_service.domain.purchase import CONFIRM_SEAT, DEBIT, STEPS, final_status, purchase_state, seat_lost
 from orchestrator_service.service_layer.purchase import PURCHASE
 from trcommon.errors import AppError
+from trcontracts.orders import Order, OrderStatus
 from trcommon.saga import (DONE, WAIT, Begin, Compensate, Fail, Finish, Outcome, Probe, SagaRunner, SagaState,
                            advance, next_action)
 
@@ -15,9 +15,10 @@ NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 FENCE = 2.0
 
 
-def order(status="PENDING", payment_state="NONE", held_for=0.0):
-    return {"order_id": "o1", "status": status, "payment_state": payment_state,
-            "held_until": (NOW + timedelta(seconds=held_for)).isoformat()}
+def order(status="PENDING", payment_state="NONE", held_for=0.0) -> Order:
+    return Order(order_id="o1", user_id="u1", seat_id="s1", event_id="e1", amount=50, status=status,
+                 payment_state=payment_state, held_until=NOW + timedelta(seconds=held_for), failure_reason=None,
+                 confirmed_at=None, created_at=NOW, updated_at=NOW)
 
 
 def decide(o, resuming=None, happened=None):
@@ -65,7 +66,7 @@ def test_a_live_unpaid_hold_waits():
 def test_a_lapsed_unpaid_hold_expires_without_releasing_the_seat_itself():
     actions, state = decide(order(held_for=-1))
     assert names(actions) == ["Fail(True)", "Finish(Outcome.COMPENSATED)"]   # its timer releases the seat
-    assert final_status(order(held_for=-1), advance(state, actions[-1])) == EXPIRED
+    assert final_status(order(held_for=-1), advance(state, actions[-1])) == OrderStatus.EXPIRED
 
 
 def test_the_fans_pay_begins_the_debit_then_confirms_the_seat():
@@ -88,7 +89,7 @@ def test_a_charging_order_without_debit_waits_for_the_fence_then_fails_without_a
     assert names(decide(order("PENDING", "CHARGING", -1), happened=False)[0]) == ["Probe(debit)"]
     actions, state = decide(order("PENDING", "CHARGING", -3), happened=False)
     assert names(actions) == ["Probe(debit)", "Fail(True)", "Finish(Outcome.COMPENSATED)"]
-    assert final_status(order("PENDING", "CHARGING", -3), advance(state, actions[-1])) == FAILED
+    assert final_status(order("PENDING", "CHARGING", -3), advance(state, actions[-1])) == OrderStatus.FAILED
 
 
 def test_a_lost_seat_after_the_debit_refunds_then_releases_then_fails_the_order():
@@ -99,7 +100,7 @@ def test_a_lost_seat_after_the_debit_refunds_then_releases_then_fails_the_order(
         seen.append(action)
         state = advance(state, action)
     assert seen == [Compensate(STEPS.index(DEBIT)), Compensate(STEPS.index("hold"))]
-    assert final_status(order("PENDING", "CHARGING", 5), advance(state, action)) == FAILED
+    assert final_status(order("PENDING", "CHARGING", 5), advance(state, action)) == OrderStatus.FAILED
 
 
 def test_terminal_orders_are_done():

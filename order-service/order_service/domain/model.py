@@ -1,4 +1,5 @@
-"""Orders and transfers: their states, the moves allowed between them, and the errors those rules raise.
+"""Orders and transfers: the moves allowed between their states (declared in trcontracts.orders, with the error
+codes), and the errors those rules raise.
 
 Plain Python: no Flask, SQLAlchemy or pika. The moves are data (ORDER_TRANSITIONS, TRANSFER_TRANSITIONS);
 the methods add the guards that depend on time or payment. `now` is always the database clock, passed in by
@@ -7,34 +8,11 @@ the service layer, so every replica of the service judges a hold by the same clo
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from enum import StrEnum
+from datetime import datetime
 
 from trcommon.errors import Conflict, Gone, InvalidInput, NotFound
-
-
-class OrderStatus(StrEnum):
-    PENDING = "PENDING"
-    CONFIRMED = "CONFIRMED"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
-    REFUNDED = "REFUNDED"
-
-
-class PaymentState(StrEnum):
-    NONE = "NONE"
-    # Written before the debit is requested, so a saga interrupted after that point is found and settled by
-    # the recovery pass. It is kept when the order leaves PENDING: it records that a charge was attempted.
-    CHARGING = "CHARGING"
-
-
-class TransferStatus(StrEnum):
-    PENDING_OTP = "PENDING_OTP"
-    COMPLETED = "COMPLETED"
-    DISPUTED = "DISPUTED"
-    REVERSED = "REVERSED"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"
+from trcontracts.base import utc_iso
+from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferStatus
 
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -51,33 +29,33 @@ TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
 
 
 class OrderNotFound(NotFound):
-    code = "ORDER_NOT_FOUND"
+    code = OrderError.ORDER_NOT_FOUND
 
 
 class OrderConflict(Conflict):
-    code = "ORDER_CONFLICT"
+    code = OrderError.ORDER_CONFLICT
 
 
 class HoldExpired(Gone):
-    code = "HOLD_EXPIRED"
+    code = OrderError.HOLD_EXPIRED
 
 
 class InvalidTransition(Conflict):
-    code = "INVALID_TRANSITION"
+    code = OrderError.INVALID_TRANSITION
 
 
 class SeatAlreadyConfirmed(Conflict):
     """Another order already holds the one CONFIRMED slot of this seat (a UNIQUE index guarantees it)."""
 
-    code = "SEAT_ALREADY_CONFIRMED"
+    code = OrderError.SEAT_ALREADY_CONFIRMED
 
 
 class TransferNotFound(NotFound):
-    code = "TRANSFER_NOT_FOUND"
+    code = OrderError.TRANSFER_NOT_FOUND
 
 
 class TransferExpired(Gone):
-    code = "TRANSFER_EXPIRED"
+    code = OrderError.TRANSFER_EXPIRED
 
 
 def _is_allowed(table: dict, current, to) -> bool:
@@ -87,10 +65,6 @@ def _is_allowed(table: dict, current, to) -> bool:
     if to not in table.get(current, ()):
         raise InvalidTransition(f"it is {current}, which cannot move to {to}")
     return True
-
-
-def utc_iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(timezone.utc).isoformat()
 
 
 @dataclass(frozen=True)
@@ -160,13 +134,6 @@ class Order:
         elif reason is not None or to == OrderStatus.EXPIRED:
             changes["failure_reason"] = reason or "hold expired"
         return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return {"order_id": self.order_id, "user_id": self.user_id, "seat_id": self.seat_id,
-                "event_id": self.event_id, "amount": self.amount, "status": str(self.status),
-                "payment_state": str(self.payment_state), "held_until": utc_iso(self.held_until),
-                "failure_reason": self.failure_reason, "confirmed_at": utc_iso(self.confirmed_at),
-                "created_at": utc_iso(self.created_at), "updated_at": utc_iso(self.updated_at)}
 
 
 @dataclass(frozen=True)

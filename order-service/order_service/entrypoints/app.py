@@ -1,112 +1,64 @@
-"""HTTP entrypoint: translates requests to service-layer calls and results to JSON."""
+"""HTTP entrypoint: serves the routes of trcontracts.orders, translating them to service-layer calls."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from flask import Flask, jsonify
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
+from flask import Flask
 
-from trcommon.web import database_service_app, internal_blueprint, parse_body, parse_query
+from trcommon.web import database_service_app, internal_blueprint, serve
+from trcontracts import orders
 
 from ..bootstrap import Container, bootstrap
-from ..domain.model import CreateOrder, OrderStatus
+from ..domain.model import CreateOrder, Order
 from ..service_layer import services
 from ..settings import OrderSettings
-
-BIGINT_MAX = 2**63 - 1
-
-
-def _timestamp_string(value: object) -> object:
-    # Without this, pydantic would also take a bare number of seconds for a time.
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2030-01-02T20:00:00Z")
-    return value
-
-
-Credits = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_string)]
-
-
-class CreateOrderBody(BaseModel):
-    order_id: uuid.UUID
-    user_id: uuid.UUID
-    seat_id: uuid.UUID
-    event_id: uuid.UUID
-    amount: Credits
-    held_until: Timestamp
-
-
-class BeginPaymentBody(BaseModel):
-    user_id: uuid.UUID
-
-
-class TransitionBody(BaseModel):
-    to: OrderStatus
-    reason: str | None = Field(None, max_length=500)
-
-
-class OrderQuery(BaseModel):
-    user_id: uuid.UUID | None = None
-    seat_id: uuid.UUID | None = None
-    status: OrderStatus | None = None
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0, le=1_000_000)
-
-    @model_validator(mode="after")
-    def _needs_user_or_seat(self):
-        if self.user_id is None and self.seat_id is None:
-            raise ValueError("give user_id, seat_id or both")
-        return self
-
-
-class StaleQuery(BaseModel):
-    grace_seconds: int = Field(0, ge=0, le=366 * 24 * 3600)
-    limit: int = Field(100, ge=1, le=1000)
 
 
 def _id(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _reply(order: Order) -> orders.Order:
+    return orders.Order.model_validate(order, from_attributes=True)
+
+
+def _replies(found: list[Order]) -> orders.OrderList:
+    return orders.OrderList(orders=[_reply(o) for o in found])
+
+
 def create_app(settings: OrderSettings | None = None, container: Container | None = None) -> Flask:
     app, settings, c = database_service_app(OrderSettings, bootstrap, settings, container)
 
-    api = internal_blueprint("orders", __name__, settings, url_prefix="/internal")
+    api = internal_blueprint("orders", __name__, settings)
 
-    @api.post("/orders")
-    def create_order():
-        body = parse_body(CreateOrderBody)
+    @serve(api, orders.CREATE_ORDER)
+    def create_order(body: orders.CreateOrderBody):
         order, created = services.create_order(c.uow, CreateOrder(
             order_id=str(body.order_id), user_id=str(body.user_id), seat_id=str(body.seat_id),
             event_id=str(body.event_id), amount=body.amount, held_until=body.held_until))
-        return jsonify(order.to_dict()), (201 if created else 200)
+        return _reply(order), (orders.CREATE_ORDER.status if created else 200)
 
-    @api.get("/orders")
-    def list_orders():
-        q = parse_query(OrderQuery)
-        found = services.list_orders(c.uow, _id(q.user_id), _id(q.seat_id), q.status, q.limit, q.offset)
-        return jsonify({"orders": [o.to_dict() for o in found]})
+    @serve(api, orders.LIST_ORDERS)
+    def list_orders(query: orders.OrderQuery):
+        return _replies(services.list_orders(c.uow, _id(query.user_id), _id(query.seat_id), query.status,
+                                             query.limit, query.offset))
 
-    @api.get("/orders/stale")
+    @serve(api, orders.STALE_ORDERS)
     @api.polled
-    def stale_orders():
-        q = parse_query(StaleQuery)
-        return jsonify({"orders": [o.to_dict() for o in services.stale_orders(c.uow, q.grace_seconds, q.limit)]})
+    def stale_orders(query: orders.StaleQuery):
+        return _replies(services.stale_orders(c.uow, query.grace_seconds, query.limit))
 
-    @api.get("/orders/<order_id>")
+    @serve(api, orders.GET_ORDER)
     def get_order(order_id: str):
-        return jsonify(services.get_order(c.uow, order_id).to_dict())
+        return _reply(services.get_order(c.uow, order_id))
 
-    @api.post("/orders/<order_id>/begin-payment")
-    def begin_payment(order_id: str):
-        body = parse_body(BeginPaymentBody)
-        return jsonify(services.begin_payment(c.uow, order_id, str(body.user_id)).to_dict())
+    @serve(api, orders.BEGIN_PAYMENT)
+    def begin_payment(order_id: str, body: orders.BeginPaymentBody):
+        return _reply(services.begin_payment(c.uow, order_id, str(body.user_id)))
 
-    @api.post("/orders/<order_id>/transition")
-    def transition(order_id: str):
-        body = parse_body(TransitionBody)
-        return jsonify(services.transition_order(c.uow, order_id, body.to, body.reason).to_dict())
+    @serve(api, orders.TRANSITION)
+    def transition(order_id: str, body: orders.TransitionBody):
+        return _reply(services.transition_order(c.uow, order_id, body.to, body.reason))
 
     app.register_blueprint(api)
     return app

@@ -6,6 +6,7 @@ from order_service.domain.model import (ORDER_TRANSITIONS, CreateOrder, HoldExpi
                                         OrderStatus, PaymentState)
 from order_service.service_layer import services
 from trcommon.errors import NotFound
+from trcontracts import orders
 
 NOW = datetime(2030, 1, 2, 20, 0, tzinfo=timezone.utc)
 LIVE = NOW + timedelta(minutes=5)
@@ -106,9 +107,9 @@ def test_a_repeated_create_matches_only_with_identical_details():
     assert not o.matches(CreateOrder("o1", "u1", "s1", "e1", 50, LIVE + timedelta(microseconds=1)))
 
 
-def test_order_serialises_times_as_utc_rfc3339():
+def test_the_order_reply_writes_times_as_utc_rfc3339():
     o = order(held_until=LIVE.astimezone(timezone(timedelta(hours=8))))
-    d = o.to_dict()
+    d = orders.Order.model_validate(o, from_attributes=True).model_dump(mode="json")
     assert d["held_until"] == "2030-01-02T20:05:00+00:00"
     assert d["status"] == "PENDING" and d["payment_state"] == "NONE" and d["confirmed_at"] is None
 

@@ -1,13 +1,10 @@
-import json
 import re
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
 
-from trcommon.testing import internal_client, service_fixtures
+from trcommon.testing import StandIn, internal_client, service_fixtures
 from user_service.adapters.tables import users as users_table
 from user_service.bootstrap import bootstrap
 from user_service.entrypoints.app import create_app
@@ -99,43 +96,6 @@ class Users:
 @pytest.fixture
 def users(client, container):
     return Users(client, container)
-
-
-class StandIn:
-    """A small HTTP server on 127.0.0.1 standing in for a third-party API (Stripe, SMU) in a thread.
-    `handle(method, path, headers, body) -> (status, dict)` answers each request; every request is recorded."""
-
-    def __init__(self, handle):
-        self.requests = []
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stand_in.requests.append({"method": self.command, "path": self.path,
-                                          "headers": dict(self.headers), "body": body})
-                status, answer = handle(self.command, self.path, self.headers, body)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-
-    def close(self):
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

@@ -3,17 +3,14 @@ import uuid
 import pytest
 
 from trcommon import demo
+from trcommon.testing import schema_differences, served_routes
+from trcommon.web import flask_rule
+from trcontracts import users as contract
+from trcontracts.base import HEALTH
 from user_service.adapters.tables import metadata
 from user_service.seed import seed_demo
-from trcommon.testing import schema_differences
 
-INTERNAL_ROUTES = [
-    ("POST", "/internal/auth/register"), ("POST", "/internal/auth/login"), ("POST", "/internal/auth/refresh"),
-    ("GET", f"/internal/users/{uuid.uuid4()}"), ("GET", "/internal/users/by-email?email=a@example.com"),
-    ("POST", "/internal/credits/debit"), ("POST", "/internal/credits/credit"),
-    ("GET", "/internal/credits/ledger?reference=x"), ("POST", "/internal/otp/send"), ("POST", "/internal/otp/verify"),
-    ("POST", "/internal/credits/topup"), ("POST", "/internal/webhooks/stripe"),
-]
+INTERNAL_ROUTES = [(r.method, r.url(**{p: str(uuid.uuid4()) for p in r.path_params})) for r in contract.ROUTES]
 
 
 def test_migrations_create_exactly_the_declared_tables(database_url):
@@ -45,3 +42,7 @@ def test_the_demo_seed_creates_the_five_demo_users_once(client, settings, users)
         assert users.ledger_sum(demo.user_id(email)) == credits
     login = client.post("/internal/auth/login", json={"email": "FAN1@demo.test", "password": demo.PASSWORD})
     assert login.status_code == 200
+
+
+def test_the_service_serves_exactly_the_routes_of_its_contract(client):
+    assert served_routes(client.application) == {(r.method, flask_rule(r)) for r in (*contract.ROUTES, HEALTH)}

@@ -1,6 +1,7 @@
 import pytest
 
-from user_service.domain.model import LedgerEntry, normalize_email, password_problem, phone_problem
+from trcontracts.users import normalize_email, password_problem, phone_problem
+from user_service.domain.model import LedgerEntry
 
 
 def test_password_of_eight_to_128_characters_is_accepted():

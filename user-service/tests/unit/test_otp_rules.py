@@ -2,6 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from trcontracts import users
 from user_service.domain import otp
 from user_service.domain.errors import OtpExpired, OtpInvalid, OtpLocked, OtpSendLimit
 from user_service.domain.otp import OtpChallenge
@@ -79,9 +80,9 @@ def test_the_sms_body_carries_the_code_the_purpose_and_the_lifetime():
 
 @pytest.mark.parametrize("purpose", ["order:6f1c2a7e-3b8d-4c55-9e0a-5d7b9c1e2f30", "transfer:abc", "login:x:y"])
 def test_order_and_transfer_purposes_are_well_formed(purpose):
-    assert otp.PURPOSE_PATTERN.fullmatch(purpose)
+    assert users.OTP_PURPOSE_PATTERN.fullmatch(purpose)
 
 
 @pytest.mark.parametrize("purpose", ["", "order", "order:", ":x", "order:a b", "ORDER:x", "order:x\n"])
 def test_malformed_purposes_are_refused(purpose):
-    assert not otp.PURPOSE_PATTERN.fullmatch(purpose)
+    assert not users.OTP_PURPOSE_PATTERN.fullmatch(purpose)

@@ -1,4 +1,5 @@
-"""The business outcomes of user-service, each with its error code and HTTP status (via trcommon.errors)."""
+"""The business outcomes of user-service, each with its error code (trcontracts.users) and HTTP status (via
+trcommon.errors)."""
 from __future__ import annotations
 
 from trcommon.errors import (
@@ -13,6 +14,8 @@ from trcommon.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from trcontracts.base import CommonError
+from trcontracts.users import UserError
 
 
 class _DefaultMessage:
@@ -23,31 +26,31 @@ class _DefaultMessage:
 
 
 class UserNotFound(_DefaultMessage, NotFound):
-    code, default_message = "USER_NOT_FOUND", "no such user"
+    code, default_message = UserError.USER_NOT_FOUND, "no such user"
 
 
 class EmailTaken(_DefaultMessage, Conflict):
-    code, default_message = "EMAIL_TAKEN", "an account with this email already exists"
+    code, default_message = UserError.EMAIL_TAKEN, "an account with this email already exists"
 
 
 class InvalidCredentials(_DefaultMessage, Unauthorized):
-    code, default_message = "INVALID_CREDENTIALS", "email or password is wrong"
+    code, default_message = UserError.INVALID_CREDENTIALS, "email or password is wrong"
 
 
 class InsufficientCredits(_DefaultMessage, PaymentRequired):
-    code, default_message = "INSUFFICIENT_CREDITS", "not enough credits"
+    code, default_message = UserError.INSUFFICIENT_CREDITS, "not enough credits"
 
 
 class ReferenceConflict(_DefaultMessage, Conflict):
-    code, default_message = "REFERENCE_CONFLICT", "this reference was already used for another user or amount"
+    code, default_message = UserError.REFERENCE_CONFLICT, "this reference was already used for another user or amount"
 
 
 class OtpRequired(_DefaultMessage, PreconditionRequired):
-    code, default_message = "OTP_REQUIRED", "a one-time code was sent by SMS; repeat the request with otp_code"
+    code, default_message = UserError.OTP_REQUIRED, "a one-time code was sent by SMS; repeat the request with otp_code"
 
 
 class OtpInvalid(_DefaultMessage, Forbidden):
-    code, default_message = "OTP_INVALID", "the one-time code is not valid"
+    code, default_message = UserError.OTP_INVALID, "the one-time code is not valid"
 
 
 class OtpAlreadyUsed(OtpInvalid):
@@ -55,20 +58,20 @@ class OtpAlreadyUsed(OtpInvalid):
 
 
 class DeadlinePassed(_DefaultMessage, Gone):
-    code = "HOLD_EXPIRED"
+    code = UserError.HOLD_EXPIRED
     default_message = "the hold being paid for has ended; nothing was charged"
 
 
 class OtpExpired(_DefaultMessage, Gone):
-    code, default_message = "OTP_EXPIRED", "the one-time code has expired; request a new one"
+    code, default_message = UserError.OTP_EXPIRED, "the one-time code has expired; request a new one"
 
 
 class OtpLocked(_DefaultMessage, TooManyRequests):
-    code, default_message = "OTP_LOCKED", "too many wrong codes; request a new one"
+    code, default_message = UserError.OTP_LOCKED, "too many wrong codes; request a new one"
 
 
 class OtpSendLimit(_DefaultMessage, TooManyRequests):
-    code, default_message = "OTP_SEND_LIMIT", "too many codes sent in the last hour"
+    code, default_message = UserError.OTP_SEND_LIMIT, "too many codes sent in the last hour"
 
     def __init__(self, message: str = "", retry_after_seconds: int | None = None, **kwargs):
         super().__init__(message, **kwargs)
@@ -77,24 +80,24 @@ class OtpSendLimit(_DefaultMessage, TooManyRequests):
 
 
 class InvalidAmount(_DefaultMessage, InvalidInput):
-    code, default_message = "INVALID_INPUT", "amount is out of range"
+    code, default_message = CommonError.INVALID_INPUT, "amount is out of range"
 
 
 class PaymentsNotConfigured(_DefaultMessage, DependencyUnavailable):
-    code, default_message = "PAYMENTS_NOT_CONFIGURED", "payments are not configured on this server"
+    code, default_message = UserError.PAYMENTS_NOT_CONFIGURED, "payments are not configured on this server"
 
 
 class PaymentsUnavailable(_DefaultMessage, DependencyUnavailable):
-    code, default_message = "PAYMENTS_UNAVAILABLE", "the payment provider is unavailable"
+    code, default_message = UserError.PAYMENTS_UNAVAILABLE, "the payment provider is unavailable"
 
 
 class InvalidSignature(_DefaultMessage, InvalidInput):
-    code, default_message = "INVALID_SIGNATURE", "the webhook signature is missing, invalid or stale"
+    code, default_message = UserError.INVALID_SIGNATURE, "the webhook signature is missing, invalid or stale"
 
 
 class InvalidPayload(_DefaultMessage, InvalidInput):
-    code, default_message = "INVALID_PAYLOAD", "the webhook body is not a Stripe event"
+    code, default_message = UserError.INVALID_PAYLOAD, "the webhook body is not a Stripe event"
 
 
 class OtpProviderUnavailable(_DefaultMessage, DependencyUnavailable):
-    code, default_message = "OTP_PROVIDER_UNAVAILABLE", "the OTP provider is unavailable"
+    code, default_message = UserError.OTP_PROVIDER_UNAVAILABLE, "the OTP provider is unavailable"

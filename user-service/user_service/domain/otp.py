@@ -1,25 +1,22 @@
-"""One-time codes: 6 digits, bound to a user and a purpose, single use, short-lived, locked after a few
-wrong tries, sends capped per hour, and stored only as an HMAC."""
+"""One-time codes: 6 digits, bound to a user and a purpose, single use, short-lived, locked after a few wrong
+tries, sends capped per hour, and stored only as an HMAC. The code and purpose formats are trcontracts.users'."""
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from trcontracts.users import OTP_CODE_DIGITS
+
 from .errors import OtpAlreadyUsed, OtpExpired, OtpInvalid, OtpLocked, OtpSendLimit
 
-CODE_DIGITS = 6
-CODE_PATTERN = re.compile(r"^\d{6}$")
-# `order:{order_id}`, `transfer:{transfer_id}`, ...: a kind, a colon and an identifier.
-PURPOSE_PATTERN = re.compile(r"^[a-z][a-z_-]{0,31}:[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
 SEND_WINDOW = timedelta(hours=1)
 
 
 def generate_code() -> str:
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    return f"{secrets.randbelow(10**OTP_CODE_DIGITS):0{OTP_CODE_DIGITS}d}"
 
 
 def hash_code(secret: str, user_id: str, purpose: str, code: str) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from trcommon.auth import Principal
 from trcommon.errors import Unauthorized
+from trcontracts.users import UserError, normalize_email
 
 from ..adapters.stripe_gateway import PaymentIntent
 from ..domain import otp, payments
@@ -24,7 +25,7 @@ from ..domain.errors import (
     ReferenceConflict,
     UserNotFound,
 )
-from ..domain.model import BalanceChange, LedgerEntry, User, normalize_email
+from ..domain.model import BalanceChange, LedgerEntry, User
 from ..domain.otp import OtpChallenge
 from ..domain.payments import CompletedPayment, StripeEvent
 from .unit_of_work import UserUnitOfWork
@@ -85,7 +86,7 @@ def refresh(c: Container, refresh_token: str) -> dict:
     with c.uow() as uow:
         user = uow.users.get(principal.user_id) if _is_uuid(principal.user_id) else None
     if user is None:
-        raise Unauthorized("token is invalid", code="INVALID_TOKEN")
+        raise Unauthorized("token is invalid", code=UserError.INVALID_TOKEN)
     # The role is read again: a token refreshed after a role change carries the new role.
     return c.tokens.issue_access(Principal(user.user_id, user.role))
 

@@ -1,0 +1,38 @@
+"""The internal API of event-service: the event catalogue (venues and halls are read through their events)."""
+from __future__ import annotations
+
+from enum import auto
+
+from pydantic import BaseModel, Field
+
+from .base import ErrorCode, Route, UtcTimestamp
+
+
+class EventError(ErrorCode):
+    EVENT_NOT_FOUND = auto(), 404
+
+
+class Page(BaseModel):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class Event(BaseModel):
+    event_id: str
+    name: str
+    venue_id: str
+    venue_name: str
+    hall_id: str
+    hall_name: str
+    starts_at: UtcTimestamp
+    description: str
+
+
+class EventList(BaseModel):
+    events: list[Event]
+
+
+LIST_EVENTS = Route("GET", "/events", EventList, query=Page, idempotent=True, doc="By start time.")
+GET_EVENT = Route("GET", "/events/{event_id}", Event, errors=(EventError.EVENT_NOT_FOUND,), idempotent=True)
+
+ROUTES = (LIST_EVENTS, GET_EVENT)

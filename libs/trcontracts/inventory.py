@@ -1,0 +1,77 @@
+"""The gRPC side of inventory-service: what proto/inventory.proto cannot say.
+
+The proto defines the messages and the `SeatStatus` numbers; this module names the outcome codes each RPC can
+answer (an AppError code and its HTTP status, carried in the gRPC status details), the seat states by name, and
+which RPCs are safe for a client to repeat.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum, auto
+
+from trproto import inventory_pb2 as pb
+
+from .base import ErrorCode
+
+
+class InventoryError(ErrorCode):
+    SEAT_NOT_FOUND = auto(), 404
+    # Sold, checked in, or held by another live hold; also "seat busy" (the row lock is taken; gRPC ABORTED).
+    SEAT_UNAVAILABLE = auto(), 409
+    HOLD_EXPIRED = auto(), 410
+    TOO_MANY_HOLDS = auto(), 429
+    NOT_OWNER = auto(), 409
+    HOLD_ID_IN_USE = auto(), 409
+
+
+class SeatStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    HELD = "HELD"
+    SOLD = "SOLD"
+    CHECKED_IN = "CHECKED_IN"
+
+
+# The proto's SeatStatus numbers by state (SEAT_STATUS_UNSPECIFIED has no state).
+SEAT_STATUS_BY_NUMBER: dict[int, SeatStatus] = {pb.SeatStatus.Value(s.value): s for s in SeatStatus}
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One RPC of the Inventory service: its outcome codes and whether a client may repeat it (a repeat after
+    a lost answer returns the same result)."""
+
+    name: str
+    errors: tuple[InventoryError, ...]
+    idempotent: bool
+    doc: str = ""
+
+
+E = InventoryError
+
+RESERVE_SEAT = Rpc(
+    "ReserveSeat", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE, E.TOO_MANY_HOLDS, E.HOLD_ID_IN_USE), idempotent=True,
+    doc="SEAT_UNAVAILABLE: sold, or held by a live hold; with gRPC ABORTED when the row lock is taken (NOWAIT). "
+        "TOO_MANY_HOLDS: more than `MAX_HOLDS_PER_USER` (default 8) live holds. Repeated with the same hold and "
+        "user it returns that hold unchanged; a hold id already used for another seat is HOLD_ID_IN_USE.")
+CONFIRM_SEAT = Rpc(
+    "ConfirmSeat", (E.SEAT_NOT_FOUND, E.HOLD_EXPIRED, E.SEAT_UNAVAILABLE), idempotent=True,
+    doc="A seat already SOLD to this user by this hold is returned as is; HOLD_EXPIRED when the hold has lapsed; "
+        "SEAT_UNAVAILABLE when another hold or owner has it.")
+RELEASE_SEAT = Rpc("ReleaseSeat", (E.SEAT_NOT_FOUND,), idempotent=True,
+                   doc="`released=false` when the seat is not HELD by this hold.")
+UPDATE_OWNER = Rpc("UpdateOwner", (E.SEAT_NOT_FOUND, E.NOT_OWNER), idempotent=True,
+                   doc="Moves a SOLD ticket and bumps `ticket_version`, once per `change_key` (the transfer step's "
+                       "key): a repeat returns the seat as it is now, never an error; another change with a stale "
+                       "`expected_owner_id` is NOT_OWNER.")
+VERIFY_TICKET = Rpc("VerifyTicket", (E.SEAT_NOT_FOUND,), idempotent=True)
+MARK_CHECKED_IN = Rpc(
+    "MarkCheckedIn", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE), idempotent=False,
+    doc="`checked_in=true` for the one winning call; `checked_in=false` with the seat (CHECKED_IN, when and "
+        "where) for the others; SEAT_UNAVAILABLE when not SOLD.")
+LIST_SEATS = Rpc("ListSeats", (), idempotent=True, doc="The seats of the event (possibly empty).")
+RECORD_SCAN = Rpc("RecordScan", (), idempotent=False,
+                  doc="Appends an entry_logs row (MarkCheckedIn writes its own row for the winning and the losing "
+                      "calls).")
+
+RPCS = (RESERVE_SEAT, CONFIRM_SEAT, RELEASE_SEAT, UPDATE_OWNER, VERIFY_TICKET, MARK_CHECKED_IN, LIST_SEATS,
+        RECORD_SCAN)

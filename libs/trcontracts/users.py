@@ -1,0 +1,278 @@
+"""The internal API of user-service: accounts, tokens, the credit ledger, one-time codes and Stripe top-ups."""
+from __future__ import annotations
+
+import re
+from enum import auto
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, EmailStr, Field, ValidationInfo, field_validator, model_validator
+
+from .base import CommonError, ErrorCode, Route, UtcTimestamp
+from .inventory import InventoryError
+
+# --- input rules -------------------------------------------------------------------------------------------------
+
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+PHONE_PATTERN = re.compile(r"^\+[1-9]\d{7,14}$")
+# Debits and credits are bounded so that no request can overflow a bigint balance.
+MAX_AMOUNT = 10**12
+OTP_CODE_DIGITS = 6
+OTP_CODE_PATTERN = re.compile(rf"^\d{{{OTP_CODE_DIGITS}}}$")
+# `order:{order_id}`, `transfer:{transfer_id}`, ...: a kind, a colon and an identifier.
+OTP_PURPOSE_PATTERN = re.compile(r"^[a-z][a-z_-]{0,31}:[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared and stored lower-cased, so Fan@X.com and fan@x.com are one account."""
+    return email.strip().lower()
+
+
+def password_problem(password: str, email: str) -> str | None:
+    """Why a password is unacceptable, or None when it is fine."""
+    if len(password) < PASSWORD_MIN:
+        return f"password must be at least {PASSWORD_MIN} characters"
+    if len(password) > PASSWORD_MAX:
+        return f"password must be at most {PASSWORD_MAX} characters"
+    if normalize_email(password) == normalize_email(email):
+        return "password must not be the email address"
+    return None
+
+
+def phone_problem(phone: str) -> str | None:
+    if not PHONE_PATTERN.fullmatch(phone):
+        return "phone must be in E.164 format, e.g. +6591234567"
+    return None
+
+
+Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
+Reference = Annotated[str, Field(min_length=1, max_length=200)]
+Reason = Annotated[str, Field(min_length=1, max_length=200)]
+Purpose = Annotated[str, Field(pattern=OTP_PURPOSE_PATTERN.pattern)]
+Code = Annotated[str, Field(pattern=OTP_CODE_PATTERN.pattern)]
+# Stripe's signature of a webhook body, passed through to user-service with the raw bytes.
+STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
+# Login and look-ups take any stored email (the demo users have .test addresses, which EmailStr refuses).
+LooseEmail = Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class UserError(ErrorCode):
+    USER_NOT_FOUND = auto(), 404
+    EMAIL_TAKEN = auto(), 409
+    INVALID_CREDENTIALS = auto(), 401
+    INVALID_TOKEN = CommonError.INVALID_TOKEN
+    TOKEN_EXPIRED = CommonError.TOKEN_EXPIRED
+    INSUFFICIENT_CREDITS = auto(), 402
+    REFERENCE_CONFLICT = auto(), 409
+    # A debit with `not_after` once that instant has passed (the hold being paid for has ended).
+    HOLD_EXPIRED = InventoryError.HOLD_EXPIRED
+    OTP_REQUIRED = auto(), 428
+    OTP_INVALID = auto(), 403
+    OTP_EXPIRED = auto(), 410
+    OTP_LOCKED = auto(), 429
+    OTP_SEND_LIMIT = auto(), 429
+    OTP_PROVIDER_UNAVAILABLE = auto(), 503
+    PAYMENTS_NOT_CONFIGURED = auto(), 503
+    PAYMENTS_UNAVAILABLE = auto(), 503
+    INVALID_SIGNATURE = auto(), 400
+    INVALID_PAYLOAD = auto(), 400
+
+
+# --- requests ----------------------------------------------------------------------------------------------------
+
+class RegisterBody(BaseModel):
+    email: EmailStr
+    password: str
+    phone: str
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str, info: ValidationInfo) -> str:
+        problem = password_problem(value, info.data.get("email", ""))
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        problem = phone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+RegisterBody.__doc__ = (f"The password is {PASSWORD_MIN}–{PASSWORD_MAX} characters and not the email; the phone "
+                        f"is E.164 (`+6591234567`).")
+
+
+class LoginBody(BaseModel):
+    email: LooseEmail
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshBody(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class EmailQuery(BaseModel):
+    email: LooseEmail
+
+
+class CreditBody(BaseModel):
+    user_id: UUID
+    amount: Amount
+    reference: Reference
+    reason: Reason
+
+
+class DebitBody(CreditBody):
+    otp_purpose: Purpose | None = None
+    otp_code: Code | None = None
+    not_after: UtcTimestamp | None = None
+
+
+class LedgerQuery(BaseModel):
+    """At least one of reference, user_id."""
+
+    reference: Reference | None = None
+    user_id: UUID | None = None
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_filter(self):
+        if self.reference is None and self.user_id is None:
+            raise ValueError("give reference or user_id")
+        return self
+
+
+class OtpSendBody(BaseModel):
+    user_id: UUID
+    purpose: Purpose
+
+
+class OtpVerifyBody(OtpSendBody):
+    code: Code
+
+
+class TopupBody(BaseModel):
+    user_id: UUID
+    amount: Amount
+
+
+# --- answers -----------------------------------------------------------------------------------------------------
+
+class UserId(BaseModel):
+    user_id: str
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+
+
+class AccessToken(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class User(BaseModel):
+    user_id: str
+    email: str
+    phone: str
+    role: str
+    credit_balance: int
+    is_flagged: bool
+    created_at: UtcTimestamp
+
+
+class BalanceChange(BaseModel):
+    """The ledger entry of a reference and whether this call applied it (`amount` is negative for a debit)."""
+
+    entry_id: str
+    user_id: str
+    amount: int
+    balance: int | None
+    reference: str
+    applied: bool
+
+
+class LedgerEntry(BaseModel):
+    entry_id: str
+    user_id: str
+    amount: int
+    balance_after: int | None
+    reason: str
+    reference: str
+    created_at: UtcTimestamp
+
+
+class LedgerEntries(BaseModel):
+    entries: list[LedgerEntry]
+
+
+class OtpSent(BaseModel):
+    sent: bool
+    expires_at: UtcTimestamp
+
+
+class OtpVerified(BaseModel):
+    verified: bool
+
+
+class Topup(BaseModel):
+    client_secret: str
+    payment_intent_id: str
+    amount: int
+
+
+class Received(BaseModel):
+    received: bool
+
+
+# --- routes ------------------------------------------------------------------------------------------------------
+
+E = UserError
+_OTP_CHECK = (E.OTP_INVALID, E.OTP_EXPIRED, E.OTP_LOCKED)
+
+REGISTER = Route(
+    "POST", "/internal/auth/register", UserId, 201, body=RegisterBody, errors=(E.EMAIL_TAKEN,),
+    doc="Not retried: a repeat would answer EMAIL_TAKEN.")
+LOGIN = Route("POST", "/internal/auth/login", TokenPair, body=LoginBody, errors=(E.INVALID_CREDENTIALS,))
+REFRESH = Route("POST", "/internal/auth/refresh", AccessToken, body=RefreshBody,
+                errors=(E.INVALID_TOKEN, E.TOKEN_EXPIRED),
+                doc="The role is read again: a token refreshed after a role change carries the new role.")
+GET_USER = Route("GET", "/internal/users/{user_id}", User, errors=(E.USER_NOT_FOUND,), idempotent=True)
+USER_BY_EMAIL = Route("GET", "/internal/users/by-email", User, query=EmailQuery, errors=(E.USER_NOT_FOUND,),
+                      idempotent=True, doc="Any case of the email finds the account.")
+DEBIT = Route(
+    "POST", "/internal/credits/debit", BalanceChange, body=DebitBody,
+    errors=(E.INSUFFICIENT_CREDITS, E.REFERENCE_CONFLICT, E.OTP_REQUIRED, *_OTP_CHECK, E.HOLD_EXPIRED,
+            E.USER_NOT_FOUND, E.OTP_SEND_LIMIT, E.OTP_PROVIDER_UNAVAILABLE),
+    idempotent=True,
+    doc="Keyed by `reference`. A flagged user with `otp_purpose` set needs a valid, unused OTP for that purpose: "
+        "without `otp_code` one is sent and the answer is 428; a wrong code is 403 and counts toward the lock. "
+        "With `not_after`, a new debit is refused with 410 once the database clock has passed it.")
+CREDIT = Route("POST", "/internal/credits/credit", BalanceChange, body=CreditBody, errors=(E.REFERENCE_CONFLICT,),
+               idempotent=True, doc="Keyed by `reference`.")
+LEDGER = Route("GET", "/internal/credits/ledger", LedgerEntries, query=LedgerQuery, idempotent=True,
+               doc="The entry of a reference, or a user's entries newest first.")
+OTP_SEND = Route("POST", "/internal/otp/send", OtpSent, 202, body=OtpSendBody,
+                 errors=(E.USER_NOT_FOUND, E.OTP_SEND_LIMIT, E.OTP_PROVIDER_UNAVAILABLE),
+                 doc="A new code retires the previous one. OTP_SEND_LIMIT comes with `Retry-After`.")
+OTP_VERIFY = Route("POST", "/internal/otp/verify", OtpVerified, body=OtpVerifyBody,
+                   errors=(E.USER_NOT_FOUND, *_OTP_CHECK), doc="A code is used once.")
+TOPUP = Route("POST", "/internal/credits/topup", Topup, 201, body=TopupBody,
+              errors=(E.USER_NOT_FOUND, E.PAYMENTS_NOT_CONFIGURED, E.PAYMENTS_UNAVAILABLE),
+              doc="Creates a Stripe PaymentIntent; `amount` outside the top-up limits is 400 INVALID_INPUT.")
+STRIPE_WEBHOOK = Route(
+    "POST", "/internal/webhooks/stripe", Received, raw_body=True, errors=(E.INVALID_SIGNATURE, E.INVALID_PAYLOAD),
+    doc=f"Stripe's raw body and its `{STRIPE_SIGNATURE_HEADER}` header, passed through unchanged (the signature covers "
+        "the exact bytes). Each event id is applied once.")
+
+ROUTES = (REGISTER, LOGIN, REFRESH, GET_USER, USER_BY_EMAIL, DEBIT, CREDIT, LEDGER, OTP_SEND, OTP_VERIFY, TOPUP,
+          STRIPE_WEBHOOK)
