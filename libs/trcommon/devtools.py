@@ -19,6 +19,7 @@ import uuid
 
 import requests
 import stripe
+from trcontracts.users import USER_BY_EMAIL
 
 from .errors import AppError
 from .http_client import ServiceClient
@@ -41,8 +42,8 @@ def signed_payment_webhook(user_id: str, amount: int, secret: str, currency: str
 def topup(email: str, amount: int, api_url: str, users: ServiceClient, secret: str, currency: str) -> str:
     """Deliver a signed payment for `email` to the public webhook; returns the line to print. Raises AppError
     (unknown email, a refused webhook, a payment that credited nothing)."""
-    user = users.get("/internal/users/by-email", params={"email": email})
-    payload, signature = signed_payment_webhook(user["user_id"], amount, secret, currency)
+    user = users.call(USER_BY_EMAIL, query={"email": email})
+    payload, signature = signed_payment_webhook(user.user_id, amount, secret, currency)
     try:
         resp = requests.post(f"{api_url.rstrip('/')}/webhooks/stripe", data=payload, timeout=10,
                              headers={"Content-Type": "application/json", "Stripe-Signature": signature})
@@ -52,11 +53,11 @@ def topup(email: str, amount: int, api_url: str, users: ServiceClient, secret: s
     if resp.status_code != 200:
         raise AppError(f"POST /webhooks/stripe answered {resp.status_code}: {resp.text.strip()}",
                        code="WEBHOOK_REFUSED", status=resp.status_code)
-    balance = users.get("/internal/users/by-email", params={"email": email})["credit_balance"]
-    if balance < user["credit_balance"] + amount:
+    balance = users.call(USER_BY_EMAIL, query={"email": email}).credit_balance
+    if balance < user.credit_balance + amount:
         raise AppError(f"the webhook was accepted but credited nothing (balance {balance}); does CURRENCY match "
                        "user-service's?", code="NOT_CREDITED", status=409)
-    return f"topped up {user['email']} (user {user['user_id']}): +{amount} credits, balance {balance}"
+    return f"topped up {user.email} (user {user.user_id}): +{amount} credits, balance {balance}"
 
 
 def main(argv: list[str] | None = None) -> int:
