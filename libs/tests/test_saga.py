@@ -69,6 +69,12 @@ def test_a_probe_that_finds_the_effect_moves_on_and_one_that_does_not_waits_or_f
     assert next_action(S, advance(late, Probe(2), happened=False)) == Fail(by_deadline=True)
 
 
+def test_recovery_runs_a_begun_user_step_again_when_it_has_nothing_to_ask():
+    approved = toy(steps=(Step("approve", _noop, waits_for_user=True), Step("apply", _noop)))
+    assert next_action(approved, SagaState(begun=True)) == Run(0)
+    assert next_action(approved, SagaState()) is WAIT
+
+
 def test_steps_after_the_user_step_run_without_the_user():
     assert next_action(S, SagaState(done=3)) == Run(3)
 
@@ -114,7 +120,7 @@ def test_keys_and_failpoints_come_from_the_step_names():
 
 def test_a_saga_must_be_well_formed():
     with pytest.raises(ValueError):
-        Step("x", _noop, waits_for_user=True)              # recovery could not ask about it
+        Step("x", _noop, happened=lambda ctx, key: True)   # only a user step is asked about
     with pytest.raises(ValueError):
         Step("x", _noop, compensation=_noop)               # its compensation would have no key
     with pytest.raises(ValueError):

@@ -53,9 +53,10 @@ class Step(Generic[C]):
     compensation(ctx, key) undoes it, idempotently under its own key (`compensation_name`).
     fatal(err): which errors of the action mean the saga cannot go on (it is then compensated). Other errors
       leave the saga where its record says, for the caller to answer with and retry (or recovery to finish).
-    waits_for_user: the saga pauses before this step until the user's request begins it (paying for a hold);
-      only that request runs it (it may need the user, e.g. an OTP). If it had begun when the request was lost,
-      recovery asks `happened(ctx, key)` (a read) whether it took effect.
+    waits_for_user: the saga pauses before this step until the user's request begins it (paying for a hold, an
+      admin's reversal). If it had begun when the request was lost, recovery asks `happened(ctx, key)` (a read)
+      whether it took effect when the step needs the user to run (an OTP); without `happened`, recovery runs it
+      again (it is keyed, and the user's request that began it is the consent).
     lapses: the step's effect ends by itself at the saga's deadline (a seat hold): when the deadline is what
       failed the saga, it needs no compensation.
     """
@@ -70,8 +71,8 @@ class Step(Generic[C]):
     lapses: bool = False
 
     def __post_init__(self):
-        if self.waits_for_user and self.happened is None:
-            raise ValueError(f"step {self.name} waits for the user, so recovery needs `happened` to ask about it")
+        if self.happened is not None and not self.waits_for_user:
+            raise ValueError(f"step {self.name}: only a step that waits for the user is asked about by recovery")
         if self.compensation is not None and not self.compensation_name:
             raise ValueError(f"step {self.name} has a compensation, so it needs a compensation_name for its key")
 
@@ -196,7 +197,7 @@ def next_action(saga: Saga, s: SagaState) -> Action:
         if s.resuming == step.name:
             return Run(s.done) if s.begun else Begin(s.done)
         if s.begun:
-            return Probe(s.done)
+            return Probe(s.done) if step.happened is not None else Run(s.done)
         return Fail(by_deadline=True) if s.deadline_passed else WAIT
     return Run(s.done)
 
