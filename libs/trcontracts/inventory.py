@@ -69,9 +69,11 @@ MARK_CHECKED_IN = Rpc(
     doc="`checked_in=true` for the one winning call; `checked_in=false` with the seat (CHECKED_IN, when and "
         "where) for the others; SEAT_UNAVAILABLE when not SOLD.")
 LIST_SEATS = Rpc("ListSeats", (), idempotent=True, doc="The seats of the event (possibly empty).")
+LIST_TICKETS = Rpc("ListTickets", (), idempotent=True,
+                   doc="The seats a user owns (SOLD, CHECKED_IN) or holds with a live hold, by event and position.")
 RECORD_SCAN = Rpc("RecordScan", (), idempotent=False,
                   doc="Appends an entry_logs row (MarkCheckedIn writes its own row for the winning and the losing "
                       "calls).")
 
 RPCS = (RESERVE_SEAT, CONFIRM_SEAT, RELEASE_SEAT, UPDATE_OWNER, VERIFY_TICKET, MARK_CHECKED_IN, LIST_SEATS,
-        RECORD_SCAN)
+        LIST_TICKETS, RECORD_SCAN)

@@ -87,6 +87,17 @@ class SeatRepository:
             .order_by(seats.c.section, sa.func.length(seats.c.row), seats.c.row, seats.c.number)).mappings()
         return [(_seat(r), r["db_now"]) for r in rows]
 
+    def list_tickets(self, user_id: str) -> list[tuple[Seat, datetime]]:
+        """The seats the user owns, and those they hold while the hold is live (a lapsed hold is not theirs)."""
+        owned = seats.c.owner_user_id == user_id
+        held = sa.and_(seats.c.held_by_user_id == user_id, seats.c.status == SeatStatus.HELD.value,
+                       seats.c.held_until > DB_NOW)
+        rows = self._conn.execute(
+            sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(sa.or_(owned, held))
+            .order_by(seats.c.event_id, seats.c.section, sa.func.length(seats.c.row), seats.c.row,
+                      seats.c.number)).mappings()
+        return [(_seat(r), r["db_now"]) for r in rows]
+
     def lock_holds_of(self, user_id: str) -> None:
         """Serialise this user's reservations until the transaction ends, so that counting their live holds and
         adding one cannot interleave with another reservation of theirs."""

@@ -29,6 +29,7 @@ sa.Index("ux_seats_hold_id", seats.c.hold_id, unique=True)
 sa.Index("ix_seats_holds_by_user", seats.c.held_by_user_id, seats.c.held_until,
          postgresql_where=sa.text("status = 'HELD'"))
 sa.Index("ix_seats_held_until", seats.c.held_until, postgresql_where=sa.text("status = 'HELD'"))
+sa.Index("ix_seats_owner", seats.c.owner_user_id, postgresql_where=sa.text("owner_user_id IS NOT NULL"))
 
 # The history of ownership: one row per UpdateOwner that took effect, under the key of the transfer step that
 # made it, so a repeat of that step finds it and changes nothing.

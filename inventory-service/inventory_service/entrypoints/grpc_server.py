@@ -76,6 +76,10 @@ class ListSeatsInput(_Input):
     event_id: Id
 
 
+class ListTicketsInput(_Input):
+    user_id: Id
+
+
 class RecordScanInput(_Input):
     # Free text: a forged or malformed code may name no real seat, and its scan is logged all the same.
     seat_id: ScanText = None
@@ -155,6 +159,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
     def ListSeats(self, request, context):
         cmd = parse(ListSeatsInput, request)
         seats = services.list_seats(self._uow, str(cmd.event_id))
+        return inventory_pb2.ListSeatsReply(seats=[seat_message(s) for s in seats])
+
+    def ListTickets(self, request, context):
+        cmd = parse(ListTicketsInput, request)
+        seats = services.list_tickets(self._uow, str(cmd.user_id))
         return inventory_pb2.ListSeatsReply(seats=[seat_message(s) for s in seats])
 
     def RecordScan(self, request, context):

@@ -123,6 +123,11 @@ def list_seats(uow_factory: UowFactory, event_id: str) -> list[Seat]:
         return [seat.as_seen_at(now) for seat, now in uow.seats.list_by_event(event_id)]
 
 
+def list_tickets(uow_factory: UowFactory, user_id: str) -> list[Seat]:
+    with uow_factory() as uow:
+        return [seat for seat, _ in uow.seats.list_tickets(user_id)]
+
+
 def mark_checked_in(uow_factory: UowFactory, seat_id: str, hall_id: str,
                     scanner_user_id: str | None) -> CheckInOutcome:
     """Check a ticket in and log the scan in the same transaction: CHECKED_IN for the winner, DUPLICATE else."""

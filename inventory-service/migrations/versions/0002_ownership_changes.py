@@ -1,4 +1,4 @@
-"""ownership_changes: one row per UpdateOwner that took effect, keyed by its idempotency key
+"""ownership_changes: one row per UpdateOwner that took effect, keyed by its idempotency key; seats by owner
 
 Revision ID: 0002
 Revises: 0001
@@ -24,7 +24,10 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     op.create_index("ix_ownership_changes_seat", "ownership_changes", ["seat_id", "ticket_version"])
+    # A fan's tickets (GET /me/tickets) are found by owner.
+    op.create_index("ix_seats_owner", "seats", ["owner_user_id"], postgresql_where=sa.text("owner_user_id IS NOT NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_seats_owner", "seats")
     op.drop_table("ownership_changes")

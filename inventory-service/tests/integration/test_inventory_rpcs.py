@@ -265,6 +265,24 @@ def test_update_owner_of_a_seat_that_is_only_held_is_not_owner(inventory, new_se
               FAILED, "NOT_OWNER", 409)
 
 
+def test_list_tickets_shows_the_seats_a_user_owns_or_holds_live(inventory, new_seat, rpc_error):
+    fan, other = _id(), _id()
+    event_id = _id()
+    owned = new_seat(event_id=event_id, section="A", number=2)
+    _reserve(inventory, owned, fan, hold := _id())
+    inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_id=owned, user_id=fan, hold_id=hold))
+    held = new_seat(event_id=event_id, section="A", number=1)
+    _reserve(inventory, held, fan)
+    lapsed = new_seat(event_id=event_id, section="B", number=1)
+    inventory.ReserveSeat(pb.ReserveSeatRequest(seat_id=lapsed, user_id=fan, hold_id=_id(), hold_seconds=1))
+    _reserve(inventory, new_seat(event_id=event_id, section="A", number=3), other)
+    time.sleep(1.2)
+    seats = inventory.ListTickets(pb.ListTicketsRequest(user_id=fan)).seats
+    assert [(s.seat_id, s.status) for s in seats] == [(held, pb.HELD), (owned, pb.SOLD)]
+    assert inventory.ListTickets(pb.ListTicketsRequest(user_id=_id())).seats == []
+    rpc_error(inventory.ListTickets, pb.ListTicketsRequest(user_id="me"), INVALID, "INVALID_INPUT", 400)
+
+
 def test_verify_ticket_reports_status_owner_event_and_version(inventory, new_seat, rpc_error):
     event_id = _id()
     seat_id = new_seat(event_id=event_id, section="B", row="7", number=12, price=75)

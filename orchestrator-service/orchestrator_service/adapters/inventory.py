@@ -77,6 +77,10 @@ class InventoryClient:
     def verify(self, seat_id: str) -> SeatView:
         return SeatView.from_pb(self._call(self._stub.VerifyTicket, pb.VerifyTicketRequest(seat_id=seat_id)).seat)
 
+    def list_tickets(self, user_id: str) -> list[SeatView]:
+        reply = self._call(self._stub.ListTickets, pb.ListTicketsRequest(user_id=user_id))
+        return [SeatView.from_pb(s) for s in reply.seats]
+
     def list_seats(self, event_id: str) -> list[SeatView]:
         reply = self._call(self._stub.ListSeats, pb.ListSeatsRequest(event_id=event_id))
         return [SeatView.from_pb(s) for s in reply.seats]
