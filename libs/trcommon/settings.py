@@ -81,6 +81,15 @@ class LocalSettings(BaseSettings):
         return f"http://localhost:{self.port}"
 
 
+class TestServers(BaseSettings):
+    """Where the test suites find PostgreSQL and RabbitMQ when not the local ones (docs: README, Tests)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    test_database_url: str | None = None
+    test_amqp_url: str | None = None
+
+
 def child_environment(values: dict[str, str], drop: Iterable[str] = ()) -> dict[str, str]:
     """The environment of a child process of ours: this process's environment without the names in `drop`, with
     `values` set; the child's settings classes read it from there."""

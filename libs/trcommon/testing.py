@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from .db import drop_database, ensure_database, upgrade
+from .settings import TestServers, child_environment
 from .services import DB_SERVICES
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -49,7 +49,7 @@ def _pg_reachable(url: str) -> bool:
 @pytest.fixture(scope="session")
 def pg_server_url():
     """A PostgreSQL server URL (pointing at its `postgres` database) on which tests create databases."""
-    given = os.environ.get("TEST_DATABASE_URL")
+    given = TestServers().test_database_url
     if given:
         url = make_url(given)
         if url.drivername == "postgresql":
@@ -136,7 +136,7 @@ def throwaway_amqp(name: str = ""):
     nothing else of ours (a fresh vhost per test run and name, deleted afterwards)."""
     from .amqp import apply_definitions
 
-    given = os.environ.get("TEST_AMQP_URL")
+    given = TestServers().test_amqp_url
     if given:
         apply_definitions(given)
         yield given
@@ -248,7 +248,7 @@ class ChildProcess:
         self.log_path = log_path
         argv = [sys.executable, "-m", module] if module else [sys.executable, "-c", code]
         with open(log_path, "wb") as out:
-            self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(argv, env=child_environment(env), stdout=out, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
