@@ -35,6 +35,18 @@ class TransferStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class TransferStep(StrEnum):
+    """The last saga step a transfer's record says was begun. Written before the step's first remote call, so a
+    saga interrupted after that point is found by the recovery pass; it never goes back, so it stays as a trace of
+    what was attempted once the transfer has ended."""
+
+    INITIATED = "INITIATED"
+    # The confirm request has begun the buyer's debit.
+    CONFIRMING = "CONFIRMING"
+    # An admin's reversal has begun giving the ticket and the credits back.
+    REVERSING = "REVERSING"
+
+
 class OrderError(ErrorCode):
     ORDER_NOT_FOUND = auto(), 404
     # The same order_id created again with other details.
@@ -44,7 +56,12 @@ class OrderError(ErrorCode):
     # Another order already holds the one CONFIRMED slot of this seat.
     SEAT_ALREADY_CONFIRMED = auto(), 409
     TRANSFER_NOT_FOUND = auto(), 404
+    # The same transfer_id created again with other details.
+    TRANSFER_CONFLICT = auto(), 409
+    # Another PENDING_OTP transfer already offers this seat.
+    TRANSFER_ALREADY_OPEN = auto(), 409
     TRANSFER_EXPIRED = auto(), 410
+    DISPUTE_WINDOW_CLOSED = auto(), 410
 
 
 # --- requests ----------------------------------------------------------------------------------------------------
