@@ -20,6 +20,11 @@ def order_body(**changes) -> dict:
             **changes}
 
 
+def transfer_body(**changes) -> dict:
+    return {"transfer_id": ID, "seat_id": ID, "event_id": ID, "seller_user_id": ID,
+            "buyer_user_id": str(uuid.uuid4()), "amount": 80, "face_value": 100, "expires_at": LATER, **changes}
+
+
 def debit_body(**changes) -> dict:
     return {"user_id": ID, "amount": 50, "reference": "order:1:debit", "reason": "seat purchase", **changes}
 
@@ -97,6 +102,25 @@ def test_order_queries_need_a_user_or_a_seat_and_bounded_pages():
     assert refused(orders.OrderQuery, {"seat_id": ID, "limit": "201"}) == ["limit"]
     assert refused(orders.OrderQuery, {"seat_id": ID, "offset": "1000001"}) == ["offset"]
     assert refused(orders.StaleQuery, {"grace_seconds": str(366 * 24 * 3600 + 1)}) == ["grace_seconds"]
+
+
+def test_a_transfer_may_be_a_gift_but_never_negative_nor_to_its_own_seller():
+    assert orders.CreateTransferBody.model_validate(transfer_body(amount=0)).amount == 0
+    # Above face value is for the orchestrator's price-cap setting to judge, not the contract.
+    assert orders.CreateTransferBody.model_validate(transfer_body(amount=150)).amount == 150
+    for amount in (-1, "80", 80.0, BIGINT_MAX + 1):
+        assert refused(orders.CreateTransferBody, transfer_body(amount=amount)) == ["amount"]
+    assert refused(orders.CreateTransferBody, transfer_body(buyer_user_id=ID)) == [""]
+    assert refused(orders.CreateTransferBody, transfer_body(expires_at="2030-01-02T20:00:00")) == ["expires_at"]
+
+
+def test_a_transfer_transition_names_a_known_state_and_step_and_a_timestamp():
+    body = orders.TransferTransitionBody.model_validate({"to": "COMPLETED", "release_at": LATER})
+    assert body.to is orders.TransferStatus.COMPLETED and body.release_at.utcoffset() == timedelta(hours=8)
+    assert refused(orders.TransferTransitionBody, {"to": "COMPLETED", "release_at": 1893456000}) == ["release_at"]
+    assert refused(orders.TransferTransitionBody, {"to": "CANCELLED", "expected_step": "PAYING"}) == ["expected_step"]
+    assert refused(orders.TransferTransitionBody, {"to": "DISPUTED", "reason": "r" * 501}) == ["reason"]
+    assert refused(orders.TransferQuery, {"status": "PENDING_OTP"}) == [""]
 
 
 def test_debits_are_strict_positive_amounts_up_to_the_cap():

@@ -228,6 +228,28 @@ def internal_client(app, settings):
     return client
 
 
+def run_together(calls, timeout: float = 30) -> list:
+    """Run each of `calls` (no arguments) in its own thread, all released at once by a barrier, so they really
+    overlap; returns their results in order, or the exception a call raised in its place (for the test's
+    assertions to show)."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def one(i, call):
+        try:
+            barrier.wait(timeout)
+            results[i] = call()
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i, call)) for i, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     """Poll `predicate` until it returns something true (returned) or `timeout` seconds pass (AssertionError)."""
     deadline = time.monotonic() + timeout

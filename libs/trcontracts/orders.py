@@ -1,5 +1,5 @@
-"""The internal API of order-service: orders and their states (transfers are stored here too; their routes are
-not built yet)."""
+"""The internal API of order-service: orders and fan-to-fan transfers, the records of the purchase and transfer
+sagas, with their states."""
 from __future__ import annotations
 
 import uuid
@@ -35,6 +35,18 @@ class TransferStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class TransferStep(StrEnum):
+    """The last saga step a transfer's record says was begun. Written before the step's first remote call, so a
+    saga interrupted after that point is found by the recovery pass; it never goes back, so it stays as a trace of
+    what was attempted once the transfer has ended."""
+
+    INITIATED = "INITIATED"
+    # The confirm request has begun the buyer's debit.
+    CONFIRMING = "CONFIRMING"
+    # An admin's reversal has begun giving the ticket and the credits back.
+    REVERSING = "REVERSING"
+
+
 class OrderError(ErrorCode):
     ORDER_NOT_FOUND = auto(), 404
     # The same order_id created again with other details.
@@ -44,7 +56,12 @@ class OrderError(ErrorCode):
     # Another order already holds the one CONFIRMED slot of this seat.
     SEAT_ALREADY_CONFIRMED = auto(), 409
     TRANSFER_NOT_FOUND = auto(), 404
+    # The same transfer_id created again with other details.
+    TRANSFER_CONFLICT = auto(), 409
+    # Another PENDING_OTP transfer already offers this seat.
+    TRANSFER_ALREADY_OPEN = auto(), 409
     TRANSFER_EXPIRED = auto(), 410
+    DISPUTE_WINDOW_CLOSED = auto(), 410
 
 
 # --- requests ----------------------------------------------------------------------------------------------------
@@ -83,6 +100,60 @@ class OrderQuery(BaseModel):
         return self
 
 
+class CreateTransferBody(BaseModel):
+    """`amount` may exceed `face_value` here: the price cap is a setting the orchestrator applies."""
+
+    transfer_id: uuid.UUID
+    seat_id: uuid.UUID
+    event_id: uuid.UUID
+    seller_user_id: uuid.UUID
+    buyer_user_id: uuid.UUID
+    amount: Credits
+    face_value: Credits
+    expires_at: Timestamp
+
+    @model_validator(mode="after")
+    def _two_parties(self):
+        if self.seller_user_id == self.buyer_user_id:
+            raise ValueError("the seller cannot be the buyer")
+        return self
+
+
+class BeginConfirmBody(BaseModel):
+    """The user asking to confirm: the seller or the buyer."""
+
+    user_id: uuid.UUID
+
+
+class TransferTransitionBody(BaseModel):
+    """`reason`: why it was cancelled or expired (kept as `failure_reason`), or the dispute's reason (required to
+    dispute). `release_at`: when the seller's pending proceeds become spendable (required to complete a PENDING_OTP
+    transfer, read only then). `resolution`: how a dispute ended (required to close one, optional when reversing).
+    `expected_step`: the move happens only if the transfer is at this step."""
+
+    to: TransferStatus
+    reason: str | None = Field(None, max_length=500)
+    release_at: Timestamp | None = None
+    resolution: str | None = Field(None, max_length=500)
+    expected_step: TransferStep | None = None
+
+
+class TransferQuery(BaseModel):
+    """At least one of user_id (seller or buyer), seat_id."""
+
+    user_id: uuid.UUID | None = None
+    seat_id: uuid.UUID | None = None
+    status: TransferStatus | None = None
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _needs_user_or_seat(self):
+        if self.user_id is None and self.seat_id is None:
+            raise ValueError("give user_id, seat_id or both")
+        return self
+
+
 class StaleQuery(BaseModel):
     grace_seconds: int = Field(0, ge=0, le=366 * 24 * 3600)
     limit: int = Field(100, ge=1, le=1000)
@@ -107,6 +178,31 @@ class Order(BaseModel):
 
 class OrderList(BaseModel):
     orders: list[Order]
+
+
+class Transfer(BaseModel):
+    transfer_id: str
+    seat_id: str
+    event_id: str
+    seller_user_id: str
+    buyer_user_id: str
+    amount: int
+    face_value: int
+    status: TransferStatus
+    step: TransferStep
+    dispute_reason: str | None
+    resolution: str | None
+    expires_at: UtcTimestamp
+    release_at: UtcTimestamp | None
+    released_at: UtcTimestamp | None
+    completed_at: UtcTimestamp | None
+    failure_reason: str | None
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
+
+
+class TransferList(BaseModel):
+    transfers: list[Transfer]
 
 
 # --- routes ------------------------------------------------------------------------------------------------------
@@ -138,4 +234,49 @@ TRANSITION = Route(
         "CONFIRMED→REFUNDED; already in `to`: 200 unchanged; otherwise INVALID_TRANSITION. At most one CONFIRMED "
         "order per seat: confirming a second one is SEAT_ALREADY_CONFIRMED.")
 
-ROUTES = (CREATE_ORDER, GET_ORDER, LIST_ORDERS, STALE_ORDERS, BEGIN_PAYMENT, TRANSITION)
+CREATE_TRANSFER = Route(
+    "POST", "/internal/transfers", Transfer, 201, body=CreateTransferBody,
+    errors=(E.TRANSFER_CONFLICT, E.TRANSFER_ALREADY_OPEN), idempotent=True,
+    doc="A PENDING_OTP transfer at step INITIATED. Keyed by `transfer_id`: the same transfer again is 200 with the "
+        "existing one; the same id with other details is TRANSFER_CONFLICT. TRANSFER_ALREADY_OPEN when another "
+        "PENDING_OTP transfer offers the seat (a unique index decides between concurrent creates).")
+GET_TRANSFER = Route("GET", "/internal/transfers/{transfer_id}", Transfer, errors=(E.TRANSFER_NOT_FOUND,),
+                     idempotent=True)
+LIST_TRANSFERS = Route("GET", "/internal/transfers", TransferList, query=TransferQuery, idempotent=True,
+                       doc="At least one of user_id (as seller or buyer)/seat_id; newest first.")
+STALE_TRANSFERS = Route(
+    "GET", "/internal/transfers/stale", TransferList, query=StaleQuery, idempotent=True,
+    doc="Oldest first, by when each became stale: PENDING_OTP at step INITIATED whose `expires_at` has passed; "
+        "PENDING_OTP at step CONFIRMING and DISPUTED at step REVERSING not updated for more than grace; COMPLETED "
+        "whose `release_at` has come and whose proceeds are not released yet.")
+BEGIN_CONFIRM = Route(
+    "POST", "/internal/transfers/{transfer_id}/begin-confirm", Transfer, body=BeginConfirmBody,
+    errors=(E.TRANSFER_NOT_FOUND, E.TRANSFER_EXPIRED, E.INVALID_TRANSITION), idempotent=True,
+    doc="PENDING_OTP before `expires_at`: step set to CONFIRMING; already CONFIRMING (even past `expires_at`), "
+        "COMPLETED, DISPUTED, REVERSED: returned unchanged; 404 when missing or the user is neither seller nor "
+        "buyer; TRANSFER_EXPIRED when EXPIRED, or past `expires_at` at step INITIATED (expired on the way); "
+        "INVALID_TRANSITION when CANCELLED.")
+TRANSFER_TRANSITION = Route(
+    "POST", "/internal/transfers/{transfer_id}/transition", Transfer, body=TransferTransitionBody,
+    errors=(E.TRANSFER_NOT_FOUND, E.INVALID_TRANSITION, E.TRANSFER_EXPIRED, E.DISPUTE_WINDOW_CLOSED),
+    idempotent=True,
+    doc="Allowed: PENDING_OTP→COMPLETED (at step CONFIRMING, with `release_at`; sets `completed_at`), "
+        "PENDING_OTP→CANCELLED, PENDING_OTP→EXPIRED (once `expires_at` has passed), COMPLETED→DISPUTED (with a "
+        "`reason`, while `release_at` is in the future, proceeds unreleased and no earlier dispute closed; else "
+        "DISPUTE_WINDOW_CLOSED), DISPUTED→REVERSED (at step REVERSING), DISPUTED→COMPLETED (with a `resolution`). "
+        "A PENDING_OTP transfer past `expires_at` at step INITIATED can only expire: any other move expires it on "
+        "the way and is TRANSFER_EXPIRED. `expected_step` refuses the move when the step differs. Already in `to`: "
+        "200 unchanged; otherwise INVALID_TRANSITION. The step is never changed by a transition.")
+BEGIN_REVERSE = Route(
+    "POST", "/internal/transfers/{transfer_id}/begin-reverse", Transfer,
+    errors=(E.TRANSFER_NOT_FOUND, E.INVALID_TRANSITION), idempotent=True,
+    doc="DISPUTED: step set to REVERSING; REVERSED: returned unchanged; otherwise INVALID_TRANSITION.")
+MARK_RELEASED = Route(
+    "POST", "/internal/transfers/{transfer_id}/released", Transfer,
+    errors=(E.TRANSFER_NOT_FOUND, E.INVALID_TRANSITION), idempotent=True,
+    doc="Records once that the seller's pending proceeds were released (`released_at`): only for a COMPLETED "
+        "transfer whose `release_at` has come; already released: 200 unchanged; otherwise INVALID_TRANSITION.")
+
+ROUTES = (CREATE_ORDER, GET_ORDER, LIST_ORDERS, STALE_ORDERS, BEGIN_PAYMENT, TRANSITION, CREATE_TRANSFER,
+          GET_TRANSFER, LIST_TRANSFERS, STALE_TRANSFERS, BEGIN_CONFIRM, TRANSFER_TRANSITION, BEGIN_REVERSE,
+          MARK_RELEASED)

@@ -9,8 +9,9 @@ from sqlalchemy.exc import IntegrityError
 
 from trcommon.db import UNIQUE_VIOLATION, sqlstate
 
-from ..domain.model import CreateOrder, Order, OrderStatus, PaymentState, SeatAlreadyConfirmed
-from .tables import orders
+from ..domain.model import (CreateOrder, CreateTransfer, Order, OrderStatus, PaymentState, SeatAlreadyConfirmed,
+                            Transfer, TransferStatus, TransferStep)
+from .tables import orders, transfers
 
 ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
 
@@ -100,3 +101,99 @@ class OrderRepository:
 
     def count(self) -> int:
         return self._conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one()
+
+
+def _transfer(row: Row) -> Transfer:
+    m = row._mapping
+    return Transfer(transfer_id=m["transfer_id"], seat_id=m["seat_id"], event_id=m["event_id"],
+                    seller_user_id=m["seller_user_id"], buyer_user_id=m["buyer_user_id"], amount=m["amount"],
+                    face_value=m["face_value"], status=TransferStatus(m["status"]), step=TransferStep(m["step"]),
+                    expires_at=m["expires_at"], dispute_reason=m["dispute_reason"], resolution=m["resolution"],
+                    release_at=m["release_at"], released_at=m["released_at"], completed_at=m["completed_at"],
+                    failure_reason=m["failure_reason"], created_at=m["created_at"], updated_at=m["updated_at"])
+
+
+class TransferRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, cmd: CreateTransfer) -> Transfer | None:
+        """Insert a PENDING_OTP transfer at step INITIATED; None, leaving everything untouched, when a transfer
+        with this id already exists or another PENDING_OTP transfer offers the seat.
+
+        Every unique index arbitrates (no conflict target): with only the id's, two creates of one transfer racing
+        each other could trip the seat's index instead and fail rather than find each other."""
+        row = self._conn.execute(
+            insert(transfers).values(
+                transfer_id=cmd.transfer_id, seat_id=cmd.seat_id, event_id=cmd.event_id,
+                seller_user_id=cmd.seller_user_id, buyer_user_id=cmd.buyer_user_id, amount=cmd.amount,
+                face_value=cmd.face_value, expires_at=cmd.expires_at, status=TransferStatus.PENDING_OTP.value,
+                step=TransferStep.INITIATED.value)
+            .on_conflict_do_nothing()
+            .returning(*transfers.c)).first()
+        return _transfer(row) if row else None
+
+    def get(self, transfer_id: str) -> Transfer | None:
+        row = self._conn.execute(sa.select(transfers).where(transfers.c.transfer_id == transfer_id)).first()
+        return _transfer(row) if row else None
+
+    def lock(self, transfer_id: str) -> tuple[Transfer, datetime] | None:
+        """The transfer, row-locked until the end of the transaction, with the database clock; None if missing.
+
+        Waits for a concurrent writer of the same transfer (they are short), so that a confirm, a cancel, an
+        expiry, a dispute and a release of one transfer are decided one after the other, each seeing the result
+        of the one before."""
+        row = self._conn.execute(
+            sa.select(transfers, sa.func.now().label("db_now")).where(transfers.c.transfer_id == transfer_id)
+            .with_for_update()).first()
+        return (_transfer(row), row.db_now) if row else None
+
+    def save(self, transfer: Transfer) -> Transfer:
+        """Write the mutable fields of a locked transfer and return it as stored."""
+        row = self._conn.execute(
+            sa.update(transfers).where(transfers.c.transfer_id == transfer.transfer_id)
+            .values(status=transfer.status.value, step=transfer.step.value, dispute_reason=transfer.dispute_reason,
+                    resolution=transfer.resolution, release_at=transfer.release_at,
+                    released_at=transfer.released_at, completed_at=transfer.completed_at,
+                    failure_reason=transfer.failure_reason, updated_at=sa.func.now())
+            .returning(*transfers.c)).one()
+        return _transfer(row)
+
+    def list(self, user_id: str | None, seat_id: str | None, status: TransferStatus | None, limit: int,
+             offset: int) -> list[Transfer]:
+        query = sa.select(transfers)
+        if user_id is not None:
+            query = query.where(sa.or_(transfers.c.seller_user_id == user_id, transfers.c.buyer_user_id == user_id))
+        if seat_id is not None:
+            query = query.where(transfers.c.seat_id == seat_id)
+        if status is not None:
+            query = query.where(transfers.c.status == status.value)
+        query = (query.order_by(transfers.c.created_at.desc(), transfers.c.transfer_id.desc())
+                 .limit(limit).offset(offset))
+        return [_transfer(row) for row in self._conn.execute(query)]
+
+    def stale(self, grace: timedelta, limit: int) -> list[Transfer]:
+        """The transfers the recovery pass must look at (by the database clock), oldest first by the moment each
+        became stale: lapsed ones nobody began confirming; confirms and reversals quiet for more than `grace` (one
+        under way must not be overtaken); completed ones whose proceeds are due.
+
+        One query per kind, each served by its partial index, so the every-second poll stays cheap however many
+        transfers have ended."""
+        t = transfers.c
+        now = sa.func.now()
+        cutoff = now - sa.literal(grace, sa.Interval)
+        pending, disputed = TransferStatus.PENDING_OTP.value, TransferStatus.DISPUTED.value
+        kinds = [
+            (t.expires_at, sa.and_(t.status == pending, t.step == TransferStep.INITIATED.value, t.expires_at <= now)),
+            (t.updated_at, sa.and_(t.status == pending, t.step == TransferStep.CONFIRMING.value,
+                                   t.updated_at < cutoff)),
+            (t.updated_at, sa.and_(t.status == disputed, t.step == TransferStep.REVERSING.value,
+                                   t.updated_at < cutoff)),
+            (t.release_at, sa.and_(t.status == TransferStatus.COMPLETED.value, t.released_at.is_(None),
+                                   t.release_at <= now)),
+        ]
+        parts = [sa.select(transfers, since.label("stale_since")).where(where).order_by(since).limit(limit)
+                 for since, where in kinds]
+        found = sa.union_all(*parts).subquery()
+        query = sa.select(found).order_by(found.c.stale_since, found.c.transfer_id).limit(limit)
+        return [_transfer(row) for row in self._conn.execute(query)]

@@ -42,15 +42,29 @@ transfers = sa.Table(
     sa.Column("status", sa.Text, nullable=False, server_default="PENDING_OTP"),
     sa.Column("dispute_reason", sa.Text, nullable=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    # The last saga step begun on the record (TransferStep), written before the step's first remote call.
     sa.Column("step", sa.Text, nullable=False, server_default="INITIATED"),
     sa.Column("failure_reason", sa.Text, nullable=True),
     sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint("amount > 0", name="ck_transfers_amount_positive"),
+    sa.Column("event_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("face_value", sa.BigInteger, nullable=False),
+    # When the seller's pending proceeds become spendable (the end of the dispute window), and when they were.
+    sa.Column("release_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+    # How a dispute ended.
+    sa.Column("resolution", sa.Text, nullable=True),
     sa.CheckConstraint("status IN ('PENDING_OTP', 'COMPLETED', 'DISPUTED', 'REVERSED', 'CANCELLED', 'EXPIRED')",
                        name="ck_transfers_status"),
     sa.CheckConstraint("seller_user_id <> buyer_user_id", name="ck_transfers_distinct_parties"),
+    sa.CheckConstraint("amount >= 0", name="ck_transfers_amount_not_negative"),
+    sa.CheckConstraint("face_value >= 0", name="ck_transfers_face_value_not_negative"),
+    sa.CheckConstraint("step IN ('INITIATED', 'CONFIRMING', 'REVERSING')", name="ck_transfers_step"),
+    sa.CheckConstraint("status NOT IN ('COMPLETED', 'DISPUTED', 'REVERSED') "
+                       "OR (completed_at IS NOT NULL AND release_at IS NOT NULL)",
+                       name="ck_transfers_completed_has_release"),
+    sa.CheckConstraint("released_at IS NULL OR status = 'COMPLETED'", name="ck_transfers_released_only_completed"),
 )
 
 sa.Index("ix_transfers_seat_id", transfers.c.seat_id)
@@ -60,3 +74,6 @@ sa.Index("ix_transfers_pending_expires_at", transfers.c.expires_at,
          postgresql_where=sa.text("status = 'PENDING_OTP'"))
 sa.Index("uq_transfers_one_pending_per_seat", transfers.c.seat_id, unique=True,
          postgresql_where=sa.text("status = 'PENDING_OTP'"))
+sa.Index("ix_transfers_disputed_updated_at", transfers.c.updated_at, postgresql_where=sa.text("status = 'DISPUTED'"))
+sa.Index("ix_transfers_unreleased_release_at", transfers.c.release_at,
+         postgresql_where=sa.text("status = 'COMPLETED' AND released_at IS NULL"))

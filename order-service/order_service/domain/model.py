@@ -2,8 +2,9 @@
 codes), and the errors those rules raise.
 
 Plain Python: no Flask, SQLAlchemy or pika. The moves are data (ORDER_TRANSITIONS, TRANSFER_TRANSITIONS);
-the methods add the guards that depend on time or payment. `now` is always the database clock, passed in by
-the service layer, so every replica of the service judges a hold by the same clock.
+the methods add the guards that depend on time, payment or the saga step recorded. `now` is always the database
+clock, passed in by the service layer, so every replica of the service judges a hold, a transfer's expiry and
+its dispute window by the same clock.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime
 
 from trcommon.errors import Conflict, Gone, InvalidInput, NotFound
 from trcontracts.base import utc_iso
-from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferStatus
+from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferStatus, TransferStep
 
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -54,8 +55,22 @@ class TransferNotFound(NotFound):
     code = OrderError.TRANSFER_NOT_FOUND
 
 
+class TransferConflict(Conflict):
+    code = OrderError.TRANSFER_CONFLICT
+
+
+class TransferAlreadyOpen(Conflict):
+    """Another PENDING_OTP transfer already offers this seat (a unique index guarantees one at a time)."""
+
+    code = OrderError.TRANSFER_ALREADY_OPEN
+
+
 class TransferExpired(Gone):
     code = OrderError.TRANSFER_EXPIRED
+
+
+class DisputeWindowClosed(Gone):
+    code = OrderError.DISPUTE_WINDOW_CLOSED
 
 
 def _is_allowed(table: dict, current, to) -> bool:
@@ -136,29 +151,153 @@ class Order:
         return replace(self, **changes)
 
 
+
+
 @dataclass(frozen=True)
-class Transfer:
+class CreateTransfer:
     transfer_id: str
     seat_id: str
+    event_id: str
     seller_user_id: str
     buyer_user_id: str
     amount: int
+    face_value: int
+    expires_at: datetime
+
+
+def _text(value: str | None) -> str | None:
+    """A free-text field as kept: trimmed, and None when there is nothing in it."""
+    return (value or "").strip() or None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A fan-to-fan transfer: the record of the transfer sagas (confirm, and an admin's reversal).
+
+    `step` is the last saga step begun on it (TransferStep); only begin_confirm and begin_reverse move it, and
+    never back, so a COMPLETED transfer still says CONFIRMING (and a reversed one REVERSING)."""
+
+    transfer_id: str
+    seat_id: str
+    event_id: str
+    seller_user_id: str
+    buyer_user_id: str
+    amount: int
+    face_value: int
     status: TransferStatus
+    step: TransferStep
     expires_at: datetime
     dispute_reason: str | None = None
+    resolution: str | None = None
+    release_at: datetime | None = None
+    released_at: datetime | None = None
+    completed_at: datetime | None = None
+    failure_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
-    def transition(self, to: TransferStatus, now: datetime, reason: str | None = None) -> Transfer:
+    def matches(self, cmd: CreateTransfer) -> bool:
+        """Whether a repeated create describes this same transfer (so it is a retry, not a clash of ids)."""
+        return (self.seat_id, self.event_id, self.seller_user_id, self.buyer_user_id, self.amount,
+                self.face_value, self.expires_at) == (
+            cmd.seat_id, cmd.event_id, cmd.seller_user_id, cmd.buyer_user_id, cmd.amount, cmd.face_value,
+            cmd.expires_at)
+
+    def is_party(self, user_id: str) -> bool:
+        return user_id in (self.seller_user_id, self.buyer_user_id)
+
+    def has_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def lapsed_unconfirmed(self, now: datetime) -> bool:
+        """PENDING_OTP past its deadline with no confirm begun: nothing was charged, it can only end EXPIRED."""
+        return (self.status == TransferStatus.PENDING_OTP and self.step == TransferStep.INITIATED
+                and self.has_expired(now))
+
+    def proceeds_due(self, now: datetime) -> bool:
+        """The seller's pending proceeds may become spendable: COMPLETED, its window over, not released yet."""
+        return (self.status == TransferStatus.COMPLETED and self.released_at is None
+                and self.release_at is not None and self.release_at <= now)
+
+    def begin_confirm(self, now: datetime) -> Transfer:
+        """The transfer as it must be before the buyer's debit is requested (the same object when nothing
+        changes). A CONFIRMING transfer is returned as it is even past its deadline: whether its debit happened
+        is for the saga to find out."""
+        if self.status in (TransferStatus.COMPLETED, TransferStatus.DISPUTED, TransferStatus.REVERSED):
+            return self
+        if self.status == TransferStatus.EXPIRED or self.lapsed_unconfirmed(now):
+            raise TransferExpired(f"this transfer expired at {utc_iso(self.expires_at)}")
+        if self.status != TransferStatus.PENDING_OTP:
+            raise InvalidTransition(f"cannot confirm this transfer: it is {self.status}")
+        if self.step == TransferStep.CONFIRMING:
+            return self
+        return replace(self, step=TransferStep.CONFIRMING)
+
+    def begin_reverse(self) -> Transfer:
+        """The transfer as it must be before an admin's reversal makes its first call (the same object when
+        nothing changes)."""
+        if self.status == TransferStatus.REVERSED or (
+                self.status == TransferStatus.DISPUTED and self.step == TransferStep.REVERSING):
+            return self
+        if self.status != TransferStatus.DISPUTED:
+            raise InvalidTransition(f"only a disputed transfer can be reversed: it is {self.status}")
+        return replace(self, step=TransferStep.REVERSING)
+
+    def mark_released(self, now: datetime) -> Transfer:
+        """The transfer once its seller's proceeds were released (the same object when they already were)."""
+        if self.released_at is not None:
+            return self
+        if not self.proceeds_due(now):
+            due = f" until {utc_iso(self.release_at)}" if self.release_at else ""
+            raise InvalidTransition(f"its proceeds are not due: it is {self.status}{due}")
+        return replace(self, released_at=now)
+
+    def transition(self, to: TransferStatus, now: datetime, reason: str | None = None,
+                   release_at: datetime | None = None, resolution: str | None = None,
+                   expected_step: TransferStep | None = None) -> Transfer:
         """The transfer after moving to `to` (the same object when it already is `to`)."""
         if not _is_allowed(TRANSFER_TRANSITIONS, self.status, to):
             return self
+        if expected_step is not None and self.step != expected_step:
+            raise InvalidTransition(f"it is {self.status} at step {self.step}, not {expected_step}")
+        reason = _text(reason)
         if self.status == TransferStatus.PENDING_OTP:
-            if to == TransferStatus.EXPIRED and now < self.expires_at:
+            return self._end_pending(to, now, reason, release_at)
+        if to == TransferStatus.DISPUTED:
+            return self._dispute(now, reason)
+        # From DISPUTED: reversed, or the dispute closed and the transfer stands.
+        if to == TransferStatus.REVERSED:
+            if self.step != TransferStep.REVERSING:
+                raise InvalidTransition(f"it is {self.status} and its reversal has not begun")
+            return replace(self, status=to, resolution=_text(resolution))
+        if _text(resolution) is None:
+            raise InvalidInput("closing a dispute needs a resolution")
+        return replace(self, status=to, resolution=_text(resolution))
+
+    def _end_pending(self, to: TransferStatus, now: datetime, reason: str | None,
+                     release_at: datetime | None) -> Transfer:
+        if to == TransferStatus.EXPIRED:
+            if not self.has_expired(now):
                 raise InvalidTransition(f"cannot expire this transfer: it is {self.status} until "
                                         f"{utc_iso(self.expires_at)}")
-            if to == TransferStatus.COMPLETED and now >= self.expires_at:
-                raise TransferExpired(f"this transfer expired at {utc_iso(self.expires_at)}")
-        if to == TransferStatus.DISPUTED:
-            if not (reason and reason.strip()):
-                raise InvalidInput("a dispute needs a reason")
-            return replace(self, status=to, dispute_reason=reason.strip())
-        return replace(self, status=to)
+            return replace(self, status=to, failure_reason=reason or "not confirmed in time")
+        if self.lapsed_unconfirmed(now):
+            raise TransferExpired(f"this transfer expired at {utc_iso(self.expires_at)}")
+        if to == TransferStatus.CANCELLED:
+            return replace(self, status=to, failure_reason=reason or "cancelled")
+        # COMPLETED: only the confirm saga completes a transfer, and it records its start first.
+        if self.step != TransferStep.CONFIRMING:
+            raise InvalidTransition(f"it is {self.status} and its confirm has not begun")
+        if release_at is None:
+            raise InvalidInput("completing a transfer needs release_at (when its proceeds become spendable)")
+        return replace(self, status=to, completed_at=now, release_at=release_at)
+
+    def _dispute(self, now: datetime, reason: str | None) -> Transfer:
+        if reason is None:
+            raise InvalidInput("a dispute needs a reason")
+        if self.released_at is not None or now >= self.release_at:
+            raise DisputeWindowClosed(f"the dispute window of this transfer closed at {utc_iso(self.release_at)}")
+        # An admin's decision is final: a second dispute would overwrite the first one's reason and resolution.
+        if self.resolution is not None:
+            raise DisputeWindowClosed(f"a dispute of this transfer was already closed: {self.resolution}")
+        return replace(self, status=TransferStatus.DISPUTED, dispute_reason=reason)

@@ -1,14 +1,15 @@
-"""Use cases of order-service. Each owns its transaction; writes lock the order row first, so concurrent
-callers of one order are decided one after the other by the domain rules."""
+"""Use cases of order-service. Each owns its transaction; writes lock the order's or transfer's row first, so
+concurrent callers of one record are decided one after the other by the domain rules."""
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
-from ..domain.model import (CreateOrder, HoldExpired, Order, OrderConflict, OrderNotFound, OrderStatus,
-                            utc_iso)
+from ..domain.model import (CreateOrder, CreateTransfer, HoldExpired, Order, OrderConflict, OrderNotFound,
+                            OrderStatus, Transfer, TransferAlreadyOpen, TransferConflict, TransferExpired,
+                            TransferNotFound, TransferStatus, TransferStep, utc_iso)
 from .unit_of_work import OrderUnitOfWork
 
 log = logging.getLogger("order_service")
@@ -20,12 +21,16 @@ def _not_found(order_id: str) -> OrderNotFound:
     return OrderNotFound(f"no order {order_id}")
 
 
-def _checked_id(order_id: str) -> str:
-    """A path id that is not a UUID names no order: 404 without asking the database."""
+def _transfer_not_found(transfer_id: str) -> TransferNotFound:
+    return TransferNotFound(f"no transfer {transfer_id}")
+
+
+def _checked_id(record_id: str, not_found: Callable[[str], Exception] = _not_found) -> str:
+    """A path id that is not a UUID names no record: 404 without asking the database."""
     try:
-        return str(uuid.UUID(order_id))
+        return str(uuid.UUID(record_id))
     except ValueError:
-        raise _not_found(order_id) from None
+        raise not_found(record_id) from None
 
 
 def create_order(uow_factory: UowFactory, cmd: CreateOrder) -> tuple[Order, bool]:
@@ -98,3 +103,97 @@ def transition_order(uow_factory: UowFactory, order_id: str, to: OrderStatus, re
         uow.commit()
     log.info("order moved", extra={"order_id": order_id, "from_status": str(order.status), "to_status": str(to)})
     return stored
+
+
+# --- transfers ---------------------------------------------------------------------------------------------------
+
+def create_transfer(uow_factory: UowFactory, cmd: CreateTransfer) -> tuple[Transfer, bool]:
+    """Create a PENDING_OTP transfer; idempotent on transfer_id. Returns the transfer and whether it was created
+    now. The seat's unique index, not a prior read, decides between concurrent offers of one seat."""
+    with uow_factory() as uow:
+        transfer = uow.transfers.add(cmd)
+        created = transfer is not None
+        if not created:
+            transfer = uow.transfers.get(cmd.transfer_id)
+        uow.commit()
+    if transfer is None:
+        raise TransferAlreadyOpen(f"seat {cmd.seat_id} already has an open transfer")
+    if not created and not transfer.matches(cmd):
+        raise TransferConflict(f"transfer {cmd.transfer_id} already exists with different details")
+    if created:
+        log.info("transfer created", extra={"transfer_id": cmd.transfer_id, "seat_id": cmd.seat_id})
+    return transfer, created
+
+
+def get_transfer(uow_factory: UowFactory, transfer_id: str) -> Transfer:
+    transfer_id = _checked_id(transfer_id, _transfer_not_found)
+    with uow_factory() as uow:
+        transfer = uow.transfers.get(transfer_id)
+    if transfer is None:
+        raise _transfer_not_found(transfer_id)
+    return transfer
+
+
+def list_transfers(uow_factory: UowFactory, user_id: str | None, seat_id: str | None,
+                   status: TransferStatus | None, limit: int, offset: int) -> list[Transfer]:
+    with uow_factory() as uow:
+        return uow.transfers.list(user_id, seat_id, status, limit, offset)
+
+
+def stale_transfers(uow_factory: UowFactory, grace_seconds: int, limit: int) -> list[Transfer]:
+    with uow_factory() as uow:
+        return uow.transfers.stale(timedelta(seconds=grace_seconds), limit)
+
+
+def _change_transfer(uow_factory: UowFactory, transfer_id: str, change: Callable[[Transfer, datetime], Transfer],
+                     *, user_id: str | None = None, expire_lapsed: bool = False) -> Transfer:
+    """Lock the transfer, apply `change` (a domain rule, given the database clock) and store the result when it
+    differs. With `user_id`, only the seller or the buyer may ask. With `expire_lapsed`, a lapsed transfer nobody
+    began confirming is expired on the way and refused with TRANSFER_EXPIRED."""
+    transfer_id = _checked_id(transfer_id, _transfer_not_found)
+    with uow_factory() as uow:
+        found = uow.transfers.lock(transfer_id)
+        # A transfer between two other fans is reported exactly like a missing one.
+        if found is None or (user_id is not None and not found[0].is_party(user_id)):
+            raise _transfer_not_found(transfer_id)
+        transfer, now = found
+        if expire_lapsed and transfer.lapsed_unconfirmed(now):
+            # Nothing was charged, so EXPIRED is its only end: record it rather than leave it to the recovery pass.
+            uow.transfers.save(transfer.transition(TransferStatus.EXPIRED, now, "not confirmed in time"))
+            uow.commit()
+            log.info("transfer expired", extra={"transfer_id": transfer_id})
+            raise TransferExpired(f"this transfer expired at {utc_iso(transfer.expires_at)}")
+        updated = change(transfer, now)
+        if updated is transfer:
+            return transfer
+        stored = uow.transfers.save(updated)
+        uow.commit()
+    log.info("transfer changed", extra={"transfer_id": transfer_id, "from_status": str(transfer.status),
+                                        "to_status": str(stored.status), "step": str(stored.step)})
+    return stored
+
+
+def begin_confirm(uow_factory: UowFactory, transfer_id: str, user_id: str) -> Transfer:
+    """Mark a live PENDING_OTP transfer CONFIRMING before the buyer's debit is requested (a transfer already past
+    that point comes back as it is)."""
+    return _change_transfer(uow_factory, transfer_id, lambda t, now: t.begin_confirm(now), user_id=user_id,
+                            expire_lapsed=True)
+
+
+def transition_transfer(uow_factory: UowFactory, transfer_id: str, to: TransferStatus, reason: str | None = None,
+                        release_at: datetime | None = None, resolution: str | None = None,
+                        expected_step: TransferStep | None = None) -> Transfer:
+    return _change_transfer(
+        uow_factory, transfer_id,
+        lambda t, now: t.transition(to, now, reason, release_at, resolution, expected_step),
+        expire_lapsed=to in (TransferStatus.COMPLETED, TransferStatus.CANCELLED))
+
+
+def begin_reverse(uow_factory: UowFactory, transfer_id: str) -> Transfer:
+    """Mark a DISPUTED transfer REVERSING before the reversal's first call (a REVERSED one comes back as it is)."""
+    return _change_transfer(uow_factory, transfer_id, lambda t, now: t.begin_reverse())
+
+
+def mark_released(uow_factory: UowFactory, transfer_id: str) -> Transfer:
+    """Record, once, that a COMPLETED transfer's proceeds were released to its seller."""
+    return _change_transfer(uow_factory, transfer_id, lambda t, now: t.mark_released(now))

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from order_service.adapters.tables import metadata
-from order_service.domain.model import OrderStatus, PaymentState, TransferStatus
+from order_service.domain.model import OrderStatus, PaymentState, TransferStatus, TransferStep
 from trcommon.testing import schema_differences
 
 
@@ -52,6 +52,7 @@ def test_migrations_create_exactly_the_declared_tables(database_url):
     ("ck_orders_status", OrderStatus),
     ("ck_orders_payment_state", PaymentState),
     ("ck_transfers_status", TransferStatus),
+    ("ck_transfers_step", TransferStep),
 ])
 def test_the_database_accepts_exactly_the_states_the_domain_knows(container, constraint, states):
     with container.engine.connect() as conn:

@@ -1,33 +1,9 @@
-"""Concurrent callers against real PostgreSQL: each thread has its own test client, so requests really overlap
-in the database (the pool has more connections than there are threads)."""
-import threading
+"""Concurrent callers of one order against real PostgreSQL (the `together` fixture)."""
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 THREADS = 20
-
-
-def run_together(app, token, calls):
-    """Run each `call(client)` in its own thread, released at once; returns their responses in order."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def worker(i, call):
-        client = app.test_client()
-        client.environ_base["HTTP_X_INTERNAL_TOKEN"] = token
-        barrier.wait()
-        try:
-            results[i] = call(client)
-        except BaseException as exc:  # surfaced by the assertions below
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
 
 
 def create(client, **overrides):
@@ -40,7 +16,7 @@ def create(client, **overrides):
     return resp.get_json()
 
 
-def test_racing_begin_payment_and_expiry_never_leave_an_order_charging_and_expired(app, client, settings):
+def test_racing_begin_payment_and_expiry_never_leave_an_order_charging_and_expired(client, together):
     outcomes = set()
     for _ in range(5):
         # The hold ends while the threads arrive: each one lands a few milliseconds before or after it.
@@ -56,7 +32,7 @@ def test_racing_begin_payment_and_expiry_never_leave_an_order_charging_and_expir
                 return "pay", c.post(f"{path}/begin-payment", json={"user_id": order["user_id"]})
             return go
 
-        results = run_together(app, settings.internal_service_token, [call(i) for i in range(THREADS)])
+        results = together([call(i) for i in range(THREADS)])
         assert all(isinstance(r, tuple) for r in results), results
         assert all(resp.status_code in (200, 409, 410) for _, resp in results), \
             [(kind, resp.status_code, resp.get_json()) for kind, resp in results]
@@ -74,10 +50,10 @@ def test_racing_begin_payment_and_expiry_never_leave_an_order_charging_and_expir
     assert outcomes <= {"PENDING", "EXPIRED"}
 
 
-def test_concurrent_confirms_of_two_orders_for_one_seat_confirm_exactly_one(app, client, settings):
+def test_concurrent_confirms_of_two_orders_for_one_seat_confirm_exactly_one(client, together):
     seat = str(uuid.uuid4())
     orders = [create(client, seat_id=seat) for _ in range(2)]
-    results = run_together(app, settings.internal_service_token, [
+    results = together([
         (lambda c, oid=o["order_id"]: c.post(f"/internal/orders/{oid}/transition", json={"to": "CONFIRMED"}))
         for o in orders])
     assert sorted(r.status_code for r in results) == [200, 409]
@@ -87,11 +63,10 @@ def test_concurrent_confirms_of_two_orders_for_one_seat_confirm_exactly_one(app,
     assert len(confirmed) == 1
 
 
-def test_concurrent_creates_of_one_order_create_it_once(app, client, settings):
+def test_concurrent_creates_of_one_order_create_it_once(client, together):
     body = {"order_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "seat_id": str(uuid.uuid4()),
             "event_id": str(uuid.uuid4()), "amount": 50,
             "held_until": (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()}
-    results = run_together(app, settings.internal_service_token,
-                           [lambda c: c.post("/internal/orders", json=body)] * 10)
+    results = together([lambda c: c.post("/internal/orders", json=body)] * 10)
     assert sorted(r.status_code for r in results) == [200] * 9 + [201]
     assert len({r.get_data() for r in results}) == 1

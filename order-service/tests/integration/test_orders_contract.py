@@ -10,7 +10,7 @@ from trcommon.testing import served_over_http, served_routes
 from trcommon.web import flask_rule
 from trcontracts import orders
 from trcontracts.base import HEALTH
-from trcontracts.orders import OrderStatus, PaymentState
+from trcontracts.orders import OrderStatus, PaymentState, TransferStatus, TransferStep
 
 
 @pytest.fixture
@@ -43,10 +43,40 @@ def test_a_typed_client_drives_an_order_from_pending_to_confirmed(orders_client)
     assert listed.orders == [confirmed]
 
 
+def test_a_typed_client_drives_a_transfer_from_offer_to_released_proceeds(orders_client):
+    expires_at = datetime.now(timezone.utc) + timedelta(minutes=15)
+    body = {"transfer_id": str(uuid.uuid4()), "seat_id": str(uuid.uuid4()), "event_id": str(uuid.uuid4()),
+            "seller_user_id": str(uuid.uuid4()), "buyer_user_id": str(uuid.uuid4()), "amount": 0, "face_value": 100,
+            "expires_at": expires_at.isoformat()}
+    offered = orders_client.call(orders.CREATE_TRANSFER, body)
+    assert (offered.status, offered.step, offered.expires_at) == (TransferStatus.PENDING_OTP, TransferStep.INITIATED,
+                                                                  expires_at)
+    assert orders_client.call(orders.CREATE_TRANSFER, body) == offered        # a keyed retry: the same transfer
+    path = {"transfer_id": offered.transfer_id}
+    confirming = orders_client.call(orders.BEGIN_CONFIRM, {"user_id": offered.buyer_user_id}, path=path)
+    assert confirming.step is TransferStep.CONFIRMING
+    release_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    done = orders_client.call(orders.TRANSFER_TRANSITION,
+                              {"to": TransferStatus.COMPLETED, "release_at": release_at.isoformat()}, path=path)
+    assert (done.status, done.release_at) == (TransferStatus.COMPLETED, release_at) and done.completed_at
+    assert offered.transfer_id in {t.transfer_id for t in orders_client.call(orders.STALE_TRANSFERS).transfers}
+    released = orders_client.call(orders.MARK_RELEASED, path=path)
+    assert released.released_at is not None
+    assert orders_client.call(orders.GET_TRANSFER, path=path) == released
+    listed = orders_client.call(orders.LIST_TRANSFERS, query={"user_id": offered.seller_user_id})
+    assert listed.transfers == [released]
+    with pytest.raises(AppError) as err:
+        orders_client.call(orders.BEGIN_REVERSE, path=path)
+    assert (err.value.status, err.value.code) == (409, orders.OrderError.INVALID_TRANSITION)
+
+
 def test_the_services_error_codes_reach_the_client(orders_client):
     with pytest.raises(AppError) as err:
         orders_client.call(orders.GET_ORDER, path={"order_id": str(uuid.uuid4())})
     assert (err.value.status, err.value.code) == (404, orders.OrderError.ORDER_NOT_FOUND)
+    with pytest.raises(AppError) as err:
+        orders_client.call(orders.GET_TRANSFER, path={"transfer_id": str(uuid.uuid4())})
+    assert (err.value.status, err.value.code) == (404, orders.OrderError.TRANSFER_NOT_FOUND)
 
 
 # A value equal to a sibling route's literal segment (`stale`) is that route: the edge checks that ids are UUIDs.
