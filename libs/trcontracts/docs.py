@@ -72,7 +72,8 @@ def _model_line(model: type[BaseModel]) -> str:
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
     fields = "; ".join(_field(model, name, prop, name in required) for name, prop in schema["properties"].items())
-    doc = f" {model.__doc__.strip()}" if model.__doc__ else ""
+    # A docstring wrapped over lines is one line of the list.
+    doc = f" {' '.join(model.__doc__.split())}" if model.__doc__ else ""
     return f"- `{model.__name__}`: {fields}.{doc}"
 
 
