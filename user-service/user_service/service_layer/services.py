@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from trcommon.auth import Principal
 from trcommon.errors import Unauthorized
-from trcontracts.users import UserError, normalize_email
+from trcontracts.users import PENDING_REFERENCE_SUFFIX, Account, UserError, normalize_email
 
 from ..adapters.stripe_gateway import PaymentIntent
 from ..domain import otp, payments
 from ..domain.errors import (
     DeadlinePassed,
     InsufficientCredits,
+    InsufficientPendingCredits,
     InvalidCredentials,
     OtpAlreadyUsed,
     OtpInvalid,
@@ -106,44 +107,47 @@ def get_user_by_email(c: Container, email: str) -> User:
 
 # --- credits -----------------------------------------------------------------------------------------------------
 
-def _replayed(existing: LedgerEntry, user_id: str, amount: int) -> BalanceChange:
-    if not existing.is_same_request(user_id, amount):
+def _replayed(existing: LedgerEntry, user_id: str, amount: int, account: Account) -> BalanceChange:
+    if not existing.is_same_request(user_id, amount, account):
         raise ReferenceConflict()
     return BalanceChange(existing, applied=False)
 
 
-def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, reference: str,
+def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, reference: str, account: Account,
            not_after: datetime | None = None) -> BalanceChange:
-    """Claim the reference with a ledger row, then move the balance; the caller commits only if applied.
-    With `not_after`, a new change is refused once the database clock has passed it (a replay still answers)."""
-    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, not_after)
+    """Claim the reference with a ledger row, then move the account's balance; the caller commits only if
+    applied. With `not_after`, a new change is refused once the database clock has passed it (a replay still
+    answers)."""
+    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, account, not_after)
     if entry is None:
         existing = uow.ledger.get(reference)
         if existing is not None:
-            return _replayed(existing, user_id, amount)
+            return _replayed(existing, user_id, amount, account)
         if not_after is not None:
             raise DeadlinePassed()
         # Only if a row could vanish between the two statements; ledger rows are never deleted.
         raise ReferenceConflict("the reference is being used concurrently; retry")
     balance = uow.ledger.apply_to_balance(entry)
     if balance is None:
-        raise InsufficientCredits()
+        raise InsufficientPendingCredits() if account == Account.PENDING else InsufficientCredits()
     return BalanceChange(replace(entry, balance_after=balance), applied=True)
 
 
-def credit(c: Container, user_id: str, amount: int, reference: str, reason: str) -> BalanceChange:
+def credit(c: Container, user_id: str, amount: int, reference: str, reason: str,
+           account: Account = Account.SPENDABLE) -> BalanceChange:
     with c.uow() as uow:
-        change = _apply(uow, user_id, amount, reason, reference)
+        change = _apply(uow, user_id, amount, reason, reference, account)
         if change.applied:
             uow.commit()
         return change
 
 
-def debit(c: Container, user_id: str, amount: int, reference: str, reason: str, otp_purpose: str | None = None,
-          otp_code: str | None = None, not_after: datetime | None = None) -> BalanceChange:
-    """Take `amount` credits once per reference. With `otp_purpose`, a flagged user must also present a valid
-    code for it; the code is consumed only if the debit is applied (a 402 leaves it usable). With `not_after`
-    (the end of the seat hold being paid for) no new debit lands after that instant."""
+def debit(c: Container, user_id: str, amount: int, reference: str, reason: str,
+          account: Account = Account.SPENDABLE, otp_purpose: str | None = None, otp_code: str | None = None,
+          not_after: datetime | None = None) -> BalanceChange:
+    """Take `amount` credits from `account` once per reference. With `otp_purpose`, a flagged user must also
+    present a valid code for it; the code is consumed only if the debit is applied (a 402 leaves it usable). With
+    `not_after` (the end of the seat hold being paid for) no new debit lands after that instant."""
     code_needed = False
     with c.uow() as uow:
         if otp_purpose:
@@ -152,7 +156,7 @@ def debit(c: Container, user_id: str, amount: int, reference: str, reason: str, 
                 # A retry of an applied debit returns the stored result and asks for no code.
                 existing = uow.ledger.get(reference)
                 if existing is not None:
-                    return _replayed(existing, user_id, -amount)
+                    return _replayed(existing, user_id, -amount, account)
                 if otp_code:
                     try:
                         _consume_otp(c, uow, user, otp_purpose, otp_code)
@@ -162,16 +166,36 @@ def debit(c: Container, user_id: str, amount: int, reference: str, reason: str, 
                         existing = uow.ledger.get(reference)
                         if existing is None:
                             raise
-                        return _replayed(existing, user_id, -amount)
+                        return _replayed(existing, user_id, -amount, account)
                 else:
                     code_needed = True
         if not code_needed:
-            change = _apply(uow, user_id, -amount, reason, reference, not_after)
+            change = _apply(uow, user_id, -amount, reason, reference, account, not_after)
             if change.applied:
                 uow.commit()
             return change
     expires_at = send_otp(c, user_id, otp_purpose)
     raise OtpRequired(details={"otp_purpose": otp_purpose, "expires_at": expires_at.isoformat()})
+
+
+def release_pending(c: Container, user_id: str, amount: int, reference: str, reason: str) -> BalanceChange:
+    """Move `amount` of the user's pending credits to their spendable balance, once per reference: a spendable
+    row under `reference` and a pending row under its pending twin, in one transaction, so that each balance
+    stays the sum of its account's rows. The answer is the spendable row."""
+    pending_reference = reference + PENDING_REFERENCE_SUFFIX
+    with c.uow() as uow:
+        released = _apply(uow, user_id, amount, reason, reference, Account.SPENDABLE)
+        if not released.applied:
+            # A retry, but only if the reference was a release: a plain credit under it moved no pending credits.
+            pending = uow.ledger.get(pending_reference)
+            if pending is None or not pending.is_same_request(user_id, -amount, Account.PENDING):
+                raise ReferenceConflict()
+            return released
+        if not _apply(uow, user_id, -amount, reason, pending_reference, Account.PENDING).applied:
+            # The twin reference was used on its own: taking it as done would create credits.
+            raise ReferenceConflict(f"{pending_reference} was already used")
+        uow.commit()
+        return released
 
 
 def ledger_entries(c: Container, reference: str | None, user_id: str | None, limit: int,
@@ -271,7 +295,7 @@ def _credit_payment(c: Container, uow: UserUnitOfWork, payment: CompletedPayment
         log.warning("payment for an unknown user not credited", extra={"payment_id": payment.payment_id})
         return "unknown_user"
     try:
-        change = _apply(uow, user_id, payment.amount, payments.TOPUP_REASON, payment.reference)
+        change = _apply(uow, user_id, payment.amount, payments.TOPUP_REASON, payment.reference, Account.SPENDABLE)
     except ReferenceConflict:
         # Another event credited this payment with another amount or user: keep the first, flag this one.
         log.error("payment already credited differently", extra={"payment_id": payment.payment_id})
