@@ -36,7 +36,11 @@ def _schema_type(prop: dict) -> str:
         return text + (" or null" if len(kinds) < len(prop["anyOf"]) else "")
     kind = prop.get("type", "any")
     if kind == "array":
-        return f"[{_schema_type(prop.get('items', {}))}]"
+        items = f"[{_schema_type(prop.get('items', {}))}]"
+        if "minItems" in prop or "maxItems" in prop:
+            items += f" ({prop.get('minItems', 0)}–{prop['maxItems']} items)" if "maxItems" in prop \
+                else f" (≥ {prop['minItems']} items)"
+        return items
     if kind == "object":
         return "object"
     text = {"date-time": "timestamp", "uuid": "uuid", "email": "email"}.get(prop.get("format", ""), kind)
@@ -81,14 +85,20 @@ def _models_of(routes: tuple[Route, ...]) -> list[type[BaseModel]]:
     """The models the routes take and answer, nested ones after their parent, each once."""
     found: list[type[BaseModel]] = []
 
+    def nested(annotation):
+        # `Model`, `Model | None`, `list[Model] | None`, ...
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield annotation
+        for arg in getattr(annotation, "__args__", ()):
+            yield from nested(arg)
+
     def add(model):
         if model is None or model in found:
             return
         found.append(model)
         for info in model.model_fields.values():
-            for arg in (info.annotation, *getattr(info.annotation, "__args__", ())):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    add(arg)
+            for inner in nested(info.annotation):
+                add(inner)
 
     for route in routes:
         for model in (route.body, route.query, route.response):
