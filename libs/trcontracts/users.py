@@ -141,10 +141,34 @@ class CreditBody(BaseModel):
     account: Account = Account.SPENDABLE
 
 
+class OtpParty(BaseModel):
+    """One party's code for the debit's `otp_purpose`."""
+
+    user_id: UUID
+    code: Code
+
+
 class DebitBody(CreditBody):
+    """`otp_parties` needs `otp_purpose` and names each user once; the debited user's code is given in
+    `otp_parties` or in `otp_code`, not both."""
+
     otp_purpose: Purpose | None = None
     otp_code: Code | None = None
+    otp_parties: list[OtpParty] | None = Field(None, min_length=1, max_length=2)
     not_after: UtcTimestamp | None = None
+
+    @model_validator(mode="after")
+    def _parties(self):
+        if self.otp_parties is None:
+            return self
+        if self.otp_purpose is None:
+            raise ValueError("otp_parties needs otp_purpose")
+        party_ids = [party.user_id for party in self.otp_parties]
+        if len(set(party_ids)) != len(party_ids):
+            raise ValueError("each party is named once in otp_parties")
+        if self.otp_code is not None and self.user_id in party_ids:
+            raise ValueError("the debited user's code is given twice, in otp_code and otp_parties")
+        return self
 
 
 class ReleaseBody(BaseModel):
@@ -284,8 +308,12 @@ DEBIT = Route(
     idempotent=True,
     doc="Keyed by `reference`; takes from `account` (INSUFFICIENT_PENDING_CREDITS when it is `pending`). A flagged "
         "user with `otp_purpose` set needs a valid, unused OTP for that purpose: without `otp_code` one is sent and "
-        "the answer is 428; a wrong code is 403 and counts toward the lock. With `not_after`, a new debit is refused "
-        "with 410 once the database clock has passed it.")
+        "the answer is 428; a wrong code is 403 and counts toward the lock. With `otp_parties`, every party needs a "
+        "valid, unused code for `otp_purpose`, flagged or not. All codes are checked in the debit's transaction and "
+        "used only if the debit applies: if any is refused, none is used, each wrong one counts toward its own "
+        "lock, the answer is the first refusal in the order given and `details.parties` lists every refused party "
+        "(`user_id`, `code`, `message`). A repeat of an applied debit is answered without looking at codes. With "
+        "`not_after`, a new debit is refused with 410 once the database clock has passed it.")
 CREDIT = Route("POST", "/internal/credits/credit", BalanceChange, body=CreditBody,
                errors=(E.REFERENCE_CONFLICT, E.USER_NOT_FOUND), idempotent=True,
                doc="Keyed by `reference`; adds to `account`.")

@@ -50,9 +50,10 @@ def create_app(settings: UserSettings | None = None, container: Container | None
 
     @serve(api, users.DEBIT)
     def debit(body: users.DebitBody):
+        parties = None if body.otp_parties is None else {str(p.user_id): p.code for p in body.otp_parties}
         return _change(services.debit(c, str(body.user_id), body.amount, body.reference, body.reason,
                                       account=body.account, otp_purpose=body.otp_purpose, otp_code=body.otp_code,
-                                      not_after=body.not_after))
+                                      otp_parties=parties, not_after=body.not_after))
 
     @serve(api, users.CREDIT)
     def credit(body: users.CreditBody):
