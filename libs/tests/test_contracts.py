@@ -167,7 +167,7 @@ def test_answers_write_times_in_utc_and_states_by_name_in_declared_order():
 
 def test_an_answer_parsed_by_a_client_gives_attribute_access():
     user = users.User.model_validate({"user_id": ID, "email": "a@b.test", "phone": "+6590000001", "role": "fan",
-                                      "credit_balance": 10, "is_flagged": False,
+                                      "credit_balance": 10, "pending_credits": 0, "is_flagged": False,
                                       "created_at": "2030-01-02T12:00:00+00:00", "extra": 1})
     assert user.credit_balance == 10 and user.created_at.tzinfo is not None
 

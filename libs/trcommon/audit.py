@@ -5,7 +5,8 @@ It reads each service's database directly (an operator tool, read-only) and repo
   2. every SOLD/CHECKED_IN seat has exactly one CONFIRMED order (or a COMPLETED transfer to its owner), whose
      buyer was charged exactly once; no charge exists without a seat (every debit is for a confirmed order or
      has its refund)
-  3. credits are conserved: each balance equals the sum of its ledger rows and is never negative
+  3. credits are conserved: each user's spendable balance (credit_balance) and pending credits each equal the sum
+     of the ledger rows of that account, and neither is negative
   4. every hold ends: no HELD seat and no PENDING order more than TOLERANCE past held_until
   5. a ticket is checked in at most once
 Usage: python -m trcommon.audit [--tolerance-seconds N]
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 
 from trcontracts.inventory import SeatStatus
 from trcontracts.orders import OrderStatus, PaymentState, TransferStatus
+from trcontracts.users import Account
 
 # Seats that are paid tickets.
 SOLD = frozenset({SeatStatus.SOLD, SeatStatus.CHECKED_IN})
@@ -57,8 +59,8 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
                               "held_until < now() - make_interval(secs => :t) AS overdue FROM orders", t=tol)
     transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, buyer_user_id::text, status "
                                  "FROM transfers")
-    ledger = _rows(users_db, "SELECT user_id::text, amount, reference FROM credit_ledger")
-    users = _rows(users_db, "SELECT user_id::text, credit_balance FROM users")
+    ledger = _rows(users_db, "SELECT user_id::text, amount, reference, account FROM credit_ledger")
+    users = _rows(users_db, "SELECT user_id::text, credit_balance, pending_credits FROM users")
     checkins = _rows(inv, "SELECT seat_id, count(*) AS n FROM entry_logs WHERE result = 'CHECKED_IN' "
                           "GROUP BY seat_id HAVING count(*) > 1")
 
@@ -105,16 +107,17 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
         if parts[0] == "order" and len(parts) == 3 and parts[1] not in by_order:
             v.append(Violation(2, f"ledger entry {e['reference']} refers to no order"))
 
-    # 3. credits conserved
-    sums: dict[str, int] = defaultdict(int)
+    # 3. credits conserved, in each of a user's two accounts
+    sums: dict[tuple[str, str], int] = defaultdict(int)
     for e in ledger:
-        sums[e["user_id"]] += e["amount"]
+        sums[(e["user_id"], e["account"])] += e["amount"]
     for u in users:
-        if u["credit_balance"] < 0:
-            v.append(Violation(3, f"user {u['user_id']} has a negative balance {u['credit_balance']}"))
-        if u["credit_balance"] != sums.get(u["user_id"], 0):
-            v.append(Violation(3, f"user {u['user_id']} balance {u['credit_balance']} != ledger sum "
-                                  f"{sums.get(u['user_id'], 0)}"))
+        for account, column in ((Account.SPENDABLE, "credit_balance"), (Account.PENDING, "pending_credits")):
+            held, summed = u[column], sums.get((u["user_id"], account), 0)
+            if held < 0:
+                v.append(Violation(3, f"user {u['user_id']} has a negative {column} {held}"))
+            if held != summed:
+                v.append(Violation(3, f"user {u['user_id']} {column} {held} != {account} ledger sum {summed}"))
 
     # 4. every hold ends
     for s in seats:

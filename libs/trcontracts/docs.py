@@ -36,7 +36,11 @@ def _schema_type(prop: dict) -> str:
         return text + (" or null" if len(kinds) < len(prop["anyOf"]) else "")
     kind = prop.get("type", "any")
     if kind == "array":
-        return f"[{_schema_type(prop.get('items', {}))}]"
+        items = f"[{_schema_type(prop.get('items', {}))}]"
+        if "minItems" in prop or "maxItems" in prop:
+            items += f" ({prop.get('minItems', 0)}–{prop['maxItems']} items)" if "maxItems" in prop \
+                else f" (≥ {prop['minItems']} items)"
+        return items
     if kind == "object":
         return "object"
     text = {"date-time": "timestamp", "uuid": "uuid", "email": "email"}.get(prop.get("format", ""), kind)
@@ -72,7 +76,8 @@ def _model_line(model: type[BaseModel]) -> str:
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
     fields = "; ".join(_field(model, name, prop, name in required) for name, prop in schema["properties"].items())
-    doc = f" {model.__doc__.strip()}" if model.__doc__ else ""
+    # A docstring wrapped over lines is one line of the list.
+    doc = f" {' '.join(model.__doc__.split())}" if model.__doc__ else ""
     return f"- `{model.__name__}`: {fields}.{doc}"
 
 
@@ -80,14 +85,20 @@ def _models_of(routes: tuple[Route, ...]) -> list[type[BaseModel]]:
     """The models the routes take and answer, nested ones after their parent, each once."""
     found: list[type[BaseModel]] = []
 
+    def nested(annotation):
+        # `Model`, `Model | None`, `list[Model] | None`, ...
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield annotation
+        for arg in getattr(annotation, "__args__", ()):
+            yield from nested(arg)
+
     def add(model):
         if model is None or model in found:
             return
         found.append(model)
         for info in model.model_fields.values():
-            for arg in (info.annotation, *getattr(info.annotation, "__args__", ())):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    add(arg)
+            for inner in nested(info.annotation):
+                add(inner)
 
     for route in routes:
         for model in (route.body, route.query, route.response):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from enum import auto
+from enum import StrEnum, auto
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +19,8 @@ PHONE_PATTERN = re.compile(r"^\+[1-9]\d{7,14}$")
 MAX_AMOUNT = 10**12
 OTP_CODE_DIGITS = 6
 OTP_CODE_PATTERN = re.compile(rf"^\d{{{OTP_CODE_DIGITS}}}$")
+# A release of pending credits writes its pending row under its reference with this suffix.
+PENDING_REFERENCE_SUFFIX = ":pending"
 # `order:{order_id}`, `transfer:{transfer_id}`, ...: a kind, a colon and an identifier.
 OTP_PURPOSE_PATTERN = re.compile(r"^[a-z][a-z_-]{0,31}:[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
 
@@ -46,7 +48,10 @@ def phone_problem(phone: str) -> str | None:
 
 
 Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
-Reference = Annotated[str, Field(min_length=1, max_length=200)]
+REFERENCE_MAX = 200
+Reference = Annotated[str, Field(min_length=1, max_length=REFERENCE_MAX)]
+# Short enough that its pending row's reference is still a Reference (and so can be looked up).
+ReleaseReference = Annotated[str, Field(min_length=1, max_length=REFERENCE_MAX - len(PENDING_REFERENCE_SUFFIX))]
 Reason = Annotated[str, Field(min_length=1, max_length=200)]
 Purpose = Annotated[str, Field(pattern=OTP_PURPOSE_PATTERN.pattern)]
 Code = Annotated[str, Field(pattern=OTP_CODE_PATTERN.pattern)]
@@ -56,6 +61,14 @@ STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
 LooseEmail = Annotated[str, Field(min_length=1, max_length=320)]
 
 
+class Account(StrEnum):
+    """Which of a user's two balances a ledger row moves: `spendable` is `credit_balance`, `pending` is
+    `pending_credits` (a seller's transfer proceeds until the dispute window ends)."""
+
+    SPENDABLE = "spendable"
+    PENDING = "pending"
+
+
 class UserError(ErrorCode):
     USER_NOT_FOUND = auto(), 404
     EMAIL_TAKEN = auto(), 409
@@ -63,6 +76,7 @@ class UserError(ErrorCode):
     INVALID_TOKEN = CommonError.INVALID_TOKEN
     TOKEN_EXPIRED = CommonError.TOKEN_EXPIRED
     INSUFFICIENT_CREDITS = auto(), 402
+    INSUFFICIENT_PENDING_CREDITS = auto(), 402
     REFERENCE_CONFLICT = auto(), 409
     # A debit with `not_after` once that instant has passed (the hold being paid for has ended).
     HOLD_EXPIRED = InventoryError.HOLD_EXPIRED
@@ -124,12 +138,44 @@ class CreditBody(BaseModel):
     amount: Amount
     reference: Reference
     reason: Reason
+    account: Account = Account.SPENDABLE
+
+
+class OtpParty(BaseModel):
+    """One party's code for the debit's `otp_purpose`."""
+
+    user_id: UUID
+    code: Code
 
 
 class DebitBody(CreditBody):
+    """`otp_parties` needs `otp_purpose` and names each user once; the debited user's code is given in
+    `otp_parties` or in `otp_code`, not both."""
+
     otp_purpose: Purpose | None = None
     otp_code: Code | None = None
+    otp_parties: list[OtpParty] | None = Field(None, min_length=1, max_length=2)
     not_after: UtcTimestamp | None = None
+
+    @model_validator(mode="after")
+    def _parties(self):
+        if self.otp_parties is None:
+            return self
+        if self.otp_purpose is None:
+            raise ValueError("otp_parties needs otp_purpose")
+        party_ids = [party.user_id for party in self.otp_parties]
+        if len(set(party_ids)) != len(party_ids):
+            raise ValueError("each party is named once in otp_parties")
+        if self.otp_code is not None and self.user_id in party_ids:
+            raise ValueError("the debited user's code is given twice, in otp_code and otp_parties")
+        return self
+
+
+class ReleaseBody(BaseModel):
+    user_id: UUID
+    amount: Amount
+    reference: ReleaseReference
+    reason: Reason = "pending credits released"
 
 
 class LedgerQuery(BaseModel):
@@ -186,28 +232,34 @@ class User(BaseModel):
     phone: str
     role: str
     credit_balance: int
+    pending_credits: int
     is_flagged: bool
     created_at: UtcTimestamp
 
 
 class BalanceChange(BaseModel):
-    """The ledger entry of a reference and whether this call applied it (`amount` is negative for a debit)."""
+    """The ledger entry of a reference and whether this call applied it. `amount` < 0 for a debit; `balance`
+    is the entry's account's balance after it."""
 
     entry_id: str
     user_id: str
     amount: int
     balance: int | None
     reference: str
+    account: Account
     applied: bool
 
 
 class LedgerEntry(BaseModel):
+    """`balance_after` is the balance of the entry's `account`."""
+
     entry_id: str
     user_id: str
     amount: int
     balance_after: int | None
     reason: str
     reference: str
+    account: Account
     created_at: UtcTimestamp
 
 
@@ -251,14 +303,26 @@ USER_BY_EMAIL = Route("GET", "/internal/users/by-email", User, query=EmailQuery,
                       idempotent=True, doc="Any case of the email finds the account.")
 DEBIT = Route(
     "POST", "/internal/credits/debit", BalanceChange, body=DebitBody,
-    errors=(E.INSUFFICIENT_CREDITS, E.REFERENCE_CONFLICT, E.OTP_REQUIRED, *_OTP_CHECK, E.HOLD_EXPIRED,
-            E.USER_NOT_FOUND, E.OTP_SEND_LIMIT, E.OTP_PROVIDER_UNAVAILABLE),
+    errors=(E.INSUFFICIENT_CREDITS, E.INSUFFICIENT_PENDING_CREDITS, E.REFERENCE_CONFLICT, E.OTP_REQUIRED,
+            *_OTP_CHECK, E.HOLD_EXPIRED, E.USER_NOT_FOUND, E.OTP_SEND_LIMIT, E.OTP_PROVIDER_UNAVAILABLE),
     idempotent=True,
-    doc="Keyed by `reference`. A flagged user with `otp_purpose` set needs a valid, unused OTP for that purpose: "
-        "without `otp_code` one is sent and the answer is 428; a wrong code is 403 and counts toward the lock. "
-        "With `not_after`, a new debit is refused with 410 once the database clock has passed it.")
-CREDIT = Route("POST", "/internal/credits/credit", BalanceChange, body=CreditBody, errors=(E.REFERENCE_CONFLICT,),
-               idempotent=True, doc="Keyed by `reference`.")
+    doc="Keyed by `reference`; takes from `account` (INSUFFICIENT_PENDING_CREDITS when it is `pending`). A flagged "
+        "user with `otp_purpose` set needs a valid, unused OTP for that purpose: without `otp_code` one is sent and "
+        "the answer is 428; a wrong code is 403 and counts toward the lock. With `otp_parties`, every party needs a "
+        "valid, unused code for `otp_purpose`, flagged or not. All codes are checked in the debit's transaction and "
+        "used only if the debit applies: if any is refused, none is used, each wrong one counts toward its own "
+        "lock, the answer is the first refusal in the order given and `details.parties` lists every refused party "
+        "(`user_id`, `code`, `message`). A repeat of an applied debit is answered without looking at codes. With "
+        "`not_after`, a new debit is refused with 410 once the database clock has passed it.")
+CREDIT = Route("POST", "/internal/credits/credit", BalanceChange, body=CreditBody,
+               errors=(E.REFERENCE_CONFLICT, E.USER_NOT_FOUND), idempotent=True,
+               doc="Keyed by `reference`; adds to `account`.")
+RELEASE_PENDING = Route(
+    "POST", "/internal/credits/release", BalanceChange, body=ReleaseBody,
+    errors=(E.INSUFFICIENT_PENDING_CREDITS, E.REFERENCE_CONFLICT, E.USER_NOT_FOUND), idempotent=True,
+    doc=f"Moves `amount` from pending to spendable in one transaction: two ledger rows, `reference` (+amount, "
+        f"spendable; the answer) and `reference` + `{PENDING_REFERENCE_SUFFIX}` (−amount, pending). Keyed by "
+        f"`reference`.")
 LEDGER = Route("GET", "/internal/credits/ledger", LedgerEntries, query=LedgerQuery, idempotent=True,
                doc="The entry of a reference, or a user's entries newest first.")
 OTP_SEND = Route("POST", "/internal/otp/send", OtpSent, 202, body=OtpSendBody,
@@ -274,5 +338,5 @@ STRIPE_WEBHOOK = Route(
     doc=f"Stripe's raw body and its `{STRIPE_SIGNATURE_HEADER}` header, passed through unchanged (the signature covers "
         "the exact bytes). Each event id is applied once.")
 
-ROUTES = (REGISTER, LOGIN, REFRESH, GET_USER, USER_BY_EMAIL, DEBIT, CREDIT, LEDGER, OTP_SEND, OTP_VERIFY, TOPUP,
-          STRIPE_WEBHOOK)
+ROUTES = (REGISTER, LOGIN, REFRESH, GET_USER, USER_BY_EMAIL, DEBIT, CREDIT, RELEASE_PENDING, LEDGER, OTP_SEND,
+          OTP_VERIFY, TOPUP, STRIPE_WEBHOOK)

@@ -24,14 +24,17 @@ def run(url, sql, **params):
     engine.dispose()
 
 
-def new_user(urls, balance, ledger):
+def new_user(urls, balance, ledger, pending=0, pending_ledger=()):
+    """A user holding `balance` spendable and `pending` pending credits, with the given rows of each account."""
     user = str(uuid.uuid4())
-    run(urls["user-service"], "INSERT INTO users (user_id, email, password_hash, phone, role, credit_balance) "
-        "VALUES (:u, :e, 'x', '+6590000000', 'fan', :b)", u=user, e=f"{user}@example.com", b=balance)
-    for i, amount in enumerate(ledger):
+    run(urls["user-service"], "INSERT INTO users (user_id, email, password_hash, phone, role, credit_balance, "
+        "pending_credits) VALUES (:u, :e, 'x', '+6590000000', 'fan', :b, :p)", u=user, e=f"{user}@example.com",
+        b=balance, p=pending)
+    rows = [(amount, "spendable") for amount in ledger] + [(amount, "pending") for amount in pending_ledger]
+    for i, (amount, account) in enumerate(rows):
         run(urls["user-service"], "INSERT INTO credit_ledger (entry_id, user_id, amount, balance_after, reason, "
-            "reference) VALUES (:i, :u, :a, 0, 'test', :r)", i=str(uuid.uuid4()), u=user, a=amount,
-            r=f"test:{user}:{i}")
+            "reference, account) VALUES (:i, :u, :a, 0, 'test', :r, :acc)", i=str(uuid.uuid4()), u=user, a=amount,
+            r=f"test:{user}:{i}", acc=account)
     return user
 
 
@@ -51,16 +54,20 @@ def violations(urls):
 
 def test_consistent_books_have_no_violations(urls):
     user = new_user(urls, 100, [100, -30, 30])
+    # Proceeds of 80, 50 of them released: each account adds up on its own.
+    seller = new_user(urls, 150, [100, 50], pending=30, pending_ledger=[80, -50])
     seat = new_seat(urls)
     held = new_seat(urls, "HELD", hold=str(uuid.uuid4()), held_by=user, held_until_sql="now() + interval '1 minute'")
-    assert [v for v in violations(urls) if user in v.message or seat in v.message or held in v.message] == []
+    assert [v for v in violations(urls)
+            if any(x in v.message for x in (user, seller, seat, held))] == []
 
 
 def test_each_kind_of_violation_is_reported(urls):
     # 2: a seat sold with no confirmed order
     sold_seat = new_seat(urls, "SOLD", owner=str(uuid.uuid4()), hold=str(uuid.uuid4()))
-    # 3: a balance that its ledger does not explain
+    # 3: a balance that its ledger does not explain, and pending credits that theirs do not
     drifted = new_user(urls, 500, [100])
+    pending_drifted = new_user(urls, 100, [100], pending=40, pending_ledger=[30])
     # 4: a hold long past its end
     held_user = str(uuid.uuid4())
     stuck = new_seat(urls, "HELD", hold=str(uuid.uuid4()), held_by=held_user,
@@ -71,9 +78,12 @@ def test_each_kind_of_violation_is_reported(urls):
         run(urls["inventory-service"], "INSERT INTO entry_logs (seat_id, hall_id, result) VALUES (:s, :h, "
             "'CHECKED_IN')", s=twice, h=str(uuid.uuid4()))
 
-    found = {(v.invariant, next((x for x in (sold_seat, drifted, stuck, twice) if x in v.message), None))
-             for v in violations(urls)}
-    assert {(2, sold_seat), (3, drifted), (4, stuck), (5, twice)} <= found
+    found = violations(urls)
+    named = {(v.invariant, next((x for x in (sold_seat, drifted, pending_drifted, stuck, twice) if x in v.message),
+                                None)) for v in found}
+    assert {(2, sold_seat), (3, drifted), (3, pending_drifted), (4, stuck), (5, twice)} <= named
+    assert [v.message for v in found if pending_drifted in v.message] == [
+        f"user {pending_drifted} pending_credits 40 != pending ledger sum 30"]
 
 
 def test_the_audit_command_exits_non_zero_on_a_violation(urls):

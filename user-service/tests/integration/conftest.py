@@ -80,8 +80,12 @@ class Users:
     def balance(self, user_id: str) -> int:
         return self.sql("SELECT credit_balance FROM users WHERE user_id = :u", {"u": user_id})[0][0]
 
-    def ledger_sum(self, user_id: str) -> int:
-        return self.sql("SELECT coalesce(sum(amount), 0) FROM credit_ledger WHERE user_id = :u", {"u": user_id})[0][0]
+    def pending(self, user_id: str) -> int:
+        return self.sql("SELECT pending_credits FROM users WHERE user_id = :u", {"u": user_id})[0][0]
+
+    def ledger_sum(self, user_id: str, account: str = "spendable") -> int:
+        return self.sql("SELECT coalesce(sum(amount), 0) FROM credit_ledger WHERE user_id = :u AND account = :a",
+                        {"u": user_id, "a": account})[0][0]
 
     def outbox(self, phone: str) -> list[str]:
         with self.container.uow() as uow:

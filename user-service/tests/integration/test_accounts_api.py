@@ -31,7 +31,8 @@ def test_register_then_login_issues_a_token_pair_for_a_fan_with_no_credits(clien
 
     profile = client.get(f"/internal/users/{user_id}").get_json()
     assert profile == {"user_id": user_id, "email": email, "phone": "+6591234567", "role": "fan",
-                       "credit_balance": 0, "is_flagged": False, "created_at": profile["created_at"]}
+                       "credit_balance": 0, "pending_credits": 0, "is_flagged": False,
+                       "created_at": profile["created_at"]}
 
 
 def test_the_email_is_stored_lower_cased_and_login_accepts_any_case(client, users):

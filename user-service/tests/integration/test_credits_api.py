@@ -23,7 +23,7 @@ def test_a_debit_takes_the_credits_and_records_one_negative_ledger_entry(client,
     assert resp.status_code == 200
     body = resp.get_json()
     assert body == {"entry_id": body["entry_id"], "user_id": user["user_id"], "amount": -30, "balance": 70,
-                    "reference": reference, "applied": True}
+                    "reference": reference, "account": "spendable", "applied": True}
     assert users.balance(user["user_id"]) == 70
     entries = client.get(LEDGER, query_string={"reference": reference}).get_json()["entries"]
     assert [(e["entry_id"], e["amount"], e["balance_after"], e["reason"]) for e in entries] == \
@@ -196,6 +196,8 @@ def test_every_balance_equals_the_sum_of_its_ledger_entries(users):
     users.new(credits=5)
     mismatches = users.sql("""
         SELECT u.user_id FROM users u LEFT JOIN credit_ledger l ON l.user_id = u.user_id
-        GROUP BY u.user_id, u.credit_balance HAVING u.credit_balance <> coalesce(sum(l.amount), 0)""")
+        GROUP BY u.user_id, u.credit_balance, u.pending_credits
+        HAVING u.credit_balance <> coalesce(sum(l.amount) FILTER (WHERE l.account = 'spendable'), 0)
+            OR u.pending_credits <> coalesce(sum(l.amount) FILTER (WHERE l.account = 'pending'), 0)""")
     assert mismatches == []
     assert users.sql("SELECT count(*) FROM credit_ledger WHERE balance_after IS NULL")[0][0] == 0

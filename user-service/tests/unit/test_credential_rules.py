@@ -1,6 +1,6 @@
 import pytest
 
-from trcontracts.users import normalize_email, password_problem, phone_problem
+from trcontracts.users import Account, normalize_email, password_problem, phone_problem
 from user_service.domain.model import LedgerEntry
 
 
@@ -33,9 +33,10 @@ def test_emails_are_normalised_to_lower_case_without_surrounding_spaces():
     assert normalize_email("  Fan.One@Example.COM ") == "fan.one@example.com"
 
 
-def test_a_ledger_reference_replayed_for_another_user_or_amount_is_not_the_same_request():
-    entry = LedgerEntry("e", "u1", -50, 950, "order", "order:1:debit", None)
-    assert entry.is_same_request("u1", -50)
-    assert not entry.is_same_request("u2", -50)
-    assert not entry.is_same_request("u1", -51)
-    assert not entry.is_same_request("u1", 50)
+def test_a_ledger_reference_replayed_for_another_user_amount_or_account_is_not_the_same_request():
+    entry = LedgerEntry("e", "u1", -50, 950, "order", "order:1:debit", Account.SPENDABLE, None)
+    assert entry.is_same_request("u1", -50, Account.SPENDABLE)
+    assert not entry.is_same_request("u2", -50, Account.SPENDABLE)
+    assert not entry.is_same_request("u1", -51, Account.SPENDABLE)
+    assert not entry.is_same_request("u1", 50, Account.SPENDABLE)
+    assert not entry.is_same_request("u1", -50, Account.PENDING)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from trcommon.db import UNIQUE_VIOLATION, sqlstate
+from trcontracts.users import Account
 
 from ..domain.errors import EmailTaken, UserNotFound
 from ..domain.model import LedgerEntry, User
@@ -18,12 +19,16 @@ from .tables import credit_ledger, otp_codes, sms_outbox, stripe_events, stripe_
 FOREIGN_KEY_VIOLATION = "23503"
 
 _USER_COLUMNS = (users.c.user_id, users.c.email, users.c.password_hash, users.c.phone, users.c.role,
-                 users.c.credit_balance, users.c.is_flagged, users.c.created_at)
+                 users.c.credit_balance, users.c.pending_credits, users.c.is_flagged, users.c.created_at)
 _LEDGER_COLUMNS = (credit_ledger.c.entry_id, credit_ledger.c.user_id, credit_ledger.c.amount,
                    credit_ledger.c.balance_after, credit_ledger.c.reason, credit_ledger.c.reference,
-                   credit_ledger.c.created_at)
+                   credit_ledger.c.account, credit_ledger.c.created_at)
 _OTP_COLUMNS = (otp_codes.c.otp_id, otp_codes.c.user_id, otp_codes.c.purpose, otp_codes.c.code_hash,
                 otp_codes.c.expires_at, otp_codes.c.attempts, otp_codes.c.used_at, otp_codes.c.created_at)
+
+
+def _ledger_entry(row) -> LedgerEntry:
+    return LedgerEntry(**{**row._mapping, "account": Account(row.account)})
 
 
 def _constraint(exc: IntegrityError) -> str | None:
@@ -77,37 +82,38 @@ class LedgerRepository:
     def __init__(self, conn: Connection):
         self._conn = conn
 
-    def add(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str,
+    def add(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str, account: Account,
             not_after: datetime | None = None) -> LedgerEntry | None:
         """Claim `reference` with a new entry; None when the reference already exists (the caller's retry, or
         a concurrent request with the same reference, which this insert waits for) or, with `not_after`, when
         the database clock has passed it (the caller tells the two apart with `get`)."""
         c = credit_ledger.c
-        values = sa.select(*(sa.literal(v, col.type).label(col.name) for v, col in (
-            (entry_id, c.entry_id), (user_id, c.user_id), (amount, c.amount), (reason, c.reason),
-            (reference, c.reference))))
+        columns = ((entry_id, c.entry_id), (user_id, c.user_id), (amount, c.amount), (reason, c.reason),
+                   (reference, c.reference), (str(account), c.account))
+        values = sa.select(*(sa.literal(v, col.type).label(col.name) for v, col in columns))
         if not_after is not None:
             values = values.where(sa.func.clock_timestamp() <= not_after)
         try:
             row = self._conn.execute(
                 insert(credit_ledger)
-                .from_select(["entry_id", "user_id", "amount", "reason", "reference"], values)
+                .from_select([col.name for _, col in columns], values)
                 .on_conflict_do_nothing(index_elements=[credit_ledger.c.reference])
                 .returning(*_LEDGER_COLUMNS)).first()
         except IntegrityError as exc:
             if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
                 raise UserNotFound() from None
             raise
-        return LedgerEntry(**row._mapping) if row else None
+        return _ledger_entry(row) if row else None
 
     def apply_to_balance(self, entry: LedgerEntry) -> int | None:
-        """Move the user's balance by the entry's amount and record the new balance on the entry, in one
+        """Move the balance of the entry's account by its amount and record the new balance on the entry, in one
         statement. None, and nothing changed, when the balance would go below zero: the conditional UPDATE is
         what makes concurrent debits safe (each re-checks the row after waiting for the lock)."""
+        balance = users.c.pending_credits if entry.account == Account.PENDING else users.c.credit_balance
         moved = (sa.update(users)
-                 .where(users.c.user_id == entry.user_id, users.c.credit_balance + entry.amount >= 0)
-                 .values(credit_balance=users.c.credit_balance + entry.amount, updated_at=sa.func.now())
-                 .returning(users.c.user_id, users.c.credit_balance.label("balance"))
+                 .where(users.c.user_id == entry.user_id, balance + entry.amount >= 0)
+                 .values({balance: balance + entry.amount, users.c.updated_at: sa.func.now()})
+                 .returning(users.c.user_id, balance.label("balance"))
                  .cte("moved"))
         row = self._conn.execute(
             sa.update(credit_ledger)
@@ -118,13 +124,13 @@ class LedgerRepository:
 
     def get(self, reference: str) -> LedgerEntry | None:
         row = self._conn.execute(sa.select(*_LEDGER_COLUMNS).where(credit_ledger.c.reference == reference)).first()
-        return LedgerEntry(**row._mapping) if row else None
+        return _ledger_entry(row) if row else None
 
     def for_user(self, user_id: str, limit: int, offset: int) -> list[LedgerEntry]:
         rows = self._conn.execute(sa.select(*_LEDGER_COLUMNS).where(credit_ledger.c.user_id == user_id)
                                   .order_by(credit_ledger.c.created_at.desc(), credit_ledger.c.entry_id)
                                   .limit(limit).offset(offset))
-        return [LedgerEntry(**row._mapping) for row in rows]
+        return [_ledger_entry(row) for row in rows]
 
 
 class OtpRepository:

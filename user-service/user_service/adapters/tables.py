@@ -20,10 +20,14 @@ users = sa.Table(
     sa.Column("is_flagged", sa.Boolean, nullable=False, server_default=sa.false()),
     _created_at(),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # A seller's transfer proceeds until the dispute window ends (docs/design.md, money); like credit_balance,
+    # the sum of the user's ledger rows of its account.
+    sa.Column("pending_credits", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("email", name="uq_users_email"),
     sa.CheckConstraint("email = lower(email)", name="ck_users_email_lowercase"),
     sa.CheckConstraint("role IN ('fan', 'scanner', 'admin')", name="ck_users_role"),
     sa.CheckConstraint("credit_balance >= 0", name="ck_users_credit_balance_non_negative"),
+    sa.CheckConstraint("pending_credits >= 0", name="ck_users_pending_credits_non_negative"),
 )
 
 credit_ledger = sa.Table(
@@ -36,9 +40,12 @@ credit_ledger = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("reference", sa.Text, nullable=False),
     _created_at(),
+    # Which of the user's balances the row moves (and `balance_after` reports).
+    sa.Column("account", sa.Text, nullable=False, server_default="spendable"),
     sa.UniqueConstraint("reference", name="uq_credit_ledger_reference"),
     sa.CheckConstraint("amount <> 0", name="ck_credit_ledger_amount_non_zero"),
     sa.CheckConstraint("balance_after >= 0", name="ck_credit_ledger_balance_after_non_negative"),
+    sa.CheckConstraint("account IN ('spendable', 'pending')", name="ck_credit_ledger_account"),
 )
 sa.Index("ix_credit_ledger_user_created", credit_ledger.c.user_id, credit_ledger.c.created_at)
 

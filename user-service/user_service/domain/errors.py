@@ -41,8 +41,13 @@ class InsufficientCredits(_DefaultMessage, PaymentRequired):
     code, default_message = UserError.INSUFFICIENT_CREDITS, "not enough credits"
 
 
+class InsufficientPendingCredits(_DefaultMessage, PaymentRequired):
+    code, default_message = UserError.INSUFFICIENT_PENDING_CREDITS, "not enough pending credits"
+
+
 class ReferenceConflict(_DefaultMessage, Conflict):
-    code, default_message = UserError.REFERENCE_CONFLICT, "this reference was already used for another user or amount"
+    code = UserError.REFERENCE_CONFLICT
+    default_message = "this reference was already used for another user, amount or account"
 
 
 class OtpRequired(_DefaultMessage, PreconditionRequired):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from trcontracts.users import Account
+
 ROLES = ("fan", "scanner", "admin")
 
 
@@ -16,13 +18,14 @@ class User:
     phone: str
     role: str
     credit_balance: int
+    pending_credits: int
     is_flagged: bool
     created_at: datetime
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One balance change. `amount` is signed: debits are negative."""
+    """One change of one of the user's two balances (`account`). `amount` is signed: debits are negative."""
 
     entry_id: str
     user_id: str
@@ -30,11 +33,13 @@ class LedgerEntry:
     balance_after: int | None
     reason: str
     reference: str
+    account: Account
     created_at: datetime
 
-    def is_same_request(self, user_id: str, amount: int) -> bool:
-        """A reference names one change: reusing it for another user or amount is a caller bug, not a retry."""
-        return self.user_id == user_id and self.amount == amount
+    def is_same_request(self, user_id: str, amount: int, account: Account) -> bool:
+        """A reference names one change: reusing it for another user, amount or account is a caller bug, not a
+        retry."""
+        return self.user_id == user_id and self.amount == amount and self.account == account
 
 
 @dataclass(frozen=True)

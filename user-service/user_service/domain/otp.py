@@ -13,6 +13,8 @@ from trcontracts.users import OTP_CODE_DIGITS
 from .errors import OtpAlreadyUsed, OtpExpired, OtpInvalid, OtpLocked, OtpSendLimit
 
 SEND_WINDOW = timedelta(hours=1)
+# What checking a code can answer besides success: none sent, already used, wrong, locked, expired.
+REFUSALS = (OtpInvalid, OtpExpired, OtpLocked)
 
 
 def generate_code() -> str:

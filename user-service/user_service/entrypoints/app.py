@@ -18,7 +18,8 @@ MAX_BODY_BYTES = 1024 * 1024
 def _change(change: BalanceChange) -> users.BalanceChange:
     entry = change.entry
     return users.BalanceChange(entry_id=entry.entry_id, user_id=entry.user_id, amount=entry.amount,
-                               balance=entry.balance_after, reference=entry.reference, applied=change.applied)
+                               balance=entry.balance_after, reference=entry.reference, account=entry.account,
+                               applied=change.applied)
 
 
 def create_app(settings: UserSettings | None = None, container: Container | None = None) -> Flask:
@@ -49,12 +50,19 @@ def create_app(settings: UserSettings | None = None, container: Container | None
 
     @serve(api, users.DEBIT)
     def debit(body: users.DebitBody):
+        parties = None if body.otp_parties is None else {str(p.user_id): p.code for p in body.otp_parties}
         return _change(services.debit(c, str(body.user_id), body.amount, body.reference, body.reason,
-                                      body.otp_purpose, body.otp_code, body.not_after))
+                                      account=body.account, otp_purpose=body.otp_purpose, otp_code=body.otp_code,
+                                      otp_parties=parties, not_after=body.not_after))
 
     @serve(api, users.CREDIT)
     def credit(body: users.CreditBody):
-        return _change(services.credit(c, str(body.user_id), body.amount, body.reference, body.reason))
+        return _change(services.credit(c, str(body.user_id), body.amount, body.reference, body.reason,
+                                       body.account))
+
+    @serve(api, users.RELEASE_PENDING)
+    def release_pending(body: users.ReleaseBody):
+        return _change(services.release_pending(c, str(body.user_id), body.amount, body.reference, body.reason))
 
     @serve(api, users.LEDGER)
     def ledger(query: users.LedgerQuery):

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from trcommon.auth import Principal
 from trcommon.errors import Unauthorized
-from trcontracts.users import UserError, normalize_email
+from trcontracts.users import PENDING_REFERENCE_SUFFIX, Account, UserError, normalize_email
 
 from ..adapters.stripe_gateway import PaymentIntent
 from ..domain import otp, payments
 from ..domain.errors import (
     DeadlinePassed,
     InsufficientCredits,
+    InsufficientPendingCredits,
     InvalidCredentials,
-    OtpAlreadyUsed,
+    OtpExpired,
     OtpInvalid,
+    OtpLocked,
     OtpProviderUnavailable,
     OtpRequired,
     PaymentsNotConfigured,
@@ -106,72 +109,101 @@ def get_user_by_email(c: Container, email: str) -> User:
 
 # --- credits -----------------------------------------------------------------------------------------------------
 
-def _replayed(existing: LedgerEntry, user_id: str, amount: int) -> BalanceChange:
-    if not existing.is_same_request(user_id, amount):
+def _replayed(existing: LedgerEntry, user_id: str, amount: int, account: Account) -> BalanceChange:
+    if not existing.is_same_request(user_id, amount, account):
         raise ReferenceConflict()
     return BalanceChange(existing, applied=False)
 
 
-def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, reference: str,
+def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, reference: str, account: Account,
            not_after: datetime | None = None) -> BalanceChange:
-    """Claim the reference with a ledger row, then move the balance; the caller commits only if applied.
-    With `not_after`, a new change is refused once the database clock has passed it (a replay still answers)."""
-    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, not_after)
+    """Claim the reference with a ledger row, then move the account's balance; the caller commits only if
+    applied. With `not_after`, a new change is refused once the database clock has passed it (a replay still
+    answers)."""
+    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, account, not_after)
     if entry is None:
         existing = uow.ledger.get(reference)
         if existing is not None:
-            return _replayed(existing, user_id, amount)
+            return _replayed(existing, user_id, amount, account)
         if not_after is not None:
             raise DeadlinePassed()
         # Only if a row could vanish between the two statements; ledger rows are never deleted.
         raise ReferenceConflict("the reference is being used concurrently; retry")
     balance = uow.ledger.apply_to_balance(entry)
     if balance is None:
-        raise InsufficientCredits()
+        raise InsufficientPendingCredits() if account == Account.PENDING else InsufficientCredits()
     return BalanceChange(replace(entry, balance_after=balance), applied=True)
 
 
-def credit(c: Container, user_id: str, amount: int, reference: str, reason: str) -> BalanceChange:
+def credit(c: Container, user_id: str, amount: int, reference: str, reason: str,
+           account: Account = Account.SPENDABLE) -> BalanceChange:
     with c.uow() as uow:
-        change = _apply(uow, user_id, amount, reason, reference)
+        change = _apply(uow, user_id, amount, reason, reference, account)
         if change.applied:
             uow.commit()
         return change
 
 
-def debit(c: Container, user_id: str, amount: int, reference: str, reason: str, otp_purpose: str | None = None,
-          otp_code: str | None = None, not_after: datetime | None = None) -> BalanceChange:
-    """Take `amount` credits once per reference. With `otp_purpose`, a flagged user must also present a valid
-    code for it; the code is consumed only if the debit is applied (a 402 leaves it usable). With `not_after`
-    (the end of the seat hold being paid for) no new debit lands after that instant."""
+def debit(c: Container, user_id: str, amount: int, reference: str, reason: str,
+          account: Account = Account.SPENDABLE, otp_purpose: str | None = None, otp_code: str | None = None,
+          otp_parties: Mapping[str, str] | None = None, not_after: datetime | None = None) -> BalanceChange:
+    """Take `amount` credits from `account` once per reference. With `otp_purpose`, a flagged user must also
+    present a valid code for it (`otp_code`), and each of `otp_parties` ({user_id: code}, e.g. a transfer's seller
+    and buyer) must, flagged or not. The codes are checked in the debit's transaction and used only if the debit is
+    applied (a 402 leaves them usable). With `not_after` (the end of the seat hold being paid for) no new debit
+    lands after that instant."""
+    codes = dict(otp_parties or {})
     code_needed = False
     with c.uow() as uow:
         if otp_purpose:
             user = _existing_user(uow, user_id)
-            if user.is_flagged:
-                # A retry of an applied debit returns the stored result and asks for no code.
-                existing = uow.ledger.get(reference)
-                if existing is not None:
-                    return _replayed(existing, user_id, -amount)
+            if user.is_flagged and user_id not in codes:
                 if otp_code:
-                    try:
-                        _consume_otp(c, uow, user, otp_purpose, otp_code)
-                    except OtpAlreadyUsed:
-                        # A concurrent twin of this request may have used the code for this very reference:
-                        # then this is a retry, answered from the ledger (now committed and visible).
-                        existing = uow.ledger.get(reference)
-                        if existing is None:
-                            raise
-                        return _replayed(existing, user_id, -amount)
+                    codes[user_id] = otp_code
                 else:
                     code_needed = True
+        if codes or code_needed:
+            # A retry of an applied debit returns the stored result and looks at no code.
+            existing = uow.ledger.get(reference)
+            if existing is not None:
+                return _replayed(existing, user_id, -amount, account)
         if not code_needed:
-            change = _apply(uow, user_id, -amount, reason, reference, not_after)
+            if codes:
+                try:
+                    _check_codes(c, uow, otp_purpose, codes, name_parties=otp_parties is not None)
+                except otp.REFUSALS:
+                    # A concurrent twin of this request may have used the codes for this very reference: then
+                    # this is a retry, answered from the ledger (committed with the codes, so visible now).
+                    existing = uow.ledger.get(reference)
+                    if existing is None:
+                        raise
+                    return _replayed(existing, user_id, -amount, account)
+            change = _apply(uow, user_id, -amount, reason, reference, account, not_after)
             if change.applied:
                 uow.commit()
             return change
     expires_at = send_otp(c, user_id, otp_purpose)
     raise OtpRequired(details={"otp_purpose": otp_purpose, "expires_at": expires_at.isoformat()})
+
+
+def release_pending(c: Container, user_id: str, amount: int, reference: str, reason: str) -> BalanceChange:
+    """Move `amount` of the user's pending credits to their spendable balance, once per reference: a spendable
+    row under `reference` and a pending row under its pending twin, in one transaction, so that each balance
+    stays the sum of its account's rows. The answer is the spendable row."""
+    pending_reference = reference + PENDING_REFERENCE_SUFFIX
+    with c.uow() as uow:
+        released = _apply(uow, user_id, amount, reason, reference, Account.SPENDABLE)
+        if not released.applied:
+            # A retry, but only if the reference was a release: a plain credit under it moved no pending credits.
+            pending = uow.ledger.get(pending_reference)
+            if pending is None or not pending.is_same_request(user_id, -amount, Account.PENDING):
+                raise ReferenceConflict()
+            return released
+        if not _apply(uow, user_id, -amount, reason, pending_reference, Account.PENDING).applied:
+            # The twin reference was used on its own: taking it as done would create credits.
+            raise ReferenceConflict(f"{pending_reference} was already used")
+        uow.commit()
+        return released
 
 
 def ledger_entries(c: Container, reference: str | None, user_id: str | None, limit: int,
@@ -220,25 +252,51 @@ def send_otp(c: Container, user_id: str, purpose: str) -> datetime:
     return challenge.expires_at
 
 
-def _consume_otp(c: Container, uow: UserUnitOfWork, user: User, purpose: str, code: str) -> None:
-    """Check `code` for `purpose` and mark it used in the caller's transaction. A wrong code is counted and
-    committed at once (the request then fails, but the try must stay counted)."""
-    challenge = uow.otps.current_for_update(user.user_id, purpose)
-    if challenge is None:
-        raise OtpInvalid("no code was sent for this purpose")
+def _check_codes(c: Container, uow: UserUnitOfWork, purpose: str, codes: Mapping[str, str],
+                 name_parties: bool = False) -> None:
+    """The one check of one-time codes: `codes[user_id]` must be the valid, unused code last sent to that user for
+    `purpose`, for every user given. All are marked used in the caller's transaction, so they are used only if
+    what they authorise commits with them. If any is refused none is used: each wrong one is counted and committed
+    at once (the request fails, but a try must stay counted), and the first refusal in the order given is raised;
+    with `name_parties` its details list every refused party."""
+    holders = {user_id: _existing_user(uow, user_id) for user_id in codes}
+    max_attempts = c.settings.otp_max_attempts
+    usable: list[OtpChallenge] = []
+    refused: dict[str, OtpInvalid | OtpExpired | OtpLocked] = {}
+    counted = False
+    # Locked in one order whatever the caller's, so that concurrent checks of the same codes cannot deadlock.
+    for user_id in sorted(codes):
+        challenge = uow.otps.current_for_update(user_id, purpose)
+        try:
+            if challenge is None:
+                raise OtpInvalid("no code was sent for this purpose")
+            # Read after the lock: a wait for a concurrent check must not stretch the code's life.
+            challenge.ensure_usable(_now(), max_attempts)
+            if not c.otp_provider.verify(challenge, holders[user_id].phone, codes[user_id]):
+                uow.otps.record_failure(challenge.otp_id)
+                counted = True
+                raise otp.wrong_code(challenge, max_attempts)
+        except otp.REFUSALS as refusal:
+            refused[user_id] = refusal
+        else:
+            usable.append(challenge)
+    if refused:
+        if counted:
+            uow.commit()
+        in_order = [user_id for user_id in codes if user_id in refused]
+        first = refused[in_order[0]]
+        if name_parties:
+            first.details = {"parties": [{"user_id": user_id, "code": str(refused[user_id].code),
+                                          "message": refused[user_id].message} for user_id in in_order]}
+        raise first
     now = _now()
-    challenge.ensure_usable(now, c.settings.otp_max_attempts)
-    if not c.otp_provider.verify(challenge, user.phone, code):
-        uow.otps.record_failure(challenge.otp_id)
-        uow.commit()
-        raise otp.wrong_code(challenge, c.settings.otp_max_attempts)
-    uow.otps.mark_used(challenge.otp_id, now)
+    for challenge in usable:
+        uow.otps.mark_used(challenge.otp_id, now)
 
 
 def verify_otp(c: Container, user_id: str, purpose: str, code: str) -> None:
     with c.uow() as uow:
-        user = _existing_user(uow, user_id)
-        _consume_otp(c, uow, user, purpose, code)
+        _check_codes(c, uow, purpose, {user_id: code})
         uow.commit()
 
 
@@ -271,7 +329,7 @@ def _credit_payment(c: Container, uow: UserUnitOfWork, payment: CompletedPayment
         log.warning("payment for an unknown user not credited", extra={"payment_id": payment.payment_id})
         return "unknown_user"
     try:
-        change = _apply(uow, user_id, payment.amount, payments.TOPUP_REASON, payment.reference)
+        change = _apply(uow, user_id, payment.amount, payments.TOPUP_REASON, payment.reference, Account.SPENDABLE)
     except ReferenceConflict:
         # Another event credited this payment with another amount or user: keep the first, flag this one.
         log.error("payment already credited differently", extra={"payment_id": payment.payment_id})
