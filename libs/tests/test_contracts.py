@@ -125,8 +125,13 @@ def test_a_transfer_transition_names_a_known_state_and_step_and_a_timestamp():
 
 def test_debits_are_strict_positive_amounts_up_to_the_cap():
     assert users.DebitBody.model_validate(debit_body(amount=users.MAX_AMOUNT)).amount == users.MAX_AMOUNT
-    for amount in (0, users.MAX_AMOUNT + 1, "50", 50.5):
+    for amount in (users.MAX_AMOUNT + 1, "50", 50.5, -1):
         assert refused(users.DebitBody, debit_body(amount=amount)) == ["amount"]
+    # Zero is a gift's confirmation: only with every party's code.
+    assert refused(users.DebitBody, debit_body(amount=0)) == [""]
+    gift = debit_body(amount=0, otp_purpose="transfer:t1", otp_parties=[
+        {"user_id": "6f2a1a56-4c1f-4bd1-9a43-2f4c7c1e0a01", "code": "123456"}])
+    assert users.DebitBody.model_validate(gift).amount == 0
 
 
 def test_debit_otp_fields_and_deadline_have_their_formats():

@@ -150,7 +150,10 @@ class OtpParty(BaseModel):
 
 class DebitBody(CreditBody):
     """`otp_parties` needs `otp_purpose` and names each user once; the debited user's code is given in
-    `otp_parties` or in `otp_code`, not both."""
+    `otp_parties` or in `otp_code`, not both. `amount` may be 0 only with `otp_parties`: a gift's debit, which
+    moves nothing but records that every party confirmed it."""
+
+    amount: Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
 
     otp_purpose: Purpose | None = None
     otp_code: Code | None = None
@@ -160,6 +163,8 @@ class DebitBody(CreditBody):
     @model_validator(mode="after")
     def _parties(self):
         if self.otp_parties is None:
+            if self.amount == 0:
+                raise ValueError("amount must be greater than 0 (0 only for a gift confirmed with otp_parties)")
             return self
         if self.otp_purpose is None:
             raise ValueError("otp_parties needs otp_purpose")

@@ -240,3 +240,22 @@ def test_an_unknown_party_is_404_before_any_code_is_looked_at(client, users):
     resp = client.post(DEBIT, json=body)
     assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "USER_NOT_FOUND"
     assert t.code_state(t.buyer) == (0, False)
+
+
+def test_a_gifts_zero_debit_records_both_parties_confirmation_and_moves_nothing(client, users):
+    t = Transfer(client, users, buyer_credits=0)
+    resp = t.confirm(amount=0)
+    assert resp.status_code == 200, resp.get_json()
+    assert (resp.get_json()["amount"], resp.get_json()["applied"]) == (0, True)
+    assert t.states() == ((0, True), (0, True)) and t.debits() == 1
+    assert users.balance(t.buyer["user_id"]) == 0
+    wrong_gift = Transfer(client, users, buyer_credits=0)
+    resp = wrong_gift.confirm(amount=0, buyer_code=wrong(wrong_gift.buyer_code))
+    assert resp.status_code == 403 and wrong_gift.debits() == 0
+
+
+def test_a_zero_debit_without_every_partys_code_is_refused(client, users):
+    buyer = users.new(credits=10)
+    resp = client.post(DEBIT, json={"user_id": buyer["user_id"], "amount": 0, "reference": "transfer:x:debit",
+                                    "reason": "gift"})
+    assert resp.status_code == 400

@@ -43,7 +43,9 @@ credit_ledger = sa.Table(
     # Which of the user's balances the row moves (and `balance_after` reports).
     sa.Column("account", sa.Text, nullable=False, server_default="spendable"),
     sa.UniqueConstraint("reference", name="uq_credit_ledger_reference"),
-    sa.CheckConstraint("amount <> 0", name="ck_credit_ledger_amount_non_zero"),
+    # Zero only for a gift's debit row, which records that both parties confirmed the transfer.
+    sa.CheckConstraint("amount <> 0 OR reference LIKE 'transfer:%\\:debit'",
+                       name="ck_credit_ledger_amount_non_zero"),
     sa.CheckConstraint("balance_after >= 0", name="ck_credit_ledger_balance_after_non_negative"),
     sa.CheckConstraint("account IN ('spendable', 'pending')", name="ck_credit_ledger_account"),
 )
