@@ -24,6 +24,9 @@ E2E_ENV = {
     "HOLD_TTL_SECONDS": "3",
     "OTP_TTL_SECONDS": "60",
     "QR_TTL_SECONDS": "30",
+    # Transfers wait 8 s for their codes, and sellers' proceeds stay pending (disputable) for 6 s.
+    "TRANSFER_TTL_SECONDS": "8",
+    "TRANSFER_DISPUTE_WINDOW_SECONDS": "6",
     "ARGON2_TIME_COST": "1",
     "ARGON2_MEMORY_COST": "8192",
     "RECOVERY_INTERVAL_SECONDS": "0.5",

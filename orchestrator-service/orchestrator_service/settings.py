@@ -1,4 +1,6 @@
-from pydantic import model_validator
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from trcommon.settings import DEV_QR_SECRET, CommonSettings
 
@@ -15,7 +17,11 @@ class OrchestratorSettings(CommonSettings):
     hold_ttl_seconds: int = 300
     qr_ttl_seconds: int = 30
     qr_secret: str = DEV_QR_SECRET
-    transfer_ttl_seconds: int = 900
+    # Fan-to-fan transfers (docs/transfers.md): how long a transfer waits for both codes; the most a seller may ask
+    # ("face": the seat's price; "none": no cap); how long the seller's proceeds stay pending and disputable.
+    transfer_ttl_seconds: int = Field(900, ge=1)
+    transfer_price_cap: Literal["face", "none"] = "face"
+    transfer_dispute_window_seconds: int = Field(7 * 24 * 3600, ge=0)
     # Recovery pass (orchestrator-worker): how often, and how long a charging saga may sit still before the
     # pass drives it to an end. Must exceed internal_timeout_seconds so an in-flight call is never overtaken.
     recovery_interval_seconds: float = 1.0

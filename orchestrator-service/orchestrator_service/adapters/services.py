@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Mapping
 
+from trcommon.errors import AppError
 from trcommon.http_client import ServiceClient
 from trcontracts import events, orders, users
 
@@ -25,15 +26,32 @@ class UserService:
     def get_user(self, user_id: str) -> users.User:
         return self.http.call(users.GET_USER, path={"user_id": user_id})
 
+    def find_by_email(self, email: str) -> users.User | None:
+        try:
+            return self.http.call(users.USER_BY_EMAIL, query={"email": email})
+        except AppError as err:
+            if err.code == users.UserError.USER_NOT_FOUND:
+                return None
+            raise
+
     def debit(self, user_id: str, amount: int, reference: str, reason: str, *, otp_purpose: str | None = None,
-              otp_code: str | None = None, not_after: datetime | None = None) -> users.BalanceChange:
+              otp_code: str | None = None, otp_parties: list[dict] | None = None, not_after: datetime | None = None,
+              account: users.Account = users.Account.SPENDABLE) -> users.BalanceChange:
         return self.http.call(users.DEBIT, {
             "user_id": user_id, "amount": amount, "reference": reference, "reason": reason,
-            "otp_purpose": otp_purpose, "otp_code": otp_code if otp_purpose else None, "not_after": not_after})
+            "otp_purpose": otp_purpose, "otp_code": otp_code if otp_purpose and not otp_parties else None,
+            "otp_parties": otp_parties, "not_after": not_after, "account": account})
 
-    def credit(self, user_id: str, amount: int, reference: str, reason: str) -> users.BalanceChange:
+    def credit(self, user_id: str, amount: int, reference: str, reason: str,
+               account: users.Account = users.Account.SPENDABLE) -> users.BalanceChange:
         return self.http.call(users.CREDIT, {"user_id": user_id, "amount": amount, "reference": reference,
-                                             "reason": reason})
+                                             "reason": reason, "account": account})
+
+    def release_pending(self, user_id: str, amount: int, reference: str) -> users.BalanceChange:
+        return self.http.call(users.RELEASE_PENDING, {"user_id": user_id, "amount": amount, "reference": reference})
+
+    def send_otp(self, user_id: str, purpose: str) -> users.OtpSent:
+        return self.http.call(users.OTP_SEND, {"user_id": user_id, "purpose": purpose})
 
     def ledger(self, reference: str) -> list[users.LedgerEntry]:
         return self.http.call(users.LEDGER, query={"reference": reference}).entries
@@ -70,6 +88,39 @@ class OrderService:
 
     def stale(self, grace_seconds: float, limit: int = 100) -> list[orders.Order]:
         return self.http.call(orders.STALE_ORDERS, query={"grace_seconds": grace_seconds, "limit": limit}).orders
+
+
+    # --- transfers ----------------------------------------------------------------------------------------------
+
+    def create_transfer(self, transfer: Mapping) -> orders.Transfer:
+        return self.http.call(orders.CREATE_TRANSFER, transfer)
+
+    def get_transfer(self, transfer_id: str) -> orders.Transfer:
+        return self.http.call(orders.GET_TRANSFER, path={"transfer_id": transfer_id})
+
+    def list_transfers(self, **query) -> list[orders.Transfer]:
+        return self.http.call(orders.LIST_TRANSFERS, query=query).transfers
+
+    def begin_confirm(self, transfer_id: str, user_id: str) -> orders.Transfer:
+        return self.http.call(orders.BEGIN_CONFIRM, {"user_id": user_id}, path={"transfer_id": transfer_id})
+
+    def transition_transfer(self, transfer_id: str, to: orders.TransferStatus, *, reason: str | None = None,
+                            release_at: datetime | None = None, resolution: str | None = None,
+                            expected_step: orders.TransferStep | None = None) -> orders.Transfer:
+        return self.http.call(orders.TRANSFER_TRANSITION, {
+            "to": to, "reason": reason, "release_at": release_at.isoformat() if release_at else None,
+            "resolution": resolution,
+            "expected_step": expected_step}, path={"transfer_id": transfer_id})
+
+    def begin_reverse(self, transfer_id: str) -> orders.Transfer:
+        return self.http.call(orders.BEGIN_REVERSE, path={"transfer_id": transfer_id})
+
+    def mark_released(self, transfer_id: str) -> orders.Transfer:
+        return self.http.call(orders.MARK_RELEASED, path={"transfer_id": transfer_id})
+
+    def stale_transfers(self, grace_seconds: float, limit: int = 100) -> list[orders.Transfer]:
+        return self.http.call(orders.STALE_TRANSFERS,
+                              query={"grace_seconds": grace_seconds, "limit": limit}).transfers
 
 
 class EventService:

@@ -1,4 +1,4 @@
-"""The public API (SPEC §6). Routes only translate: parse, call one service-layer function, shape the reply.
+"""The public API (README; /openapi.json). Routes only translate: parse, call one service-layer function, shape the reply.
 
 Identity always comes from a verified JWT; in local mode this process is the edge, so it enforces the same
 token rules Kong enforces in the containerised deployment (and it re-verifies behind Kong too).
@@ -13,14 +13,15 @@ from trcommon.web import create_flask_app, health_blueprint, json_reply, parse_b
 from trcontracts import users
 
 from ..bootstrap import Container, bootstrap
-from ..service_layer import catalog, purchase
+from ..service_layer import catalog, purchase, tickets, transfers
 from ..settings import OrchestratorSettings
 from . import openapi
-from .schemas import LoginBody, PayBody, RefreshBody, RegisterBody, ReserveBody, TopupBody, Page
+from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, Page, PayBody, RefreshBody,
+                      RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody)
 
 
 # What `/me` shows of the account (users.User has more, e.g. created_at).
-PROFILE_FIELDS = {"user_id", "email", "phone", "role", "credit_balance", "is_flagged"}
+PROFILE_FIELDS = {"user_id", "email", "phone", "role", "credit_balance", "pending_credits", "is_flagged"}
 
 
 def auth_routes(c: Container) -> Blueprint:
@@ -98,6 +99,67 @@ def purchase_routes(c: Container) -> Blueprint:
     return bp
 
 
+def transfer_routes(c: Container) -> Blueprint:
+    bp = Blueprint("transfers", __name__)
+    authed = require_auth(c.tokens)
+
+    @bp.post("/transfer/initiate")
+    @authed
+    def initiate():
+        body, p = parse_body(InitiateTransferBody), current_principal()
+        return jsonify(transfers.initiate(c, p.user_id, p.role, body.seat_id, body.buyer_email, body.amount)), 201
+
+    @bp.post("/transfer/confirm")
+    @authed
+    def confirm():
+        body = parse_body(ConfirmTransferBody)
+        return jsonify(transfers.confirm(c, current_principal().user_id, body.transfer_id, body.seller_otp,
+                                         body.buyer_otp))
+
+    @bp.post("/transfer/cancel")
+    @authed
+    def cancel():
+        body, p = parse_body(TransferIdBody), current_principal()
+        return jsonify(transfers.cancel(c, p.user_id, p.role, body.transfer_id))
+
+    @bp.post("/transfer/dispute")
+    @authed
+    def dispute():
+        body, p = parse_body(DisputeBody), current_principal()
+        return jsonify(transfers.dispute(c, p.user_id, p.role, body.transfer_id, body.reason))
+
+    @bp.post("/transfer/reverse")
+    @authed
+    def reverse():
+        body = parse_body(TransferIdBody)
+        return jsonify(transfers.reverse(c, current_principal().role, body.transfer_id))
+
+    @bp.post("/transfer/resolve")
+    @authed
+    def resolve():
+        body = parse_body(ResolveBody)
+        return jsonify(transfers.resolve(c, current_principal().role, body.transfer_id, body.resolution))
+
+    @bp.get("/transfers/<transfer_id>")
+    @authed
+    def get_transfer(transfer_id: str):
+        p = current_principal()
+        return jsonify(transfers.get(c, p.user_id, p.role, transfer_id))
+
+    @bp.get("/me/transfers")
+    @authed
+    def my_transfers():
+        page = parse_query(Page)
+        return jsonify({"transfers": transfers.mine(c, current_principal().user_id, page.limit, page.offset)})
+
+    @bp.get("/me/tickets")
+    @authed
+    def my_tickets():
+        return jsonify({"tickets": tickets.my_tickets(c, current_principal().user_id)})
+
+    return bp
+
+
 def credit_routes(c: Container) -> Blueprint:
     bp = Blueprint("credits", __name__)
 
@@ -118,7 +180,8 @@ def credit_routes(c: Container) -> Blueprint:
 def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
     settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
     app = create_flask_app(settings.service_name, settings)
-    for bp in (auth_routes(c), event_routes(c), purchase_routes(c), credit_routes(c), openapi.docs_blueprint()):
+    for bp in (auth_routes(c), event_routes(c), purchase_routes(c), transfer_routes(c), credit_routes(c),
+               openapi.docs_blueprint()):
         app.register_blueprint(bp)
     app.register_blueprint(health_blueprint({
         "user-service": c.users.http.health, "order-service": c.orders.http.health,

@@ -7,17 +7,20 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from .schemas import LoginBody, PayBody, RefreshBody, RegisterBody, ReserveBody, TopupBody
+from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, Profile, RefreshBody,
+                      RegisterBody, ReserveBody, ResolveBody, TicketList, TopupBody, TransferIdBody, TransferList,
+                      TransferView)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 BEARER = [{"bearerAuth": []}]
 
-# (method, path, summary, request model, success status, auth, error statuses)
+# (method, path, summary, request model, success status, auth, error statuses[, answer model])
 ROUTES = [
     ("post", "/auth/register", "Create a fan account", RegisterBody, 201, False, [400, 409]),
     ("post", "/auth/login", "Log in; returns access and refresh tokens", LoginBody, 200, False, [400, 401]),
     ("post", "/auth/refresh", "Exchange a refresh token for a new access token", RefreshBody, 200, False, [401]),
-    ("get", "/me", "The caller's profile, credit balance, role and flag", None, 200, True, [401]),
+    ("get", "/me", "The caller's profile: spendable and pending credits, role and flag", None, 200, True, [401],
+     Profile),
     ("get", "/events", "List events", None, 200, False, []),
     ("get", "/events/{event_id}", "One event, with hall_id and venue_id", None, 200, False, [404]),
     ("get", "/events/{event_id}/seats", "The seat map of an event", None, 200, False, [404, 503]),
@@ -27,6 +30,25 @@ ROUTES = [
      [400, 401, 402, 403, 404, 410, 428, 429, 503]),
     ("get", "/orders/{order_id}", "One of the caller's orders", None, 200, True, [401, 404]),
     ("get", "/me/orders", "The caller's orders, newest first", None, 200, True, [401]),
+    ("get", "/me/tickets", "The seats the caller owns or holds, with their event and any pending transfer", None,
+     200, True, [401], TicketList),
+    ("post", "/transfer/initiate", "Offer an owned ticket to another fan for 0..face value credits; sends both "
+     "parties a code", InitiateTransferBody, 201, True, [400, 401, 403, 404, 409], TransferView),
+    ("post", "/transfer/confirm", "Complete a transfer with both parties' codes: the buyer pays, the ticket moves "
+     "(every earlier QR dies), the seller's proceeds stay pending through the dispute window", ConfirmTransferBody,
+     200, True, [400, 401, 402, 403, 404, 409, 410, 429, 503], TransferView),
+    ("post", "/transfer/cancel", "The seller withdraws a transfer still waiting for its codes", TransferIdBody, 200,
+     True, [400, 401, 403, 404, 409], TransferView),
+    ("post", "/transfer/dispute", "Seller or buyer disputes a completed transfer while the window is open",
+     DisputeBody, 200, True, [400, 401, 404, 409, 410], TransferView),
+    ("post", "/transfer/reverse", "Admin: give a disputed ticket back and refund the buyer from the pending proceeds",
+     TransferIdBody, 200, True, [400, 401, 403, 404, 409, 503], TransferView),
+    ("post", "/transfer/resolve", "Admin: close a dispute without reversal (the transfer stays COMPLETED)",
+     ResolveBody, 200, True, [400, 401, 403, 404, 409], TransferView),
+    ("get", "/transfers/{transfer_id}", "A transfer the caller is a party to (admins: any)", None, 200, True,
+     [401, 404], TransferView),
+    ("get", "/me/transfers", "The caller's transfers, as seller or buyer, newest first", None, 200, True, [401],
+     TransferList),
     ("post", "/credits/topup", "Start a Stripe top-up; returns the PaymentIntent client_secret", TopupBody, 201,
      True, [400, 401, 503]),
     ("post", "/webhooks/stripe", "Stripe webhook (signature-verified)", None, 200, False, [400, 503]),
@@ -39,8 +61,14 @@ def build_document() -> dict:
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}}
     paths: dict = {}
-    for method, path, summary, model, ok, auth, errors in ROUTES:
+    for method, path, summary, model, ok, auth, errors, *answer in ROUTES:
         op: dict = {"summary": summary, "responses": {str(ok): {"description": "success"}}}
+        if answer:
+            schemas.update(answer[0].model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {}))
+            schemas[answer[0].__name__] = answer[0].model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas[answer[0].__name__].pop("$defs", None)
+            op["responses"][str(ok)]["content"] = {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{answer[0].__name__}"}}}
         for status in errors:
             op["responses"][str(status)] = {"description": "error",
                                             "content": {"application/json": {"schema": ERROR}}}

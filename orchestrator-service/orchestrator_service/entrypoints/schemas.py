@@ -40,3 +40,89 @@ class TopupBody(BaseModel):
 class Page(BaseModel):
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0)
+
+
+# --- transfers --------------------------------------------------------------------------------------------------
+
+OtpCode = Field(pattern=users.OTP_CODE_PATTERN.pattern, examples=["123456"])
+
+
+class InitiateTransferBody(BaseModel):
+    seat_id: str = Field(pattern=UUID_PATTERN)
+    buyer_email: str = Field(min_length=3, max_length=254, examples=["fan2@demo.test"])
+    # strict: "50" or 50.0 is refused, not converted; 0 is a gift
+    amount: int = Field(strict=True, ge=0, le=1_000_000_000,
+                        description="credits the buyer pays: 0 (a gift) up to the seat's face value")
+
+
+class ConfirmTransferBody(BaseModel):
+    transfer_id: str = Field(pattern=UUID_PATTERN)
+    seller_otp: str = OtpCode
+    buyer_otp: str = OtpCode
+
+
+class TransferIdBody(BaseModel):
+    transfer_id: str = Field(pattern=UUID_PATTERN)
+
+
+class DisputeBody(TransferIdBody):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ResolveBody(TransferIdBody):
+    resolution: str = Field(min_length=1, max_length=500, description="why the dispute is closed without reversal")
+
+
+# --- answers (documented in /openapi.json) ------------------------------------------------------------------------
+
+class TransferView(BaseModel):
+    transfer_id: str
+    seat_id: str
+    event_id: str
+    seller_user_id: str
+    buyer_user_id: str
+    amount: int
+    status: str = Field(description="PENDING_OTP, COMPLETED, DISPUTED, REVERSED, CANCELLED or EXPIRED")
+    expires_at: str = Field(description="a PENDING_OTP transfer not confirmed by then ends EXPIRED")
+    dispute_reason: str | None
+    resolution: str | None
+    completed_at: str | None
+    release_at: str | None = Field(description="when the seller's pending proceeds become spendable")
+    released_at: str | None
+    failure_reason: str | None
+    created_at: str
+    updated_at: str
+
+
+class TransferList(BaseModel):
+    transfers: list[TransferView]
+
+
+class TicketView(BaseModel):
+    seat_id: str
+    event_id: str
+    event_name: str | None
+    hall_id: str | None
+    starts_at: str | None
+    section: str
+    row: str
+    number: int
+    price: int
+    status: str = Field(description="HELD (not paid yet), SOLD or CHECKED_IN")
+    ticket_version: int
+    held_until: str | None
+    pending_transfer: TransferView | None
+
+
+class TicketList(BaseModel):
+    tickets: list[TicketView]
+
+
+class Profile(BaseModel):
+    user_id: str
+    email: str
+    phone: str
+    role: str
+    credit_balance: int = Field(description="spendable credits")
+    pending_credits: int = Field(description="transfer proceeds not yet released (the dispute window is open)")
+    is_flagged: bool

@@ -5,5 +5,6 @@ from __future__ import annotations
 from trcommon.saga import Saga
 
 from .purchase import PURCHASE
+from .transfers import CONFIRM, RELEASE, REVERSAL
 
-SAGAS: tuple[Saga, ...] = (PURCHASE,)
+SAGAS: tuple[Saga, ...] = (PURCHASE, CONFIRM, REVERSAL, RELEASE)

@@ -21,3 +21,28 @@ def test_protected_routes_declare_bearer_auth_and_public_ones_do_not():
 def test_path_parameters_are_declared():
     op = build_document()["paths"]["/events/{event_id}/seats"]["get"]
     assert op["parameters"][0]["name"] == "event_id"
+
+
+def test_every_reference_in_the_document_resolves():
+    import json
+    import re
+
+    doc = build_document()
+    for ref in set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(doc))):
+        assert ref in doc["components"]["schemas"], ref
+
+
+def test_transfer_and_ticket_routes_document_their_request_and_answer():
+    paths = build_document()["paths"]
+    for path, method in (("/transfer/initiate", "post"), ("/transfer/confirm", "post"), ("/transfer/cancel", "post"),
+                         ("/transfer/dispute", "post"), ("/transfer/reverse", "post"),
+                         ("/transfers/{transfer_id}", "get"), ("/me/transfers", "get"), ("/me/tickets", "get"),
+                         ("/me", "get")):
+        op = paths[path][method]
+        ok = next(status for status in op["responses"] if status.startswith("2"))
+        assert "$ref" in op["responses"][ok]["content"]["application/json"]["schema"], path
+        assert op["security"] == [{"bearerAuth": []}]
+        if method == "post":
+            assert "requestBody" in op, path
+    me = build_document()["components"]["schemas"]["Profile"]
+    assert {"credit_balance", "pending_credits"} <= set(me["properties"])
