@@ -9,6 +9,11 @@ It reads each service's database directly (an operator tool, read-only) and repo
      of the ledger rows of that account, and neither is negative
   4. every hold ends: no HELD seat and no PENDING order more than TOLERANCE past held_until
   5. a ticket is checked in at most once
+  7. every transfer moved money once each way as its state says (debit and pending credit when completed, both
+     undone when reversed or called off, the release once when released), the seat's owner is the buyer of its
+     last completed transfer (the seller again if it was reversed), and every change of owner bumped the
+     ticket_version, so no code issued before a transfer admits anyone
+  (6, convergence after a crash, is what the e2e crash tests check by running this audit at their end.)
 Usage: python -m trcommon.audit [--tolerance-seconds N]
 """
 from __future__ import annotations
@@ -57,8 +62,11 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
                        "held_until < now() - make_interval(secs => :t) AS overdue FROM seats", t=tol)
     orders = _rows(orders_db, "SELECT order_id::text, user_id::text, seat_id::text, amount, status, payment_state, "
                               "held_until < now() - make_interval(secs => :t) AS overdue FROM orders", t=tol)
-    transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, buyer_user_id::text, status "
-                                 "FROM transfers")
+    transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, seller_user_id::text, "
+                                 "buyer_user_id::text, amount, status, step, completed_at, released_at, "
+                                 "expires_at < now() - make_interval(secs => :t) AS overdue FROM transfers", t=tol)
+    changes = _rows(inv, "SELECT change_key, seat_id::text FROM ownership_changes")
+    versions = {r["seat_id"]: r["ticket_version"] for r in _rows(inv, "SELECT seat_id::text, ticket_version FROM seats")}
     ledger = _rows(users_db, "SELECT user_id::text, amount, reference, account FROM credit_ledger")
     users = _rows(users_db, "SELECT user_id::text, credit_balance, pending_credits FROM users")
     checkins = _rows(inv, "SELECT seat_id, count(*) AS n FROM entry_logs WHERE result = 'CHECKED_IN' "
@@ -69,7 +77,8 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     for o in orders:
         if o["status"] == OrderStatus.CONFIRMED:
             confirmed_by_seat[o["seat_id"]].append(o)
-    completed_transfer_seats = {t["seat_id"] for t in transfers if t["status"] == TransferStatus.COMPLETED}
+    # Seats that changed hands by transfer: their owner is checked against the transfers (invariant 7).
+    transferred_seats = {t["seat_id"] for t in transfers if t["status"] in MOVED}
     refs = Counter(e["reference"] for e in ledger)
 
     # 1. never sold twice (seat_id is the primary key of seats, so one row = at most one live hold)
@@ -85,7 +94,7 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
                 v.append(Violation(2, f"seat {s['seat_id']} is {s['status']} with {len(confirmed)} CONFIRMED orders"))
                 continue
             order = confirmed[0]
-            if order["user_id"] != s["owner_user_id"] and s["seat_id"] not in completed_transfer_seats:
+            if order["user_id"] != s["owner_user_id"] and s["seat_id"] not in transferred_seats:
                 v.append(Violation(2, f"seat {s['seat_id']} is owned by {s['owner_user_id']} but was bought by "
                                       f"{order['user_id']} with no completed transfer"))
     seat_by_id = {s["seat_id"]: s for s in seats}
@@ -131,9 +140,88 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     for c in checkins:
         v.append(Violation(5, f"seat {c['seat_id']} was checked in {c['n']} times"))
 
+    # 7. transfers: money moved once each way, ownership follows the last transfer, every move bumped the version
+    v += _transfer_violations(transfers, ledger, changes, seat_by_id, versions)
+
     stats = {"seats": len(seats), "sold": sum(s["status"] in SOLD for s in seats),
-             "orders": len(orders), "ledger_entries": len(ledger), "users": len(users)}
+             "orders": len(orders), "transfers": len(transfers), "ledger_entries": len(ledger), "users": len(users)}
     return v, stats
+
+
+MOVED = (TransferStatus.COMPLETED, TransferStatus.DISPUTED, TransferStatus.REVERSED)
+ENDED_UNMOVED = (TransferStatus.CANCELLED, TransferStatus.EXPIRED)
+
+
+def _transfer_violations(transfers: list[dict], ledger: list[dict], changes: list[dict], seat_by_id: dict,
+                         versions: dict) -> list[Violation]:
+    v: list[Violation] = []
+    rows: dict[str, dict[str, dict]] = defaultdict(dict)    # transfer id → step name → its ledger row
+    for e in ledger:
+        parts = e["reference"].split(":", 2)
+        if parts[0] == "transfer" and len(parts) == 3:
+            rows[parts[1]][parts[2]] = e
+    by_id = {t["transfer_id"]: t for t in transfers}
+    for transfer_id in rows.keys() - by_id.keys():
+        v.append(Violation(7, f"ledger entries transfer:{transfer_id}:… refer to no transfer"))
+    change_keys = {c["change_key"] for c in changes}
+    changes_per_seat = Counter(c["seat_id"] for c in changes)
+
+    for t in transfers:
+        tid, amount, status = t["transfer_id"], t["amount"], t["status"]
+        got = rows.get(tid, {})
+        # what each row must be: (user, amount, account)
+        expected = {"debit": (t["buyer_user_id"], -amount, Account.SPENDABLE),
+                    "credit": (t["seller_user_id"], amount, Account.PENDING),
+                    "refund": (t["buyer_user_id"], amount, Account.SPENDABLE),
+                    "uncredit": (t["seller_user_id"], -amount, Account.PENDING),
+                    "release": (t["seller_user_id"], amount, Account.SPENDABLE),
+                    "release:pending": (t["seller_user_id"], -amount, Account.PENDING)}
+        for step, e in got.items():
+            want = expected.get(step)
+            if want is None or (e["user_id"], e["amount"], e["account"]) != want:
+                v.append(Violation(7, f"transfer {tid}: ledger row {e['reference']} is {e['amount']} "
+                                      f"{e['account']} for {e['user_id']}, expected {want}"))
+        money = amount > 0
+        has = set(got)
+        if status in MOVED:
+            must = {"debit"} | ({"credit"} if money else set())
+            if status == TransferStatus.REVERSED and money:
+                must |= {"refund", "uncredit"}
+            elif money and t["released_at"] is not None:
+                must |= {"release", "release:pending"}
+            if has != must:
+                v.append(Violation(7, f"transfer {tid} is {status} with ledger rows {sorted(has)}, expected "
+                                      f"{sorted(must)}"))
+            keys = [f"transfer:{tid}:move-ticket"] + (
+                [f"transfer:{tid}:return-ticket"] if status == TransferStatus.REVERSED else [])
+            for key in keys:
+                if key not in change_keys:
+                    v.append(Violation(7, f"transfer {tid} is {status} but its ticket move {key} never happened"))
+        elif status in ENDED_UNMOVED:
+            undone = ("debit" not in has or "refund" in has or not money) and ("credit" not in has or "uncredit" in has)
+            if not undone or has & {"release", "release:pending"}:
+                v.append(Violation(7, f"transfer {tid} is {status} but its ledger rows {sorted(has)} were not undone"))
+            if f"transfer:{tid}:move-ticket" in change_keys and f"transfer:{tid}:return-ticket" not in change_keys:
+                v.append(Violation(7, f"transfer {tid} is {status} but moved its ticket"))
+        elif status == TransferStatus.PENDING_OTP and t["overdue"]:
+            v.append(Violation(7, f"transfer {tid} is still {status} after it expired"))
+
+    # The owner of a seat that changed hands is the buyer of its last completed transfer (the seller again if
+    # that one was reversed); every change of owner gave the ticket a new version, so no older code admits anyone.
+    last: dict[str, dict] = {}
+    for t in sorted((t for t in transfers if t["status"] in MOVED), key=lambda t: t["completed_at"]):
+        last[t["seat_id"]] = t
+    for seat_id, t in last.items():
+        seat = seat_by_id.get(seat_id)
+        owner = t["seller_user_id"] if t["status"] == TransferStatus.REVERSED else t["buyer_user_id"]
+        if seat is None or seat["owner_user_id"] != owner:
+            v.append(Violation(7, f"seat {seat_id} is owned by {seat['owner_user_id'] if seat else 'nobody'}, but "
+                                  f"its last transfer {t['transfer_id']} ({t['status']}) says {owner}"))
+    for seat_id, n in changes_per_seat.items():
+        if versions.get(seat_id) != 1 + n:
+            v.append(Violation(7, f"seat {seat_id} changed owner {n} times but its ticket_version is "
+                                  f"{versions.get(seat_id)}"))
+    return v
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,3 +94,57 @@ def test_the_audit_command_exits_non_zero_on_a_violation(urls):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "VIOLATION (invariant 3)" in out.stdout
+
+
+def ledger_row(urls, user, amount, reference, account="spendable"):
+    run(urls["user-service"], "INSERT INTO credit_ledger (entry_id, user_id, amount, balance_after, reason, reference, "
+        "account) VALUES (:i, :u, :a, 0, 'test', :r, :acc)", i=str(uuid.uuid4()), u=user, a=amount, r=reference,
+        acc=account)
+
+
+def sold_then_transferred(urls, status="COMPLETED", amount=40, rows=("debit", "credit"), moved=True, version=2,
+                          owner="buyer"):
+    """A seat bought by a seller and transferred to a buyer, with the given ledger rows and seat state."""
+    seller, buyer = new_user(urls, 0, []), new_user(urls, 0, [])
+    order, transfer = str(uuid.uuid4()), str(uuid.uuid4())
+    seat = new_seat(urls, "SOLD", owner=buyer if owner == "buyer" else seller, hold=order)
+    run(urls["order-service"], "INSERT INTO orders (order_id, user_id, seat_id, event_id, amount, status, "
+        "payment_state, held_until) VALUES (:o, :u, :s, :e, 50, 'CONFIRMED', 'CHARGING', now())",
+        o=order, u=seller, s=seat, e=str(uuid.uuid4()))
+    ledger_row(urls, seller, -50, f"order:{order}:debit")
+    run(urls["order-service"], "INSERT INTO transfers (transfer_id, seat_id, event_id, seller_user_id, buyer_user_id, "
+        "amount, face_value, status, step, expires_at, completed_at, release_at) VALUES (:t, :s, :e, :se, :b, :a, 50, "
+        ":st, 'CONFIRMING', now(), now(), now() + interval '1 day')",
+        t=transfer, s=seat, e=str(uuid.uuid4()), se=seller, b=buyer, a=amount, st=status)
+    signs = {"debit": (buyer, -amount, "spendable"), "credit": (seller, amount, "pending"),
+             "refund": (buyer, amount, "spendable"), "uncredit": (seller, -amount, "pending")}
+    for step in rows:
+        user, value, account = signs[step]
+        ledger_row(urls, user, value, f"transfer:{transfer}:{step}", account)
+    if moved:
+        run(urls["inventory-service"], "INSERT INTO ownership_changes (change_key, seat_id, from_user_id, to_user_id, "
+            "ticket_version) VALUES (:k, :s, :f, :t, 2)", k=f"transfer:{transfer}:move-ticket", s=seat, f=seller,
+            t=buyer)
+    run(urls["inventory-service"], "UPDATE seats SET ticket_version = :v WHERE seat_id = :s", v=version, s=seat)
+    return transfer, seat
+
+
+def test_a_consistent_transfer_has_no_violations(urls):
+    transfer, seat = sold_then_transferred(urls)
+    assert [v for v in violations(urls) if transfer in v.message or seat in v.message] == []
+
+
+def test_each_kind_of_transfer_violation_is_reported(urls):
+    unpaid, _ = sold_then_transferred(urls, rows=("debit",))                      # the seller was never credited
+    wrong_owner, wrong_seat = sold_then_transferred(urls, owner="seller")         # the ticket did not follow
+    stale, stale_seat = sold_then_transferred(urls, version=1)                    # old codes would still work
+    kept, _ = sold_then_transferred(urls, status="EXPIRED", rows=("debit",), moved=False, owner="seller")
+    found = violations(urls)
+
+    def about(x):
+        return [v.message for v in found if v.invariant == 7 and x in v.message]
+
+    assert about(unpaid) == [f"transfer {unpaid} is COMPLETED with ledger rows ['debit'], expected ['credit', 'debit']"]
+    assert about(wrong_seat) and "its last transfer" in about(wrong_seat)[0]
+    assert about(stale_seat) == [f"seat {stale_seat} changed owner 1 times but its ticket_version is 1"]
+    assert about(kept) == [f"transfer {kept} is EXPIRED but its ledger rows ['debit'] were not undone"]
