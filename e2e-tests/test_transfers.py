@@ -189,6 +189,23 @@ def test_an_unconfirmed_transfer_expires_and_the_seat_can_be_offered_again(api, 
     offered(api, seller, ev.seat_ids[0], buyer, 10)
 
 
+def test_a_party_whose_code_expired_gets_a_new_one_that_works(api, fresh_event, engines):
+    ev, seller = owned_seat(api, fresh_event)
+    buyer = buyer_with(api, 100)
+    transfer_id = offered(api, seller, ev.seat_ids[0], buyer, 20)
+    old = code_for(engines, buyer.phone, transfer_id)
+    r = api.post("/transfer/codes", buyer.token, json={"transfer_id": transfer_id})
+    assert r.status_code == 202 and r.json()["sent"] is True, r.text
+    new = code_for(engines, buyer.phone, transfer_id)
+    if new != old:      # the new code replaces the old one
+        assert confirm(api, engines, buyer, transfer_id, seller, buyer, buyer_code=old).status_code == 403
+    assert confirm(api, engines, buyer, transfer_id, seller, buyer, buyer_code=new).status_code == 200
+    r = api.post("/transfer/codes", buyer.token, json={"transfer_id": transfer_id})
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "TRANSFER_NOT_PENDING"), r.text
+    stranger = register_and_login(api)
+    assert api.post("/transfer/codes", stranger.token, json={"transfer_id": transfer_id}).status_code == 404
+
+
 def test_refusals_change_nothing(api, fresh_event, engines):
     ev, seller = owned_seat(api, fresh_event, price=50)
     buyer = buyer_with(api, 100)

@@ -44,7 +44,7 @@ PROTECTED_ENDPOINTS = [
     ("GET", "/me"), ("GET", "/me/orders"), ("GET", "/me/tickets"), ("GET", "/orders/{id}"),
     ("GET", "/tickets/{seat_id}/qr"), ("POST", "/reserve"), ("POST", "/pay"), ("POST", "/transfer/initiate"),
     ("POST", "/transfer/confirm"), ("POST", "/transfer/cancel"), ("POST", "/transfer/dispute"),
-    ("POST", "/transfer/reverse"), ("POST", "/transfer/resolve"), ("GET", "/transfers/{id}"), ("GET", "/me/transfers"), ("POST", "/verify"),
+    ("POST", "/transfer/reverse"), ("POST", "/transfer/resolve"), ("POST", "/transfer/codes"), ("GET", "/transfers/{id}"), ("GET", "/me/transfers"), ("POST", "/verify"),
     ("POST", "/credits/topup"),
 ]
 # Internal service endpoints: never routed.

@@ -116,6 +116,12 @@ def transfer_routes(c: Container) -> Blueprint:
         return jsonify(transfers.confirm(c, current_principal().user_id, body.transfer_id, body.seller_otp,
                                          body.buyer_otp))
 
+    @bp.post("/transfer/codes")
+    @authed
+    def resend_code():
+        body, p = parse_body(TransferIdBody), current_principal()
+        return jsonify(transfers.resend_code(c, p.user_id, p.role, body.transfer_id)), 202
+
     @bp.post("/transfer/cancel")
     @authed
     def cancel():

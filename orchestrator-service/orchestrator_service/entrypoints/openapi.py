@@ -37,6 +37,8 @@ ROUTES = [
     ("post", "/transfer/confirm", "Complete a transfer with both parties' codes: the buyer pays, the ticket moves "
      "(every earlier QR dies), the seller's proceeds stay pending through the dispute window", ConfirmTransferBody,
      200, True, [400, 401, 402, 403, 404, 409, 410, 429, 503], TransferView),
+    ("post", "/transfer/codes", "A party asks for a new code for a transfer still waiting for its codes (codes live "
+     "OTP_TTL_SECONDS; sends are capped per hour)", TransferIdBody, 202, True, [400, 401, 403, 404, 409, 429, 503]),
     ("post", "/transfer/cancel", "The seller withdraws a transfer still waiting for its codes", TransferIdBody, 200,
      True, [400, 401, 403, 404, 409], TransferView),
     ("post", "/transfer/dispute", "Seller or buyer disputes a completed transfer while the window is open",

@@ -242,6 +242,17 @@ def _transfer_id(value: str) -> str:
         raise rules.TransferNotFound("no such transfer") from None
 
 
+def resend_code(c: Container, user_id: str, role: str, transfer_id: str) -> dict:
+    """A party's code expired or got lost: a new one, to them only (sends are capped per hour by user-service)."""
+    tr = _mine(c, user_id, role, transfer_id)
+    if user_id not in (tr.seller_user_id, tr.buyer_user_id):
+        raise Forbidden("only the seller or the buyer gets a code for a transfer", code="NOT_A_PARTY")
+    if tr.status != TransferStatus.PENDING_OTP:
+        raise Conflict(f"this transfer is {tr.status}; it needs no code", code="TRANSFER_NOT_PENDING")
+    sent = c.users.send_otp(user_id, rules.otp_purpose(tr.transfer_id))
+    return {"transfer_id": tr.transfer_id, "sent": True, "expires_at": sent.model_dump(mode="json")["expires_at"]}
+
+
 def cancel(c: Container, user_id: str, role: str, transfer_id: str) -> dict:
     tr = _mine(c, user_id, role, transfer_id)
     if tr.seller_user_id != user_id:
