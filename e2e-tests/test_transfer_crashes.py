@@ -224,6 +224,10 @@ def _reversal_dies_then_everything_comes_back_once(w: World, landed):
     dies(lambda: crashing.post("/transfer/reverse", admin, json={"transfer_id": d.transfer_id}))
     assert transfer_row(w.engines, d.transfer_id)["step"] == "REVERSING"
     assert landed(d), "the crash came before the step it is named after had taken effect"
+    # Once a reversal has begun the dispute can only end reversed: closing it the other way now would leave a
+    # returned ticket, or a refunded buyer, on a transfer that releases the seller's proceeds.
+    r = w.api.post("/transfer/resolve", admin, json={"transfer_id": d.transfer_id, "resolution": "the sale stands"})
+    assert r.status_code == 409, r.text
     row = ended(w.engines, d.transfer_id, 15, leaving="DISPUTED")
     assert row["status"] == "REVERSED", row
     assert_reversed_once(w.api, w.engines, d)
