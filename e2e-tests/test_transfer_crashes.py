@@ -9,6 +9,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -140,13 +141,19 @@ class World:
         return a_deal(self.api, self.fresh_event, self.engines, offer)
 
 
-def dying_after_the_record_before_the_codes_expires_it_with_nothing_moved(w: World):
+def an_initiate_dying(w: World) -> Deal:
+    """The seller's offer, made through the crashing orchestrator: its answer never comes, but its record is there."""
     crashing = w.crashing()
     d = w.deal(offer=False)
     dies(lambda: initiate(crashing, d.seller, d.seat_id, d.buyer, AMOUNT))
-    [t] = api_transfers(w.api, d.seller)
-    d.transfer_id = t["transfer_id"]
+    [t] = w.api.get("/me/transfers", d.seller.token).json()["transfers"]
     assert t["status"] == "PENDING_OTP"
+    d.transfer_id = t["transfer_id"]
+    return d
+
+
+def dying_after_the_record_before_the_codes_expires_it_with_nothing_moved(w: World):
+    d = an_initiate_dying(w)
     with w.engines["user-service"].connect() as conn:       # no code was sent: nobody can confirm it
         assert conn.execute(sa.text("SELECT count(*) FROM sms_outbox WHERE body LIKE :t"),
                             {"t": f"%transfer:{d.transfer_id}%"}).scalar_one() == 0
@@ -156,16 +163,8 @@ def dying_after_the_record_before_the_codes_expires_it_with_nothing_moved(w: Wor
     offered(w.api, d.seller, d.seat_id, d.buyer, AMOUNT)      # the seat can be offered again
 
 
-def api_transfers(api, fan) -> list[dict]:
-    return api.get("/me/transfers", fan.token).json()["transfers"]
-
-
 def dying_after_the_codes_leaves_an_offer_the_parties_can_confirm(w: World):
-    crashing = w.crashing()
-    d = w.deal(offer=False)
-    dies(lambda: initiate(crashing, d.seller, d.seat_id, d.buyer, AMOUNT))
-    [t] = api_transfers(w.api, d.seller)
-    d.transfer_id = t["transfer_id"]
+    d = an_initiate_dying(w)
     # The seller's retry finds the offer open; both codes were sent, so the parties can go on with it.
     r = initiate(w.api, d.seller, d.seat_id, d.buyer, AMOUNT)
     assert (r.status_code, r.json()["error"]["code"]) == (409, "TRANSFER_ALREADY_OPEN"), r.text
@@ -187,34 +186,23 @@ def dying_after_the_confirm_began_expires_it_after_the_fence_with_nothing_charge
     assert_confirm_refused(w.api, w.engines, d)
 
 
-def _confirm_dies_then_it_completes_once(w: World, landed):
+def a_confirm_dying_after_its_debit_completes_once(w: World, landed):
     crashing = w.crashing()
     d = w.deal()
     dies(lambda: confirm_of(crashing, w.engines, d))
-    assert landed(d), "the crash came before the step it is named after had taken effect"
+    assert landed(w, d), "the crash came before the step it is named after had taken effect"
     row = ended(w.engines, d.transfer_id, 15)
     assert row["status"] == "COMPLETED", row
     assert_completed_once(w.api, w.engines, d)
     assert_confirm_repeats_completed(w.api, w.engines, d)
 
 
-def dying_after_the_debit_completes_it_once(w: World):
-    _confirm_dies_then_it_completes_once(
-        w, lambda d: ledger_refs(w.engines, f"transfer:{d.transfer_id}:debit"))
 
-
-def dying_after_the_credit_completes_it_once(w: World):
-    _confirm_dies_then_it_completes_once(
-        w, lambda d: ledger_refs(w.engines, f"transfer:{d.transfer_id}:credit"))
-
-
-def dying_after_the_ticket_moved_completes_it_once(w: World):
-    _confirm_dies_then_it_completes_once(w, lambda d: owner(w.engines, d.seat_id) == d.buyer.user_id)
 
 
 # --- the reversal saga ---------------------------------------------------------------------------------------------
 
-def _reversal_dies_then_everything_comes_back_once(w: World, landed):
+def a_reversal_dying_once_begun_reverses_once(w: World, landed):
     crashing = w.crashing()          # started first: the dispute window is short
     d = w.deal()
     assert confirm_of(w.api, w.engines, d).status_code == 200
@@ -223,7 +211,7 @@ def _reversal_dies_then_everything_comes_back_once(w: World, landed):
     admin = login(w.api, "admin@demo.test")
     dies(lambda: crashing.post("/transfer/reverse", admin, json={"transfer_id": d.transfer_id}))
     assert transfer_row(w.engines, d.transfer_id)["step"] == "REVERSING"
-    assert landed(d), "the crash came before the step it is named after had taken effect"
+    assert landed(w, d), "the crash came before the step it is named after had taken effect"
     # Once a reversal has begun the dispute can only end reversed: closing it the other way now would leave a
     # returned ticket, or a refunded buyer, on a transfer that releases the seller's proceeds.
     r = w.api.post("/transfer/resolve", admin, json={"transfer_id": d.transfer_id, "resolution": "the sale stands"})
@@ -251,22 +239,8 @@ def assert_reversed_once(api, engines, d: Deal) -> None:
         d.transfer_id, "debit", "credit", "refund", "uncredit")
 
 
-def dying_after_the_reversal_began_reverses_it_once(w: World):
-    _reversal_dies_then_everything_comes_back_once(w, lambda d: owner(w.engines, d.seat_id) == d.buyer.user_id)
 
 
-def dying_after_the_ticket_returned_reverses_it_once(w: World):
-    _reversal_dies_then_everything_comes_back_once(w, lambda d: owner(w.engines, d.seat_id) == d.seller.user_id)
-
-
-def dying_after_the_refund_reverses_it_once(w: World):
-    _reversal_dies_then_everything_comes_back_once(
-        w, lambda d: ledger_refs(w.engines, f"transfer:{d.transfer_id}:refund"))
-
-
-def dying_after_the_proceeds_were_cancelled_reverses_it_once(w: World):
-    _reversal_dies_then_everything_comes_back_once(
-        w, lambda d: ledger_refs(w.engines, f"transfer:{d.transfer_id}:uncredit"))
 
 
 # --- the release of the proceeds -----------------------------------------------------------------------------------
@@ -301,17 +275,27 @@ def dying_after_the_release_releases_the_proceeds_once(w: World):
     assert balance(w.api, d.buyer.token) == BUYER_CREDITS - AMOUNT
 
 
+def ledger_row(name: str):
+    """What a crash after a credit step leaves: the step's ledger row."""
+    return lambda w, d: ledger_refs(w.engines, f"transfer:{d.transfer_id}:{name}")
+
+
+def seat_owned_by(party: str):
+    """What a crash around a ticket's move leaves: the seat's owner."""
+    return lambda w, d: owner(w.engines, d.seat_id) == getattr(d, party).user_id
+
+
 CASES = {
     "transfer:record": dying_after_the_record_before_the_codes_expires_it_with_nothing_moved,
     "transfer:codes": dying_after_the_codes_leaves_an_offer_the_parties_can_confirm,
     "transfer:debit:begun": dying_after_the_confirm_began_expires_it_after_the_fence_with_nothing_charged,
-    "transfer:debit": dying_after_the_debit_completes_it_once,
-    "transfer:credit": dying_after_the_credit_completes_it_once,
-    "transfer:move-ticket": dying_after_the_ticket_moved_completes_it_once,
-    "reversal:return-ticket:begun": dying_after_the_reversal_began_reverses_it_once,
-    "reversal:return-ticket": dying_after_the_ticket_returned_reverses_it_once,
-    "reversal:refund": dying_after_the_refund_reverses_it_once,
-    "reversal:uncredit": dying_after_the_proceeds_were_cancelled_reverses_it_once,
+    "transfer:debit": partial(a_confirm_dying_after_its_debit_completes_once, landed=ledger_row("debit")),
+    "transfer:credit": partial(a_confirm_dying_after_its_debit_completes_once, landed=ledger_row("credit")),
+    "transfer:move-ticket": partial(a_confirm_dying_after_its_debit_completes_once, landed=seat_owned_by("buyer")),
+    "reversal:return-ticket:begun": partial(a_reversal_dying_once_begun_reverses_once, landed=seat_owned_by("buyer")),
+    "reversal:return-ticket": partial(a_reversal_dying_once_begun_reverses_once, landed=seat_owned_by("seller")),
+    "reversal:refund": partial(a_reversal_dying_once_begun_reverses_once, landed=ledger_row("refund")),
+    "reversal:uncredit": partial(a_reversal_dying_once_begun_reverses_once, landed=ledger_row("uncredit")),
     "release:release": dying_after_the_release_releases_the_proceeds_once,
 }
 
