@@ -3,6 +3,7 @@ fresh RabbitMQ vhost, called only through the public API (plus direct database r
 to create fresh events and seats, which the public API has no route for)."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from trcommon.devstack import Ports, Stack
+from trcommon.devstack import Ports, Stack, free_port
 from trcommon.services import DB_SERVICES
 from trcommon.testing import all_migrated_databases, throwaway_amqp
 
@@ -60,6 +61,37 @@ def stack(databases, amqp_url):
 @pytest.fixture(scope="session")
 def api(stack):
     return Api(stack.base_url)
+
+
+@pytest.fixture
+def crashing_process(stack, databases, amqp_url):
+    """An extra process of the orchestrator (its API or its recovery worker), sharing every service, that dies at
+    the given failpoint (docs/sagas.md). Returns its Stack: the API's base_url, or the worker's process."""
+    started = []
+
+    def start(failpoint: str, process: str = "orchestrator-service") -> Stack:
+        ports = dataclasses.replace(stack.ports, orchestrator=free_port())
+        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir,
+                  env={**E2E_ENV, "FAILPOINTS": failpoint})
+        s.start([process])
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def crashing_api(crashing_process):
+    """An extra orchestrator API that dies at the given failpoint."""
+
+    def start(failpoint: str) -> Api:
+        s = crashing_process(failpoint)
+        s.wait_healthy(30)
+        return Api(s.base_url)
+
+    return start
 
 
 @pytest.fixture

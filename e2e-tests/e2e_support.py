@@ -5,6 +5,7 @@ import dataclasses
 import re
 import uuid
 
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -131,6 +132,12 @@ def ledger_refs(engines, prefix: str) -> list[str]:
     with engines["user-service"].connect() as conn:
         return list(conn.execute(sa.text("SELECT reference FROM credit_ledger WHERE reference LIKE :p"),
                                  {"p": prefix + "%"}).scalars())
+
+
+def dies(call) -> None:
+    """`call` is a request to a process that exits at a failpoint: its answer never comes."""
+    with pytest.raises(requests.ConnectionError):
+        call()
 
 
 def log_entries(process: str) -> list[dict]:

@@ -1,42 +1,13 @@
 """The orchestrator dies at each step boundary of the purchase saga (a failpoint exits the process the way SIGKILL
 would, docs/sagas.md); the recovery worker must bring every saga to a consistent end, and the seat back on sale
 when nobody paid for it. The boundaries come from the saga's step list: a new step needs its case here."""
-import dataclasses
-
 import pytest
-import requests
 
-from trcommon.devstack import Stack, free_port
-
-from e2e_support import (E2E_ENV, Api, balance, ledger_refs, order_row, register_and_login, released_by_timer,
-                         seat_row, topup, wait_until)
+from e2e_support import (balance, dies, ledger_refs, order_row, register_and_login, released_by_timer, seat_row,
+                         topup, wait_until)
 from orchestrator_service.service_layer.purchase import PURCHASE
 
 HOLD_TTL = 3
-
-
-@pytest.fixture
-def crashing_api(stack, databases, amqp_url):
-    """An extra orchestrator process, sharing every service, that dies at the given failpoint."""
-    started = []
-
-    def start(failpoint: str) -> Api:
-        ports = dataclasses.replace(stack.ports, orchestrator=free_port())
-        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir,
-                  env={**E2E_ENV, "FAILPOINTS": failpoint})
-        s.start(["orchestrator-service"])
-        started.append(s)
-        s.wait_healthy(30)
-        return Api(s.base_url)
-
-    yield start
-    for s in started:
-        s.stop()
-
-
-def _dies(call):
-    with pytest.raises(requests.ConnectionError):
-        call()
 
 
 def _seat_back_on_sale(api, seat_id):
@@ -48,7 +19,7 @@ def _seat_back_on_sale(api, seat_id):
 
 def dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns(api, crashing, fresh_event, engines):
     ev, fan = fresh_event(seats=1), register_and_login(api)
-    _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
+    dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
     assert seat_row(engines, ev.seat_ids[0])["status"] == "HELD"
     assert api.get("/me/orders", fan.token).json()["orders"] == []
     _seat_back_on_sale(api, ev.seat_ids[0])
@@ -56,7 +27,7 @@ def dying_after_the_hold_before_the_order_leaves_no_order_and_the_seat_returns(a
 
 def _reserve_dies_then_the_order_expires_and_the_seat_returns(api, crashing, fresh_event, engines, timer: bool):
     ev, fan = fresh_event(seats=1), register_and_login(api)
-    _dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
+    dies(lambda: crashing.post("/reserve", fan.token, json={"seat_id": ev.seat_ids[0]}))
     [order] = api.get("/me/orders", fan.token).json()["orders"]
     wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
                what="the order to expire")
@@ -85,7 +56,7 @@ def _reserved(api, fresh_event, credits=100, price=60):
 
 def dying_after_payment_began_before_the_debit_charges_nothing(api, crashing, fresh_event, engines):
     ev, fan, order_id = _reserved(api, fresh_event)
-    _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
     final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
                        what="the saga to end")
     assert final["status"] == "FAILED"
@@ -95,7 +66,7 @@ def dying_after_payment_began_before_the_debit_charges_nothing(api, crashing, fr
 
 def dying_after_the_debit_ends_confirmed_or_refunded(api, crashing, fresh_event, engines):
     ev, fan, order_id = _reserved(api, fresh_event)
-    _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
     assert ledger_refs(engines, f"order:{order_id}:debit")
     final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
                        what="the saga to end")
@@ -108,7 +79,7 @@ def dying_after_the_debit_ends_confirmed_or_refunded(api, crashing, fresh_event,
 
 def dying_after_the_seat_was_confirmed_ends_confirmed_and_charged_once(api, crashing, fresh_event, engines):
     ev, fan, order_id = _reserved(api, fresh_event)
-    _dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
     assert seat_row(engines, ev.seat_ids[0])["status"] == "SOLD"
     wait_until(lambda: order_row(engines, order_id)["status"] == "CONFIRMED", 10, what="the order to be confirmed")
     assert balance(api, fan.token) == 40

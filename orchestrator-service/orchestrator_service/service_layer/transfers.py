@@ -288,11 +288,14 @@ def reverse(c: Container, role: str, transfer_id: str) -> dict:
 
 
 def resolve(c: Container, role: str, transfer_id: str, resolution: str) -> dict:
-    """An admin closes a dispute the other way: the transfer stays COMPLETED (its proceeds release when due)."""
+    """An admin closes a dispute the other way: the transfer stays COMPLETED (its proceeds release when due).
+    Only while no reversal has begun: one under way may already have returned the ticket, refunded the buyer or
+    cancelled the proceeds, so it ends only through the reversal saga (REVERSED, or COMPLETED if the ticket could
+    not be returned)."""
     if role != "admin":
         raise Forbidden("only an admin can close a dispute", code="WRONG_ROLE")
     return view(c.orders.transition_transfer(_transfer_id(transfer_id), TransferStatus.COMPLETED,
-                                             resolution=resolution))
+                                             resolution=resolution, expected_step=TransferStep.CONFIRMING))
 
 
 def get(c: Container, user_id: str, role: str, transfer_id: str) -> dict:
