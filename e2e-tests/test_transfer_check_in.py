@@ -16,7 +16,7 @@ from trcommon.testing import run_together
 from e2e_support import balance, ledger_refs, login, seat_row, wait_until
 from orchestrator_service.settings import OrchestratorSettings
 from test_transfer_crashes import keys, moves, transfer_row
-from test_transfers import WINDOW, buyer_with, code_for, confirm, me, offered, owned_seat
+from test_transfers import WINDOW, buyer_with, code_for, confirm, initiate, me, offered, owned_seat
 
 AMOUNT = 30
 BUYER_CREDITS = 100
@@ -128,3 +128,6 @@ def test_a_checked_in_ticket_cannot_be_reversed_and_its_dispute_is_closed_instea
         transfer_id, "debit", "credit", "release", "release:pending")
     assert balance(api, buyer.token) == BUYER_CREDITS - AMOUNT
     assert str(seat_row(engines, seat_id)["owner_user_id"]) == buyer.user_id
+    # A checked-in ticket cannot be offered again.
+    r = initiate(api, buyer, seat_id, buyer_with(api, 0), 0)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "TICKET_CHECKED_IN"), r.text
