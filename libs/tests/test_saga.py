@@ -25,7 +25,8 @@ def toy(**overrides) -> Saga:
         Step("deliver", _noop, fatal=lambda e: e.code == "GONE"),
     )
     return Saga("toy", "thing", overrides.get("steps", steps), state_of=lambda ctx, now: SagaState(),
-                finish=lambda ctx, state, reason: None, stale=lambda deps: [], begin=lambda ctx, step: None)
+                finish=lambda ctx, state, reason: None, stale=lambda deps: [],
+                context=lambda deps, record: record, begin=lambda ctx, step: None)
 
 
 S = toy()
@@ -195,7 +196,8 @@ SHOP = Saga("shop", "order",
              Step("charge", _charge, compensation=_refund, compensation_name="refund", waits_for_user=True,
                   happened=lambda ctx, key: ctx.ledger.has(key)),
              Step("deliver", _deliver, fatal=lambda e: e.code == "GONE")),
-            state_of=_state_of, finish=_finish, begin=_begin, stale=lambda deps: deps)
+            state_of=_state_of, finish=_finish, begin=_begin, stale=lambda deps: deps,
+            context=lambda deps, record: record)
 
 
 def test_the_runner_starts_a_saga_and_stops_where_it_waits_for_the_user():
@@ -255,6 +257,22 @@ def test_recovery_pass_goes_over_every_stale_saga_and_survives_a_participant_dow
     ok = Ctx("2", Ledger(applied={"order:2:charge": -10}), record={"status": "CHARGING"})
     assert recovery_pass(SagaRunner([SHOP]), [down, ok]) == 2
     assert down.record["status"] == "CHARGING" and ok.record["status"] == "DONE"
+
+
+def test_sagas_on_one_kind_of_record_share_one_stale_query_per_pass():
+    queries = []
+
+    def stale(deps):
+        queries.append(1)
+        return deps
+
+    kinds = [Saga(name, "order", SHOP.steps, state_of=_state_of, finish=_finish, begin=_begin, stale=stale,
+                  context=lambda deps, record: record, wants=wants)
+             for name, wants in (("paid", lambda ctx: ctx.saga_id == "1"), ("other", lambda ctx: ctx.saga_id == "2"))]
+    charging = [Ctx(str(i), Ledger(applied={f"order:{i}:charge": -10}), record={"status": "CHARGING"})
+                for i in (1, 2)]
+    assert recovery_pass(SagaRunner(kinds), charging) == 2
+    assert queries == [1] and [c.record["status"] for c in charging] == ["DONE", "DONE"]
 
 
 def test_unknown_failpoints_are_refused_when_the_runner_is_built():

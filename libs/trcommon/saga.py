@@ -3,7 +3,7 @@ recorded state, one runner that executes it, and one recovery pass for sagas of 
 
 How to read and write one: docs/sagas.md (the purchase saga is the worked example).
 
-- A saga is data: `Saga(name, record, steps, state_of, finish, stale)`. Each `Step` has an action and, if its
+- A saga is data: `Saga(name, record, steps, state_of, finish, stale, context)`. Each `Step` has an action and, if its
   effect must be undone when a later step fails for good, a compensation.
 - Every step is called with an idempotency key derived from the saga id and the step's name
   (`order:{id}:debit`), so "not sure it ran" always means "run it again".
@@ -146,14 +146,18 @@ class Saga(Generic[C]):
     (state.outcome is COMPLETED or COMPENSATED; reason says which step or deadline failed it, if one did).
     begin(ctx, step_name) records on the record that the user's request starts a step that waits for them, and
       puts the record as it now is into ctx (it may show the saga further on, or ended).
-    stale(deps) lists contexts of the sagas of this kind that recovery should look at."""
+    stale(deps) lists the records recovery should look at (a query of the owning service); sagas that live on
+      the same kind of record share one `stale` function, which a recovery pass calls once for all of them.
+    wants(record) says whether a stale record is this saga's to recover; context(deps, record) builds its context."""
 
     name: str
     record: str
     steps: tuple[Step[C], ...]
     state_of: Callable[[C, datetime], SagaState]
     finish: Callable[[C, SagaState, str | None], None]
-    stale: Callable[[Any], Iterable[C]]
+    stale: Callable[[Any], Iterable[Any]]
+    context: Callable[[Any, Any], C]
+    wants: Callable[[Any], bool] = field(default=lambda record: True)
     begin: Callable[[C, str], None] | None = None
     saga_id: Callable[[C], str] = field(default=lambda ctx: ctx.saga_id)
 
@@ -312,8 +316,14 @@ def recovery_pass(runner: SagaRunner, deps: Any) -> int:
     """One pass of the recovery worker over the stale sagas of every kind; returns how many it examined. A saga
     whose participant is down is left for the next pass."""
     examined = 0
+    fetched: dict[Callable, list] = {}
     for saga in runner.sagas:
-        for ctx in saga.stale(deps):
+        if saga.stale not in fetched:
+            fetched[saga.stale] = list(saga.stale(deps))
+        for record in fetched[saga.stale]:
+            if not saga.wants(record):
+                continue
+            ctx = saga.context(deps, record)
             examined += 1
             try:
                 runner.recover(saga, ctx)

@@ -100,9 +100,12 @@ def _finish(p: Purchase, state: SagaState, reason: str | None) -> None:
     log.info("order ended", extra={"order_id": p.saga_id, "seat_id": p.order.seat_id, "status": str(to)})
 
 
-def _stale(c: Container) -> list[Purchase]:
-    return [Purchase(c, o.order_id, o.user_id, seat_id=o.seat_id, order=o)
-            for o in c.orders.stale(c.settings.recovery_grace_seconds, 100)]
+def _stale(c: Container) -> list[Order]:
+    return c.orders.stale(c.settings.recovery_grace_seconds, 100)
+
+
+def _context(c: Container, o: Order) -> Purchase:
+    return Purchase(c, o.order_id, o.user_id, seat_id=o.seat_id, order=o)
 
 
 PURCHASE: Saga[Purchase] = Saga(
@@ -117,7 +120,7 @@ PURCHASE: Saga[Purchase] = Saga(
              happened=_debited),
         Step(rules.CONFIRM_SEAT, _confirm_seat, fatal=rules.seat_lost),
     ),
-    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale)
+    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale, context=_context)
 
 assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
 

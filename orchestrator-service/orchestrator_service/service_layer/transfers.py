@@ -119,9 +119,13 @@ def _finish_confirm(t: TransferSaga, state: SagaState, reason: str | None) -> No
     log.info("transfer ended", extra={"transfer_id": t.saga_id, "status": str(t.transfer.status)})
 
 
-def _stale(c: Container, keep) -> list[TransferSaga]:
-    found = c.orders.stale_transfers(c.settings.recovery_grace_seconds, 100)
-    return [TransferSaga(c, tr.transfer_id, transfer=tr) for tr in found if keep(tr)]
+def _stale(c: Container) -> list[Transfer]:
+    """One query for the three sagas of a transfer; each takes the records in its own state."""
+    return c.orders.stale_transfers(c.settings.recovery_grace_seconds, 100)
+
+
+def _context(c: Container, tr: Transfer) -> TransferSaga:
+    return TransferSaga(c, tr.transfer_id, transfer=tr)
 
 
 CONFIRM: Saga[TransferSaga] = Saga(
@@ -136,7 +140,7 @@ CONFIRM: Saga[TransferSaga] = Saga(
         Step(rules.MOVE_TICKET, _move_ticket, fatal=rules.ticket_stuck),
     ),
     state_of=_confirm_state, finish=_finish_confirm, begin=_begin_confirm,
-    stale=lambda c: _stale(c, lambda tr: tr.status == TransferStatus.PENDING_OTP))
+    stale=_stale, context=_context, wants=lambda tr: tr.status == TransferStatus.PENDING_OTP)
 
 
 # --- reversal -----------------------------------------------------------------------------------------------------
@@ -171,7 +175,7 @@ REVERSAL: Saga[TransferSaga] = Saga(
         Step(rules.UNCREDIT, _uncredit),
     ),
     state_of=lambda t, now: rules.reversal_state(t.transfer), finish=_finish_reversal, begin=_begin_reverse,
-    stale=lambda c: _stale(c, lambda tr: tr.status == TransferStatus.DISPUTED))
+    stale=_stale, context=_context, wants=lambda tr: tr.status == TransferStatus.DISPUTED)
 
 
 # --- release of the proceeds --------------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ RELEASE: Saga[TransferSaga] = Saga(
     name="release", record="transfer",
     steps=(Step(rules.RELEASE, _release),),
     state_of=lambda t, now: rules.release_state(t.transfer, now), finish=_finish_release,
-    stale=lambda c: _stale(c, lambda tr: tr.status == TransferStatus.COMPLETED))
+    stale=_stale, context=_context, wants=lambda tr: tr.status == TransferStatus.COMPLETED)
 
 
 # --- use cases ----------------------------------------------------------------------------------------------------
