@@ -85,7 +85,7 @@ class InventoryClient:
 
     def record_scan(self, seat_id: str, hall_id: str, result: str, detail: str, scanner_user_id: str) -> int:
         return self._call(self._stub.RecordScan, pb.RecordScanRequest(
-            seat_id=seat_id, hall_id=hall_id, result=result, detail=detail[:1000],
+            seat_id=seat_id[:200], hall_id=hall_id[:200], result=result, detail=detail[:1000],
             scanner_user_id=scanner_user_id)).id
 
     def list_tickets(self, user_id: str) -> list[SeatView]:
