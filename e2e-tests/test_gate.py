@@ -232,6 +232,11 @@ def test_bad_scan_input_is_400_and_leaves_no_row(api, fresh_event, engines, scan
     assert scans_at(engines, ev.hall_id) == []
 
 
+def calls_of(process: str, rid: str) -> list[str]:
+    return [e.get("method", "") + " " + e.get("path", "") for e in log_entries(process)
+            if e.get("logger") == "access" and e.get("request_id") == rid]
+
+
 def test_the_scans_request_id_reaches_every_service_it_asks(api, fresh_event, scanner):
     ev, fan = owned_seat(api, fresh_event)
     rid = uuid.uuid4().hex
@@ -240,11 +245,22 @@ def test_the_scans_request_id_reaches_every_service_it_asks(api, fresh_event, sc
     assert r.status_code == 200 and r.json()["result"] == "CHECKED_IN", r.text
 
     def calls(process):
-        return [e.get("method", "") + " " + e.get("path", "") for e in log_entries(process)
-                if e.get("logger") == "access" and e.get("request_id") == rid]
+        return calls_of(process, rid)
 
     inventory = calls("inventory-service")
     assert any(c.endswith("/VerifyTicket ") for c in inventory) and any(c.endswith("/MarkCheckedIn ")
                                                                         for c in inventory), inventory
     assert "GET /internal/orders" in calls("order-service")
     assert f"GET /events/{ev.event_id}" in calls("event-service")
+
+
+def test_a_forged_or_expired_code_asks_no_service_but_logs_its_scan(api, fresh_event, scanner):
+    ev, fan = owned_seat(api, fresh_event)
+    code = code_of(api, fan, ev.seat_ids[0])
+    stale = signed(ev.seat_ids[0], fan.user_id, 1, int(time.time()) - TTL - DEV.qr_clock_skew_seconds - 2)
+    for qr, expected in ((code[:-10], "INVALID"), (stale, "EXPIRED")):
+        rid = uuid.uuid4().hex
+        r = api.post("/verify", scanner, json={"qr": qr, "hall_id": ev.hall_id}, headers={"X-Request-ID": rid})
+        assert r.status_code == 200 and r.json()["result"] == expected, r.text
+        assert [c.rsplit("/", 1)[1] for c in calls_of("inventory-service", rid)] == ["RecordScan "]
+        assert calls_of("order-service", rid) == calls_of("event-service", rid) == []
