@@ -63,6 +63,10 @@ ROUTES = [
     ("get", "/health", "200 when this service and what it needs are up", None, 200, False, [503]),
 ]
 
+# Answers in another media type besides JSON, chosen by the request's Accept header.
+ALSO_ANSWERS = {("get", "/tickets/{seat_id}/qr"): {"image/png": {"schema": {
+    "type": "string", "contentMediaType": "image/png", "description": "a QR code of the same `qr` string"}}}}
+
 
 def build_document() -> dict:
     schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -77,6 +81,8 @@ def build_document() -> dict:
             schemas[answer[0].__name__].pop("$defs", None)
             op["responses"][str(ok)]["content"] = {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{answer[0].__name__}"}}}
+        if (method, path) in ALSO_ANSWERS:
+            op["responses"][str(ok)].setdefault("content", {}).update(ALSO_ANSWERS[(method, path)])
         for status in errors:
             op["responses"][str(status)] = {"description": "error",
                                             "content": {"application/json": {"schema": ERROR}}}

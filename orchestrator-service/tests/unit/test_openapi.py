@@ -62,3 +62,4 @@ def test_gate_routes_document_their_request_answer_and_who_may_call():
         "CHECKED_IN", "DUPLICATE", "UNPAID", "NOT_FOUND", "WRONG_HALL", "EXPIRED", "INVALID"}
     assert schemas["VerifyBody"]["properties"]["qr"]["maxLength"] == 2048
     assert qr["parameters"][0]["name"] == "seat_id"
+    assert set(qr["responses"]["200"]["content"]) == {"application/json", "image/png"}
