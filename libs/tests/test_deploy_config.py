@@ -326,7 +326,7 @@ def test_secrets_come_from_the_host_with_the_shared_development_defaults(compose
     assert default_of(common["JWT_SECRET"]) == trsettings.DEV_JWT_SECRET
     assert len(default_of(common["JWT_SECRET"])) >= 32
     assert default_of(common["INTERNAL_SERVICE_TOKEN"]) == trsettings.DEV_INTERNAL_TOKEN
-    assert default_of(common["QR_SECRET"]) == trsettings.DEV_QR_SECRET
+    assert default_of(common["QR_SIGNING_KEY"]) == trsettings.DEV_QR_SIGNING_KEY
     assert default_of(common["ENVIRONMENT"]) == "development"
     for name, service in long_running(compose).items():
         if "build" in service:
@@ -349,7 +349,7 @@ def test_the_orchestrator_reaches_every_backend_by_its_compose_name(compose):
         assert f"127.0.0.1:{port}/health" in services[target]["healthcheck"]["test"][3]
     assert env["INVENTORY_GRPC_TARGET"] == "inventory-service:50051"
     assert services["inventory-service"]["environment"]["GRPC_BIND"] == "0.0.0.0:50051"
-    for key in ("HOLD_TTL_SECONDS", "QR_TTL_SECONDS", "OTP_TTL_SECONDS", "TRANSFER_TTL_SECONDS", "QR_SECRET"):
+    for key in ("HOLD_TTL_SECONDS", "QR_TTL_SECONDS", "OTP_TTL_SECONDS", "TRANSFER_TTL_SECONDS", "QR_SIGNING_KEY"):
         default_of(env[key])
 
 

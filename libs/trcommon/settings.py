@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
 DEV_INTERNAL_TOKEN = "dev-internal-token-change-me"
-DEV_QR_SECRET = "dev-qr-secret-change-me-0123456789abcdef"
+# The development QR signing key: an Ed25519 private key as base64 of its 32 raw bytes (docs: README, At the gate).
+DEV_QR_SIGNING_KEY = "Y1rkMgxqWt6Mn67S7bLJ0K+W2ZbfzbIOFUr7QRWcVN4="
 # Signs the development top-up (`make topup`) as Stripe would sign a real webhook; refused in production.
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev_ticketremaster_change_me"
 
@@ -39,7 +40,7 @@ class CommonSettings(BaseSettings):
     def _no_dev_secrets_in_production(self):
         if self.environment == "production":
             for name, dev in (("jwt_secret", DEV_JWT_SECRET), ("internal_service_token", DEV_INTERNAL_TOKEN),
-                              ("qr_secret", DEV_QR_SECRET)):
+                              ("qr_signing_key", DEV_QR_SIGNING_KEY)):
                 if getattr(self, name, None) == dev:
                     raise ValueError(f"{name.upper()} is the development default; set a real secret in production")
         if len(self.jwt_secret) < 32:

@@ -31,6 +31,18 @@ class SeatStatus(StrEnum):
     CHECKED_IN = "CHECKED_IN"
 
 
+class ScanResult(StrEnum):
+    """The answer of a gate scan (RecordScanRequest.result); every scan is logged with one of these."""
+
+    CHECKED_IN = "CHECKED_IN"
+    DUPLICATE = "DUPLICATE"
+    UNPAID = "UNPAID"
+    NOT_FOUND = "NOT_FOUND"
+    WRONG_HALL = "WRONG_HALL"
+    EXPIRED = "EXPIRED"
+    INVALID = "INVALID"
+
+
 # The proto's SeatStatus numbers by state (SEAT_STATUS_UNSPECIFIED has no state).
 SEAT_STATUS_BY_NUMBER: dict[int, SeatStatus] = {pb.SeatStatus.Value(s.value): s for s in SeatStatus}
 

@@ -2,6 +2,7 @@
 confirmed publisher; built once per process and shared by every request thread."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trcommon.amqp import ConfirmedPublisher
@@ -10,6 +11,7 @@ from trcommon.http_client import ServiceClient
 from trcommon.saga import SagaRunner
 
 from .adapters.inventory import InventoryClient
+from .adapters.qr import QrCodec
 from .adapters.services import EventService, OrderService, UserService
 from .settings import OrchestratorSettings
 
@@ -24,8 +26,12 @@ class Container:
     inventory: InventoryClient
     holds: ConfirmedPublisher
     sagas: SagaRunner
+    qr: QrCodec
+    # /verify asks inventory-, order- and event-service at once from these threads.
+    fanout: ThreadPoolExecutor
 
     def close(self) -> None:
+        self.fanout.shutdown(wait=False)
         for client in (self.users.http, self.orders.http, self.events.http):
             client.close()
         self.inventory.close()
@@ -43,6 +49,10 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
         runner = SagaRunner(SAGAS, settings.failpoint_set)
     except ValueError as exc:
         raise SystemExit(f"configuration error: FAILPOINTS: {exc}") from None
+    try:
+        qr = QrCodec(settings.qr_signing_key, settings.qr_key_id, settings.qr_public_keys)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
     return Container(
         settings=settings,
         tokens=TokenService(settings.jwt_secret, settings.jwt_issuer),
@@ -53,4 +63,6 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
                                   settings.internal_timeout_seconds),
         holds=ConfirmedPublisher(settings.amqp_url, "seat.hold", "seat.hold", "orchestrator-holds"),
         sagas=runner,
+        qr=qr,
+        fanout=ThreadPoolExecutor(settings.verify_pool_size, thread_name_prefix="verify"),
     )

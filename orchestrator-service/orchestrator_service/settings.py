@@ -2,7 +2,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from trcommon.settings import DEV_QR_SECRET, CommonSettings
+from trcommon.settings import DEV_QR_SIGNING_KEY, CommonSettings
 
 
 class OrchestratorSettings(CommonSettings):
@@ -15,8 +15,16 @@ class OrchestratorSettings(CommonSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     # Seconds a reserved seat stays held; the hold message's TTL and the seat's held_until both follow it.
     hold_ttl_seconds: int = 300
-    qr_ttl_seconds: int = 30
-    qr_secret: str = DEV_QR_SECRET
+    # Gate codes (docs/design.md): each lives qr_ttl_seconds from its `iat`, give or take qr_clock_skew_seconds.
+    # QR_SIGNING_KEY is the active Ed25519 private key (base64 of its 32 raw bytes), published under QR_KEY_ID;
+    # QR_PUBLIC_KEYS (a JWKS JSON document) lists retired public keys whose codes are still accepted.
+    qr_ttl_seconds: int = Field(30, ge=1)
+    qr_clock_skew_seconds: int = Field(5, ge=0)
+    qr_signing_key: str = DEV_QR_SIGNING_KEY
+    qr_key_id: str = Field("dev-qr-1", min_length=1, max_length=64)
+    qr_public_keys: str = ""
+    # Threads of /verify's fan-out to inventory-, order- and event-service.
+    verify_pool_size: int = Field(16, ge=2)
     # Fan-to-fan transfers (docs/transfers.md): how long a transfer waits for both codes; the most a seller may ask
     # ("face": the seat's price; "none": no cap); how long the seller's proceeds stay pending and disputable.
     transfer_ttl_seconds: int = Field(900, ge=1)

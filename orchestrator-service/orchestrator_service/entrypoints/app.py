@@ -5,7 +5,7 @@ token rules Kong enforces in the containerised deployment (and it re-verifies be
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from trcommon.auth import current_principal, require_auth
 from trcommon.process import start_app
@@ -13,11 +13,11 @@ from trcommon.web import create_flask_app, health_blueprint, json_reply, parse_b
 from trcontracts import users
 
 from ..bootstrap import Container, bootstrap
-from ..service_layer import catalog, purchase, tickets, transfers
+from ..service_layer import catalog, gate, purchase, tickets, transfers
 from ..settings import OrchestratorSettings
 from . import openapi
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, Page, PayBody, RefreshBody,
-                      RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody)
+                      RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody, VerifyBody)
 
 
 # What `/me` shows of the account (users.User has more, e.g. created_at).
@@ -166,6 +166,34 @@ def transfer_routes(c: Container) -> Blueprint:
     return bp
 
 
+def gate_routes(c: Container) -> Blueprint:
+    bp = Blueprint("gate", __name__)
+    authed = require_auth(c.tokens)
+
+    @bp.get("/tickets/<seat_id>/qr")
+    @authed
+    def ticket_code(seat_id: str):
+        code = gate.issue_code(c, current_principal().user_id, seat_id)
+        if request.accept_mimetypes.best_match(["application/json", "image/png"]) == "image/png":
+            reply = Response(gate.code_png(code["qr"]), mimetype="image/png")
+        else:
+            reply = jsonify(code)
+        reply.headers["Cache-Control"] = "no-store"
+        return reply
+
+    @bp.get("/verify/keys")
+    def public_keys():
+        return jsonify(gate.public_keys(c))
+
+    @bp.post("/verify")
+    @require_auth(c.tokens, "scanner", "admin")
+    def verify():
+        body = parse_body(VerifyBody)
+        return jsonify(gate.verify(c, current_principal().user_id, body.qr, body.hall_id.lower()))
+
+    return bp
+
+
 def credit_routes(c: Container) -> Blueprint:
     bp = Blueprint("credits", __name__)
 
@@ -186,7 +214,7 @@ def credit_routes(c: Container) -> Blueprint:
 def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
     settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
     app = create_flask_app(settings.service_name, settings)
-    for bp in (auth_routes(c), event_routes(c), purchase_routes(c), transfer_routes(c), credit_routes(c),
+    for bp in (auth_routes(c), event_routes(c), purchase_routes(c), transfer_routes(c), gate_routes(c), credit_routes(c),
                openapi.docs_blueprint()):
         app.register_blueprint(bp)
     app.register_blueprint(health_blueprint({

@@ -8,8 +8,8 @@ from flask import Blueprint, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, Profile, RefreshBody,
-                      RegisterBody, ReserveBody, ResolveBody, TicketList, TopupBody, TransferIdBody, TransferList,
-                      TransferView)
+                      PublicKeys, QrCode, RegisterBody, ReserveBody, ResolveBody, ScanVerdict, TicketList, TopupBody,
+                      TransferIdBody, TransferList, TransferView, VerifyBody)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 BEARER = [{"bearerAuth": []}]
@@ -32,6 +32,12 @@ ROUTES = [
     ("get", "/me/orders", "The caller's orders, newest first", None, 200, True, [401]),
     ("get", "/me/tickets", "The seats the caller owns or holds, with their event and any pending transfer", None,
      200, True, [401], TicketList),
+    ("get", "/tickets/{seat_id}/qr", "A fresh signed gate code for the caller's ticket (owner) or held seat; lives "
+     "QR_TTL_SECONDS. `Accept: image/png` answers a PNG of the same code", None, 200, True, [401, 404, 503], QrCode),
+    ("post", "/verify", "Scanner or admin: check a scanned code at a hall; checks the ticket in on its first valid "
+     "entry. Every scan is logged", VerifyBody, 200, True, [400, 401, 403, 503], ScanVerdict),
+    ("get", "/verify/keys", "The public keys (JWKS) that gate codes are signed with, for offline checks", None, 200,
+     False, [], PublicKeys),
     ("post", "/transfer/initiate", "Offer an owned ticket to another fan for 0..face value credits; sends both "
      "parties a code", InitiateTransferBody, 201, True, [400, 401, 403, 404, 409], TransferView),
     ("post", "/transfer/confirm", "Complete a transfer with both parties' codes: the buyer pays, the ticket moves "
@@ -57,6 +63,10 @@ ROUTES = [
     ("get", "/health", "200 when this service and what it needs are up", None, 200, False, [503]),
 ]
 
+# Answers in another media type besides JSON, chosen by the request's Accept header.
+ALSO_ANSWERS = {("get", "/tickets/{seat_id}/qr"): {"image/png": {"schema": {
+    "type": "string", "contentMediaType": "image/png", "description": "a QR code of the same `qr` string"}}}}
+
 
 def build_document() -> dict:
     schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -71,6 +81,8 @@ def build_document() -> dict:
             schemas[answer[0].__name__].pop("$defs", None)
             op["responses"][str(ok)]["content"] = {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{answer[0].__name__}"}}}
+        if (method, path) in ALSO_ANSWERS:
+            op["responses"][str(ok)].setdefault("content", {}).update(ALSO_ANSWERS[(method, path)])
         for status in errors:
             op["responses"][str(status)] = {"description": "error",
                                             "content": {"application/json": {"schema": ERROR}}}

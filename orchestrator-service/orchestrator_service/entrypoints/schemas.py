@@ -2,6 +2,8 @@
 user-service applies the authoritative account rules."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from trcontracts import users
@@ -126,3 +128,49 @@ class Profile(BaseModel):
     credit_balance: int = Field(description="spendable credits")
     pending_credits: int = Field(description="transfer proceeds not yet released (the dispute window is open)")
     is_flagged: bool
+
+
+# --- the gate ----------------------------------------------------------------------------------------------------
+
+class VerifyBody(BaseModel):
+    qr: str = Field(min_length=1, max_length=2048, description="the scanned code, as the QR holds it")
+    hall_id: str = Field(pattern=UUID_PATTERN, description="the hall this scanner stands at")
+
+
+class QrCode(BaseModel):
+    qr: str = Field(description="a JWS compact string (EdDSA, Ed25519) naming the seat, its holder and version")
+    expires_at: str = Field(description="when a scanner stops accepting it (ask for a new one before)")
+
+
+class PublicKey(BaseModel):
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class PublicKeys(BaseModel):
+    keys: list[PublicKey]
+
+
+class ScanSeat(BaseModel):
+    section: str
+    row: str
+    number: int
+
+
+class ScanEvent(BaseModel):
+    event_id: str
+    name: str
+
+
+class ScanVerdict(BaseModel):
+    result: Literal["CHECKED_IN", "DUPLICATE", "UNPAID", "NOT_FOUND", "WRONG_HALL", "EXPIRED", "INVALID"]
+    message: str
+    seat: ScanSeat | None
+    event: ScanEvent | None
+    hall_id: str
+    checked_in_at: str | None = Field(None, description="CHECKED_IN and DUPLICATE: when the ticket was let in")
+    checked_in_hall_id: str | None = Field(None, description="CHECKED_IN and DUPLICATE: where it was let in")

@@ -46,3 +46,20 @@ def test_transfer_and_ticket_routes_document_their_request_and_answer():
             assert "requestBody" in op, path
     me = build_document()["components"]["schemas"]["Profile"]
     assert {"credit_balance", "pending_credits"} <= set(me["properties"])
+
+
+def test_gate_routes_document_their_request_answer_and_who_may_call():
+    doc = build_document()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    qr, verify, keys = (paths["/tickets/{seat_id}/qr"]["get"], paths["/verify"]["post"],
+                        paths["/verify/keys"]["get"])
+    assert qr["security"] == verify["security"] == [{"bearerAuth": []}] and "security" not in keys
+    assert verify["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/VerifyBody")
+    assert {"401", "403", "400"} <= set(verify["responses"])
+    for op, answer in ((qr, "QrCode"), (verify, "ScanVerdict"), (keys, "PublicKeys")):
+        assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/" + answer)
+    assert set(schemas["ScanVerdict"]["properties"]["result"]["enum"]) == {
+        "CHECKED_IN", "DUPLICATE", "UNPAID", "NOT_FOUND", "WRONG_HALL", "EXPIRED", "INVALID"}
+    assert schemas["VerifyBody"]["properties"]["qr"]["maxLength"] == 2048
+    assert qr["parameters"][0]["name"] == "seat_id"
+    assert set(qr["responses"]["200"]["content"]) == {"application/json", "image/png"}

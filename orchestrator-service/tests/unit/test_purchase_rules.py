@@ -128,6 +128,6 @@ def test_failpoints_are_the_step_boundaries_refused_in_production_and_must_be_kn
         SagaRunner([PURCHASE], frozenset({"purchase:lunch"}))
     with pytest.raises(ValueError):
         OrchestratorSettings(environment="production", jwt_secret="p" * 40, internal_service_token="q" * 40,
-                             qr_secret="r" * 40, failpoints="purchase:debit")
+                             qr_signing_key="cg==" * 11, failpoints="purchase:debit")
     assert OrchestratorSettings().failpoint_set == frozenset()
     assert Outcome.COMPLETED.value == "COMPLETED"
