@@ -84,12 +84,11 @@ class TransitionBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-class OrderQuery(BaseModel):
-    """At least one of user_id, seat_id."""
+class UserOrSeatQuery(BaseModel):
+    """A page of a user's or a seat's records: at least one of user_id, seat_id."""
 
     user_id: uuid.UUID | None = None
     seat_id: uuid.UUID | None = None
-    status: OrderStatus | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -98,6 +97,12 @@ class OrderQuery(BaseModel):
         if self.user_id is None and self.seat_id is None:
             raise ValueError("give user_id, seat_id or both")
         return self
+
+
+class OrderQuery(UserOrSeatQuery):
+    """At least one of user_id, seat_id."""
+
+    status: OrderStatus | None = None
 
 
 class CreateTransferBody(BaseModel):
@@ -138,20 +143,10 @@ class TransferTransitionBody(BaseModel):
     expected_step: TransferStep | None = None
 
 
-class TransferQuery(BaseModel):
+class TransferQuery(UserOrSeatQuery):
     """At least one of user_id (seller or buyer), seat_id."""
 
-    user_id: uuid.UUID | None = None
-    seat_id: uuid.UUID | None = None
     status: TransferStatus | None = None
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0, le=1_000_000)
-
-    @model_validator(mode="after")
-    def _needs_user_or_seat(self):
-        if self.user_id is None and self.seat_id is None:
-            raise ValueError("give user_id, seat_id or both")
-        return self
 
 
 class StaleQuery(BaseModel):
