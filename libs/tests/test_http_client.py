@@ -133,7 +133,7 @@ def test_a_query_is_sent_as_the_routes_model_dumps_it(recorder):
     assert recorder.client.call(orders.LIST_ORDERS, query={"user_id": user_id, "status": "PENDING"}).orders == []
     [(method, target, _)] = recorder.seen
     assert method == "GET" and urlsplit(target).path == "/internal/orders"
-    assert urlsplit(target).query == f"user_id={user_id.lower()}&status=PENDING&limit=50&offset=0"
+    assert urlsplit(target).query == f"user_id={user_id.lower()}&limit=50&offset=0&status=PENDING"
 
 
 def test_an_invalid_body_is_refused_before_any_call_with_the_servers_400(recorder):
