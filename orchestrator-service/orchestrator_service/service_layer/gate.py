@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextvars
 import time
-import uuid
 from datetime import datetime, timezone
 
 from trcommon.errors import AppError, NotFound
@@ -18,13 +17,12 @@ from ..adapters.inventory import SeatView
 from ..adapters.qr import InvalidCode, png
 from ..bootstrap import Container
 from ..domain.gate import SeatState, Verdict, judge_age, judge_ticket
+from ..domain.ids import canonical_uuid
 
 
 def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except (ValueError, AttributeError, TypeError):
-        return False
+    """Only the canonical form: a signed code names its seat exactly as it was issued."""
+    return isinstance(value, str) and canonical_uuid(value) == value.lower()
 
 
 def _iso(seconds: int) -> str:

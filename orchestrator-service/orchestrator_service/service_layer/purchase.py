@@ -24,6 +24,7 @@ from trcontracts.orders import Order, OrderError, OrderStatus
 from ..adapters.inventory import SeatView
 from ..bootstrap import Container
 from ..domain import purchase as rules
+from ..domain.ids import canonical_uuid
 
 log = logging.getLogger("orchestrator.purchase")
 
@@ -157,10 +158,8 @@ def _order_view(order: Order) -> dict:
 
 
 def get_order(c: Container, user_id: str, order_id: str) -> dict:
-    try:
-        uuid.UUID(order_id)
-    except ValueError:
-        raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND) from None
+    if canonical_uuid(order_id) is None:
+        raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND)
     order = c.orders.get(order_id)
     if order.user_id != user_id:
         raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND)   # never reveal another user's order

@@ -31,6 +31,7 @@ from trcontracts.users import Account
 
 from ..bootstrap import Container
 from ..domain import transfer as rules
+from ..domain.ids import canonical_uuid
 
 log = logging.getLogger("orchestrator.transfers")
 
@@ -240,10 +241,10 @@ def _mine(c: Container, user_id: str, role: str, transfer_id: str) -> Transfer:
 
 
 def _transfer_id(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise rules.TransferNotFound("no such transfer") from None
+    transfer_id = canonical_uuid(value)
+    if transfer_id is None:
+        raise rules.TransferNotFound("no such transfer")
+    return transfer_id
 
 
 def resend_code(c: Container, user_id: str, role: str, transfer_id: str) -> dict:
