@@ -75,7 +75,8 @@ def test_a_paid_ticket_checks_in_once_then_answers_duplicate_with_when_and_where
     assert again["result"] == "DUPLICATE", again
     assert again["checked_in_at"] == first["checked_in_at"] and again["checked_in_hall_id"] == ev.hall_id
     assert first["checked_in_at"][:16] in again["message"] and "Hall 1" in again["message"]
-    assert [r["result"] for r in scans_at(engines, ev.hall_id)] == ["CHECKED_IN", "DUPLICATE"]
+    assert [(r["result"], r["ticket_version"]) for r in scans_at(engines, ev.hall_id)] == [
+        ("CHECKED_IN", 1), ("DUPLICATE", 1)]
 
 
 def test_a_held_unpaid_seat_answers_unpaid_and_stays_held(api, fresh_event, engines, scanner):

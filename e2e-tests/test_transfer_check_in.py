@@ -1,20 +1,16 @@
-"""A ticket checked in at the gate and its transfer: a confirm racing the seller's own check-in ends one way or the
-other, never with a checked-in ticket whose transfer says otherwise and a buyer charged for it; a checked-in
-ticket cannot be reversed, and its dispute is closed instead. There is no gate route yet: the check-in is
-inventory's MarkCheckedIn, called over gRPC as the gate will call it."""
+"""A ticket checked in at the gate and its transfer: a confirm racing the seller's scan of their own code ends one
+way or the other (the seller is in and the transfer called off, or the buyer owns the ticket and the seller's code
+is INVALID), never with a checked-in ticket whose transfer says otherwise and a buyer charged for it; a checked-in
+ticket cannot be reversed, and its dispute is closed instead. Scans go through POST /verify as at a real gate."""
 from __future__ import annotations
 
 import time
 
 import pytest
-from trproto import inventory_pb2 as pb
-from trproto import inventory_pb2_grpc as pb_grpc
 
-from trcommon.grpc_support import client_channel
 from trcommon.testing import run_together
 
 from e2e_support import balance, ledger_refs, login, seat_row, wait_until
-from orchestrator_service.settings import OrchestratorSettings
 from test_transfer_crashes import keys, moves, transfer_row
 from test_transfers import WINDOW, buyer_with, code_for, confirm, initiate, me, offered, owned_seat
 
@@ -24,16 +20,22 @@ TRIALS = 10
 
 
 @pytest.fixture(scope="module")
-def check_in(stack):
-    """Check a seat in at its event's hall, as the gate does (the stack's internal credential)."""
-    channel = client_channel(f"127.0.0.1:{stack.ports.inventory}", OrchestratorSettings().internal_service_token, 5)
-    stub = pb_grpc.InventoryStub(channel)
+def check_in(api):
+    """A scanner at the seat's hall scans a code: the result of POST /verify."""
+    scanner = login(api, "scanner@demo.test")
 
-    def call(seat_id: str, hall_id: str) -> bool:
-        return stub.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall_id)).checked_in
+    def scan(code: str, hall_id: str) -> str:
+        r = api.post("/verify", scanner, json={"qr": code, "hall_id": hall_id})
+        assert r.status_code == 200, r.text
+        return r.json()["result"]
 
-    yield call
-    channel.close()
+    return scan
+
+
+def code_of(api, fan, seat_id: str) -> str:
+    r = api.get(f"/tickets/{seat_id}/qr", fan.token)
+    assert r.status_code == 200, r.text
+    return r.json()["qr"]
 
 
 def test_a_confirm_racing_the_sellers_check_in_ends_one_way_or_the_other(api, fresh_event, engines, check_in):
@@ -45,24 +47,25 @@ def test_a_confirm_racing_the_sellers_check_in_ends_one_way_or_the_other(api, fr
         before, version = me(api, seller), seat_row(engines, seat_id)["ticket_version"]
         transfer_id = offered(api, seller, seat_id, buyer, AMOUNT)
         codes = (code_for(engines, seller.phone, transfer_id), code_for(engines, buyer.phone, transfer_id))
-        # The check-in is sent from the confirm's start to a little after the longest confirm seen yet: it lands
+        sellers_code = code_of(api, seller, seat_id)
+        # The scan is sent from the confirm's start to a little after the longest confirm seen yet: it lands
         # before the confirm begins, between its debit and the ticket's move, or once the ticket has moved.
         delay = confirm_takes * 1.3 * trial / (TRIALS - 1)
 
         def gate():
             time.sleep(delay)
-            return check_in(seat_id, ev.hall_id)
+            return check_in(sellers_code, ev.hall_id)
 
-        reply, checked_in = run_together([
+        reply, scanned = run_together([
             lambda: confirm(api, engines, buyer, transfer_id, seller, buyer, *codes), gate])
-        assert checked_in is True, checked_in      # the seat was SOLD, whoever owned it
         confirm_takes = max(confirm_takes, reply.elapsed.total_seconds())
         t = transfer_row(engines, transfer_id)
         seat = seat_row(engines, seat_id)
         seller_now = me(api, seller)
         refs = sorted(ledger_refs(engines, f"transfer:{transfer_id}:"))
-        assert seat["status"] == "CHECKED_IN"
         if t["status"] == "COMPLETED":
+            # The ticket moved first: the seller's code died with it, and the buyer's ticket is still unused.
+            assert (scanned, seat["status"]) == ("INVALID", "SOLD"), scanned
             assert reply.status_code == 200, reply.text
             assert (str(seat["owner_user_id"]), seat["ticket_version"]) == (buyer.user_id, version + 1)
             assert balance(api, buyer.token) == BUYER_CREDITS - AMOUNT
@@ -71,6 +74,7 @@ def test_a_confirm_racing_the_sellers_check_in_ends_one_way_or_the_other(api, fr
             assert moves(engines, transfer_id) == keys(transfer_id, "move-ticket")
         else:
             assert t["status"] == "CANCELLED", t
+            assert (scanned, seat["status"]) == ("CHECKED_IN", "CHECKED_IN"), scanned
             assert (reply.status_code, reply.json()["error"]["code"]) == (409, "TICKET_NOT_TRANSFERABLE"), reply.text
             assert (str(seat["owner_user_id"]), seat["ticket_version"]) == (seller.user_id, version)
             assert balance(api, buyer.token) == BUYER_CREDITS
@@ -80,7 +84,7 @@ def test_a_confirm_racing_the_sellers_check_in_ends_one_way_or_the_other(api, fr
             assert moves(engines, transfer_id) == []
         assert seller_now["credit_balance"] == before["credit_balance"]
         outcomes.append(t["status"])
-        print(f"check-in after {delay * 1000:.0f} ms: {t['status']}, {len(refs)} ledger rows "
+        print(f"scan after {delay * 1000:.0f} ms: {scanned}, {t['status']}, {len(refs)} ledger rows "
               f"(the confirm took {reply.elapsed.total_seconds() * 1000:.0f} ms)")
     assert set(outcomes) == {"COMPLETED", "CANCELLED"}, outcomes      # both orders were tried
 
@@ -96,7 +100,7 @@ def test_a_checked_in_ticket_cannot_be_reversed_and_its_dispute_is_closed_instea
     assert r.status_code == 200, r.text
     r = api.post("/transfer/dispute", seller.token, json={"transfer_id": transfer_id, "reason": "never paid"})
     assert r.status_code == 200 and r.json()["status"] == "DISPUTED", r.text
-    assert check_in(seat_id, ev.hall_id) is True
+    assert check_in(code_of(api, buyer, seat_id), ev.hall_id) == "CHECKED_IN"
     seat, transfer = seat_row(engines, seat_id), transfer_row(engines, transfer_id)
 
     admin = login(api, "admin@demo.test")

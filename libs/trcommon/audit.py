@@ -12,7 +12,8 @@ It reads each service's database directly (an operator tool, read-only) and repo
   7. every transfer moved money once each way as its state says (debit and pending credit when completed, both
      undone when reversed or called off, the release once when released), the seat's owner is the buyer of its
      last completed transfer (the seller again if it was reversed), and every change of owner bumped the
-     ticket_version, so no code issued before a transfer admits anyone
+     ticket_version, and every check-in was by a code of the version its ticket had at that moment (no code
+     issued before a transfer admitted anyone)
   (6, convergence after a crash, is what the e2e crash tests check by running this audit at their end.)
 Usage: python -m trcommon.audit [--tolerance-seconds N]
 """
@@ -71,6 +72,11 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     users = _rows(users_db, "SELECT user_id::text, credit_balance, pending_credits FROM users")
     checkins = _rows(inv, "SELECT seat_id, count(*) AS n FROM entry_logs WHERE result = 'CHECKED_IN' "
                           "GROUP BY seat_id HAVING count(*) > 1")
+    # Each check-in with the ticket_version its seat had at that moment (1 + the owner changes before it).
+    admitted = _rows(inv, "SELECT e.id, e.seat_id, e.ticket_version AS code_version, e.scanned_at, "
+                          "1 + count(c.change_key) AS version_then FROM entry_logs e "
+                          "LEFT JOIN ownership_changes c ON c.seat_id::text = e.seat_id AND c.changed_at <= e.scanned_at "
+                          "WHERE e.result = 'CHECKED_IN' GROUP BY e.id")
 
     by_order = {o["order_id"]: o for o in orders}
     confirmed_by_seat: dict[str, list[dict]] = defaultdict(list)
@@ -142,8 +148,15 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
 
     # 7. transfers: money moved once each way, ownership follows the last transfer, every move bumped the version
     v += _transfer_violations(transfers, ledger, changes, seat_by_id, versions)
+    # 7. no code issued before a transfer admitted anyone: every check-in was by a code of the version its ticket
+    # had at that moment
+    for a in admitted:
+        if a["code_version"] != a["version_then"]:
+            v.append(Violation(7, f"seat {a['seat_id']} was checked in (entry {a['id']}, {a['scanned_at']}) by a "
+                                  f"code of ticket_version {a['code_version']} while the ticket was at version "
+                                  f"{a['version_then']}"))
 
-    stats = {"seats": len(seats), "sold": sum(s["status"] in SOLD for s in seats),
+    stats = {"seats": len(seats), "sold": sum(s["status"] in SOLD for s in seats), "check_ins": len(admitted),
              "orders": len(orders), "transfers": len(transfers), "ledger_entries": len(ledger), "users": len(users)}
     return v, stats
 

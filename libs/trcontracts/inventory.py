@@ -78,8 +78,10 @@ UPDATE_OWNER = Rpc("UpdateOwner", (E.SEAT_NOT_FOUND, E.NOT_OWNER), idempotent=Tr
 VERIFY_TICKET = Rpc("VerifyTicket", (E.SEAT_NOT_FOUND,), idempotent=True)
 MARK_CHECKED_IN = Rpc(
     "MarkCheckedIn", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE), idempotent=False,
-    doc="`checked_in=true` for the one winning call; `checked_in=false` with the seat (CHECKED_IN, when and "
-        "where) for the others; SEAT_UNAVAILABLE when not SOLD.")
+    doc="Checks in a SOLD seat whose owner and ticket_version are still the code's, and logs the scan in the "
+        "same transaction: `checked_in=true` and result CHECKED_IN for the one winning call; `checked_in=false` "
+        "with result INVALID when the code's holder or version is no longer the seat's, else DUPLICATE with the "
+        "seat (when and where it was checked in); SEAT_UNAVAILABLE (nothing logged) when the seat is not a ticket.")
 LIST_SEATS = Rpc("ListSeats", (), idempotent=True, doc="The seats of the event (possibly empty).")
 LIST_TICKETS = Rpc("ListTickets", (), idempotent=True,
                    doc="The seats a user owns (SOLD, CHECKED_IN) or holds with a live hold, by event and position.")

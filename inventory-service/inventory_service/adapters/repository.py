@@ -151,10 +151,14 @@ class SeatRepository:
                            target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
         return [_released(m) for m in self._conn.execute(stmt).mappings()]
 
-    def mark_checked_in(self, seat_id: str, hall_id: str) -> tuple[Seat, datetime] | None:
-        """SOLD → CHECKED_IN as one conditional UPDATE: of any number of concurrent calls exactly one matches
-        (the others wait for its row lock, then find the seat no longer SOLD)."""
-        stmt = (seats.update().where(seats.c.seat_id == seat_id, seats.c.status == SeatStatus.SOLD.value)
+    def mark_checked_in(self, seat_id: str, hall_id: str, holder_user_id: str,
+                        ticket_version: int) -> tuple[Seat, datetime] | None:
+        """SOLD → CHECKED_IN as one conditional UPDATE, only while the code's holder and version are the seat's:
+        of any number of concurrent calls exactly one matches (the others wait for its row lock, then find the
+        seat no longer SOLD), and a transfer committed first leaves nothing to match."""
+        stmt = (seats.update().where(seats.c.seat_id == seat_id, seats.c.status == SeatStatus.SOLD.value,
+                                     seats.c.owner_user_id == holder_user_id,
+                                     seats.c.ticket_version == ticket_version)
                 .values(status=SeatStatus.CHECKED_IN.value, checked_in_at=DB_NOW, checked_in_hall_id=hall_id,
                         updated_at=DB_NOW)
                 .returning(*_SEAT_COLUMNS, DB_NOW.label("db_now")))
@@ -181,8 +185,8 @@ class EntryLogRepository:
         self._conn = conn
 
     def add(self, seat_id: str | None, hall_id: str | None, result: ScanResult, detail: str = "",
-            scanner_user_id: str | None = None) -> int:
+            scanner_user_id: str | None = None, ticket_version: int | None = None) -> int:
         return self._conn.execute(
             entry_logs.insert().values(seat_id=seat_id, hall_id=hall_id, result=result.value, detail=detail,
-                                       scanner_user_id=scanner_user_id)
+                                       scanner_user_id=scanner_user_id, ticket_version=ticket_version)
             .returning(entry_logs.c.id)).scalar_one()

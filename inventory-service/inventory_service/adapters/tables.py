@@ -53,6 +53,8 @@ entry_logs = sa.Table(
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("scanner_user_id", sa.Text),
+    # The scanned code's ticket_version (NULL when the code could not be read).
+    sa.Column("ticket_version", sa.Integer),
     sa.Column("scanned_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 

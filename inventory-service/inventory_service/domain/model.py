@@ -105,8 +105,12 @@ class Seat:
     # Releasing a hold and checking in are single conditional UPDATEs in the repository (the atomicity lives in
     # PostgreSQL: of concurrent callers exactly one matches); these are the rules for the calls that lose.
 
-    def refuse_check_in(self) -> ScanResult:
-        """Why a check-in did not happen: DUPLICATE when already checked in; anything but SOLD is not a ticket."""
+    def refuse_check_in(self, holder_user_id: str, ticket_version: int) -> ScanResult:
+        """Why a check-in by a code of (holder, version) did not happen: INVALID when the ticket changed hands
+        since the code was issued; DUPLICATE when already checked in; anything but SOLD is not a ticket."""
+        if self.status in (SeatStatus.SOLD, SeatStatus.CHECKED_IN) and (
+                self.owner_user_id != holder_user_id or self.ticket_version != ticket_version):
+            return ScanResult.INVALID
         if self.status is SeatStatus.CHECKED_IN:
             return ScanResult.DUPLICATE
         raise SeatUnavailable(f"seat is {self.status.value}, not a paid ticket")

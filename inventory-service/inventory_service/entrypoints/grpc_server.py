@@ -70,6 +70,8 @@ class MarkCheckedInInput(_Input):
     seat_id: Id
     hall_id: Id
     scanner_user_id: OptionalId = None
+    holder_user_id: Id
+    ticket_version: int = Field(ge=1)
 
 
 class ListSeatsInput(_Input):
@@ -87,6 +89,7 @@ class RecordScanInput(_Input):
     result: ScanResult
     detail: str = Field("", max_length=1000)
     scanner_user_id: ScanText = None
+    ticket_version: Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_empty_is_none)] = None
 
 
 M = TypeVar("M", bound=_Input)
@@ -153,8 +156,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
     def MarkCheckedIn(self, request, context):
         cmd = parse(MarkCheckedInInput, request)
         outcome = services.mark_checked_in(self._uow, str(cmd.seat_id), str(cmd.hall_id),
-                                           _str(cmd.scanner_user_id))
-        return inventory_pb2.CheckInReply(checked_in=outcome.checked_in, seat=seat_message(outcome.seat))
+                                           _str(cmd.scanner_user_id), str(cmd.holder_user_id), cmd.ticket_version)
+        return inventory_pb2.CheckInReply(checked_in=outcome.checked_in, seat=seat_message(outcome.seat),
+                                          result=outcome.result.value)
 
     def ListSeats(self, request, context):
         cmd = parse(ListSeatsInput, request)
@@ -169,7 +173,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
     def RecordScan(self, request, context):
         cmd = parse(RecordScanInput, request)
         entry_id = services.record_scan(self._uow, cmd.seat_id, cmd.hall_id, cmd.result, cmd.detail,
-                                        cmd.scanner_user_id)
+                                        cmd.scanner_user_id, cmd.ticket_version)
         return inventory_pb2.RecordScanReply(id=entry_id)
 
 

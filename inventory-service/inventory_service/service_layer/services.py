@@ -15,6 +15,7 @@ UowFactory = Callable[[], InventoryUnitOfWork]
 class CheckInOutcome:
     checked_in: bool   # True only for the one call that moved the seat to CHECKED_IN
     seat: Seat
+    result: ScanResult  # what was logged
 
 
 @dataclass(frozen=True)
@@ -128,31 +129,33 @@ def list_tickets(uow_factory: UowFactory, user_id: str) -> list[Seat]:
         return [seat for seat, _ in uow.seats.list_tickets(user_id)]
 
 
-def mark_checked_in(uow_factory: UowFactory, seat_id: str, hall_id: str,
-                    scanner_user_id: str | None) -> CheckInOutcome:
-    """Check a ticket in and log the scan in the same transaction: CHECKED_IN for the winner, DUPLICATE else."""
+def mark_checked_in(uow_factory: UowFactory, seat_id: str, hall_id: str, scanner_user_id: str | None,
+                    holder_user_id: str, ticket_version: int) -> CheckInOutcome:
+    """Check a ticket in by a code of (holder, version) and log the scan in the same transaction: CHECKED_IN for
+    the winner; for the others INVALID when the ticket is no longer the code's, else DUPLICATE."""
     with uow_factory() as uow:
-        won = uow.seats.mark_checked_in(seat_id, hall_id)
+        won = uow.seats.mark_checked_in(seat_id, hall_id, holder_user_id, ticket_version)
         if won is not None:
             seat, _ = won
-            uow.entry_logs.add(seat_id, hall_id, ScanResult.CHECKED_IN, "", scanner_user_id)
+            uow.entry_logs.add(seat_id, hall_id, ScanResult.CHECKED_IN, "", scanner_user_id, ticket_version)
             uow.commit()
-            return CheckInOutcome(True, seat)
+            return CheckInOutcome(True, seat, ScanResult.CHECKED_IN)
         found = uow.seats.get(seat_id)
         if found is None:
             raise SeatNotFound()
         seat, _ = found
-        result = seat.refuse_check_in()
-        uow.entry_logs.add(seat_id, hall_id, result,
-                           f"already checked in at {seat.checked_in_at.isoformat()} "
-                           f"in hall {seat.checked_in_hall_id}", scanner_user_id)
+        result = seat.refuse_check_in(holder_user_id, ticket_version)
+        detail = (f"code of version {ticket_version} for {holder_user_id}; the ticket is version "
+                  f"{seat.ticket_version} of {seat.owner_user_id}" if result is ScanResult.INVALID
+                  else f"already checked in at {seat.checked_in_at.isoformat()} in hall {seat.checked_in_hall_id}")
+        uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id, ticket_version)
         uow.commit()
-        return CheckInOutcome(False, seat)
+        return CheckInOutcome(False, seat, result)
 
 
 def record_scan(uow_factory: UowFactory, seat_id: str | None, hall_id: str | None, result: ScanResult,
-                detail: str, scanner_user_id: str | None) -> int:
+                detail: str, scanner_user_id: str | None, ticket_version: int | None = None) -> int:
     with uow_factory() as uow:
-        entry_id = uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id)
+        entry_id = uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id, ticket_version)
         uow.commit()
         return entry_id

@@ -52,7 +52,7 @@ def test_ten_concurrent_check_ins_of_one_ticket_check_it_in_exactly_once(invento
     inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold))
     hall = _id()
     outcomes = _all_at_once(10, lambda i: inventory.MarkCheckedIn(pb.MarkCheckedInRequest(
-        seat_id=seat_id, hall_id=hall, scanner_user_id=_id())))
+        seat_id=seat_id, hall_id=hall, scanner_user_id=_id(), holder_user_id=user, ticket_version=1)))
     assert all(kind == "ok" for kind, _ in outcomes), outcomes
     assert sorted(reply.checked_in for _, reply in outcomes) == [False] * 9 + [True]
     assert {reply.seat.status for _, reply in outcomes} == {pb.CHECKED_IN}

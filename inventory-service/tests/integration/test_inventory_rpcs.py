@@ -106,7 +106,10 @@ def test_malformed_ids_are_invalid_argument_on_every_rpc(inventory, rpc_error):
                           (inventory.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=_id(), hold_id="nope")),
                           (inventory.UpdateOwner, pb.UpdateOwnerRequest(seat_id=_id(), expected_owner_id=_id())),
                           (inventory.VerifyTicket, pb.VerifyTicketRequest(seat_id="'; --")),
-                          (inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id="Hall A")),
+                          (inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id="Hall A",
+                                                                            holder_user_id=_id(), ticket_version=1)),
+                          (inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id=_id(),
+                                                                            holder_user_id=_id(), ticket_version=0)),
                           (inventory.ListSeats, pb.ListSeatsRequest(event_id="")),
                           (inventory.RecordScan, pb.RecordScanRequest(result="WAVED_THROUGH"))):
         rpc_error(call, request, INVALID, "INVALID_INPUT", 400)
@@ -219,7 +222,8 @@ def test_update_owner_repeated_by_the_same_transfer_returns_the_current_seat_and
     first = _move(inventory, seat_id, seller, buyer, key)
     assert _move(inventory, seat_id, seller, buyer, key) == first
     # Even once the ticket has moved on (checked in), the repeat is answered, not refused.
-    inventory.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=_id()))
+    inventory.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=_id(), holder_user_id=buyer,
+                                                    ticket_version=2))
     again = _move(inventory, seat_id, seller, buyer, key)
     assert (again.owner_user_id, again.ticket_version, again.status) == (buyer, 2, pb.CHECKED_IN)
     with container.engine.connect() as conn:
@@ -310,26 +314,44 @@ def test_list_seats_returns_the_seat_map_of_the_event_in_seat_order(inventory, n
 def test_mark_checked_in_checks_in_once_and_logs_the_duplicates(inventory, container, new_seat):
     seat_id, owner, _ = _sold_seat(inventory, new_seat)
     hall, scanner = _id(), _id()
-    request = pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall, scanner_user_id=scanner)
+    request = pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall, scanner_user_id=scanner, holder_user_id=owner,
+                                      ticket_version=1)
     first = inventory.MarkCheckedIn(request)
-    assert first.checked_in is True
+    assert (first.checked_in, first.result) == (True, "CHECKED_IN")
     assert (first.seat.status, first.seat.checked_in_hall_id, first.seat.owner_user_id) == \
         (pb.CHECKED_IN, hall, owner)
     assert first.seat.checked_in_at
     second = inventory.MarkCheckedIn(request)
-    assert second.checked_in is False
+    assert (second.checked_in, second.result) == (False, "DUPLICATE")
     assert (second.seat.checked_in_at, second.seat.checked_in_hall_id) == (first.seat.checked_in_at, hall)
     logs = _entry_logs(container, seat_id)
-    assert [(r["result"], r["hall_id"], r["scanner_user_id"]) for r in logs] == \
-        [("CHECKED_IN", hall, scanner), ("DUPLICATE", hall, scanner)]
+    assert [(r["result"], r["hall_id"], r["scanner_user_id"], r["ticket_version"]) for r in logs] == \
+        [("CHECKED_IN", hall, scanner, 1), ("DUPLICATE", hall, scanner, 1)]
     assert hall in logs[1]["detail"]
+
+
+def test_a_code_from_before_the_ticket_moved_checks_nobody_in_and_is_logged_invalid(inventory, container, new_seat):
+    seat_id, seller, _ = _sold_seat(inventory, new_seat)
+    buyer, hall = _id(), _id()
+    _move(inventory, seat_id, seller, buyer, f"transfer:{_id()}:move-ticket")
+    for holder, version in ((seller, 1), (buyer, 1), (seller, 2)):
+        reply = inventory.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall, holder_user_id=holder,
+                                                                ticket_version=version))
+        assert (reply.checked_in, reply.result, reply.seat.status) == (False, "INVALID", pb.SOLD)
+    won = inventory.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall, holder_user_id=buyer,
+                                                          ticket_version=2))
+    assert (won.checked_in, won.result) == (True, "CHECKED_IN")
+    assert [(r["result"], r["ticket_version"]) for r in _entry_logs(container, seat_id)] == [
+        ("INVALID", 1), ("INVALID", 1), ("INVALID", 2), ("CHECKED_IN", 2)]
 
 
 def test_mark_checked_in_of_a_seat_that_is_not_paid_is_seat_unavailable(inventory, new_seat, rpc_error):
     for seat_id in (new_seat(), _reserve(inventory, new_seat()).seat_id):
-        rpc_error(inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=_id()),
+        rpc_error(inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=_id(),
+                                                                   holder_user_id=_id(), ticket_version=1),
                   FAILED, "SEAT_UNAVAILABLE", 409)
-    rpc_error(inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id=_id()),
+    rpc_error(inventory.MarkCheckedIn, pb.MarkCheckedInRequest(seat_id=_id(), hall_id=_id(), holder_user_id=_id(),
+                                                               ticket_version=1),
               NOT_FOUND, "SEAT_NOT_FOUND", 404)
 
 
@@ -338,7 +360,10 @@ def test_record_scan_appends_an_entry_log_row_even_for_an_unknown_seat(inventory
     reply = inventory.RecordScan(pb.RecordScanRequest(seat_id=unknown, hall_id=_id(), result="INVALID",
                                                       detail="bad signature", scanner_user_id=_id()))
     logs = _entry_logs(container, unknown)
-    assert [(r["id"], r["result"], r["detail"]) for r in logs] == [(reply.id, "INVALID", "bad signature")]
+    assert [(r["id"], r["result"], r["detail"], r["ticket_version"]) for r in logs] == [
+        (reply.id, "INVALID", "bad signature", None)]
+    expired = inventory.RecordScan(pb.RecordScanRequest(seat_id=unknown, result="EXPIRED", ticket_version=3))
+    assert [(r["id"], r["ticket_version"]) for r in _entry_logs(container, unknown)][-1] == (expired.id, 3)
     assert logs[0]["scanned_at"] is not None
 
 

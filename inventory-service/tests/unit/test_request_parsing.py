@@ -33,9 +33,16 @@ def test_malformed_ids_and_out_of_range_hold_seconds_are_invalid_input(fields):
 
 
 def test_a_check_in_may_omit_the_scanner():
-    cmd = parse(MarkCheckedInInput, inventory_pb2.MarkCheckedInRequest(seat_id=str(uuid.uuid4()),
-                                                                       hall_id=str(uuid.uuid4())))
+    cmd = parse(MarkCheckedInInput, inventory_pb2.MarkCheckedInRequest(
+        seat_id=str(uuid.uuid4()), hall_id=str(uuid.uuid4()), holder_user_id=str(uuid.uuid4()), ticket_version=1))
     assert cmd.scanner_user_id is None
+
+
+def test_a_check_in_names_the_codes_holder_and_version():
+    for fields in ({"ticket_version": 1}, {"holder_user_id": str(uuid.uuid4())}):
+        with pytest.raises(InvalidInput):
+            parse(MarkCheckedInInput, inventory_pb2.MarkCheckedInRequest(
+                seat_id=str(uuid.uuid4()), hall_id=str(uuid.uuid4()), **fields))
 
 
 def test_a_scan_of_an_unknown_code_is_logged_but_its_result_must_be_known():

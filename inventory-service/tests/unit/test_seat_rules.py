@@ -95,10 +95,19 @@ def test_transfer_from_someone_who_is_not_the_owner_is_not_owner():
 
 def test_a_losing_check_in_is_a_duplicate_only_when_the_seat_is_checked_in():
     checked_in = replace(_sold(), status=SeatStatus.CHECKED_IN, checked_in_at=NOW, checked_in_hall_id="hall")
-    assert checked_in.refuse_check_in() is ScanResult.DUPLICATE
+    assert checked_in.refuse_check_in(USER, 1) is ScanResult.DUPLICATE
     for seat in (_seat(), _held()):
         with pytest.raises(SeatUnavailable):
-            seat.refuse_check_in()
+            seat.refuse_check_in(USER, 1)
+
+
+def test_a_code_of_another_holder_or_an_older_version_is_invalid_even_once_checked_in():
+    moved = _sold().transfer(USER, OTHER)
+    for seat in (moved, replace(moved, status=SeatStatus.CHECKED_IN, checked_in_at=NOW, checked_in_hall_id="h")):
+        assert seat.refuse_check_in(USER, 1) is ScanResult.INVALID      # the seller's code from before
+        assert seat.refuse_check_in(OTHER, 1) is ScanResult.INVALID     # the right holder, an older version
+    in_now = replace(moved, status=SeatStatus.CHECKED_IN, checked_in_at=NOW, checked_in_hall_id="h")
+    assert in_now.refuse_check_in(OTHER, 2) is ScanResult.DUPLICATE     # the buyer's own code, scanned again
 
 
 def test_the_hold_cap_refuses_the_hold_beyond_the_limit():

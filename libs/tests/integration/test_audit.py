@@ -129,9 +129,27 @@ def sold_then_transferred(urls, status="COMPLETED", amount=40, rows=("debit", "c
     return transfer, seat
 
 
+def checked_in(urls, seat, code_version):
+    """A check-in logged a moment after everything written so far, by a code of `code_version`."""
+    run(urls["inventory-service"], "INSERT INTO entry_logs (seat_id, hall_id, result, ticket_version, scanned_at) "
+        "VALUES (:s, :h, 'CHECKED_IN', :v, now() + interval '1 second')", s=seat, h=str(uuid.uuid4()), v=code_version)
+
+
 def test_a_consistent_transfer_has_no_violations(urls):
     transfer, seat = sold_then_transferred(urls)
+    checked_in(urls, seat, 2)                       # the buyer's code, issued after the transfer
     assert [v for v in violations(urls) if transfer in v.message or seat in v.message] == []
+
+
+def test_a_check_in_by_a_code_from_before_a_transfer_or_with_no_version_is_reported(urls):
+    _, by_sellers_code = sold_then_transferred(urls)
+    checked_in(urls, by_sellers_code, 1)
+    unversioned = str(uuid.uuid4())
+    checked_in(urls, unversioned, None)
+    found = {v.message.split(" was checked in")[0]: v for v in violations(urls) if "was checked in (entry" in v.message}
+    assert found[f"seat {by_sellers_code}"].invariant == 7
+    assert "by a code of ticket_version 1 while the ticket was at version 2" in found[f"seat {by_sellers_code}"].message
+    assert "by a code of ticket_version None while the ticket was at version 1" in found[f"seat {unversioned}"].message
 
 
 def test_each_kind_of_transfer_violation_is_reported(urls):

@@ -77,16 +77,20 @@ class InventoryClient:
     def verify(self, seat_id: str) -> SeatView:
         return SeatView.from_pb(self._call(self._stub.VerifyTicket, pb.VerifyTicketRequest(seat_id=seat_id)).seat)
 
-    def mark_checked_in(self, seat_id: str, hall_id: str, scanner_user_id: str) -> tuple[bool, SeatView]:
-        """(True, seat) for the one call that checked the seat in; (False, seat as checked in) for the others."""
+    def mark_checked_in(self, seat_id: str, hall_id: str, scanner_user_id: str, holder_user_id: str,
+                        ticket_version: int) -> tuple[inventory.ScanResult, SeatView]:
+        """What the scan of a code of (holder, version) logged, with the seat as it is now: CHECKED_IN for the one
+        call that checked the seat in; DUPLICATE (the seat says when and where) or INVALID for the others."""
         reply = self._call(self._stub.MarkCheckedIn, pb.MarkCheckedInRequest(
-            seat_id=seat_id, hall_id=hall_id, scanner_user_id=scanner_user_id))
-        return reply.checked_in, SeatView.from_pb(reply.seat)
+            seat_id=seat_id, hall_id=hall_id, scanner_user_id=scanner_user_id, holder_user_id=holder_user_id,
+            ticket_version=ticket_version))
+        return inventory.ScanResult(reply.result), SeatView.from_pb(reply.seat)
 
-    def record_scan(self, seat_id: str, hall_id: str, result: str, detail: str, scanner_user_id: str) -> int:
+    def record_scan(self, seat_id: str, hall_id: str, result: str, detail: str, scanner_user_id: str,
+                    ticket_version: int = 0) -> int:
         return self._call(self._stub.RecordScan, pb.RecordScanRequest(
             seat_id=seat_id[:200], hall_id=hall_id[:200], result=result, detail=detail[:1000],
-            scanner_user_id=scanner_user_id)).id
+            scanner_user_id=scanner_user_id, ticket_version=max(0, min(ticket_version, 2**31 - 1)))).id
 
     def list_tickets(self, user_id: str) -> list[SeatView]:
         reply = self._call(self._stub.ListTickets, pb.ListTicketsRequest(user_id=user_id))

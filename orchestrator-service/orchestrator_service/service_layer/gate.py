@@ -16,7 +16,7 @@ from trcontracts.orders import OrderStatus
 from ..adapters.inventory import SeatView
 from ..adapters.qr import InvalidCode, png
 from ..bootstrap import Container
-from ..domain.gate import SeatState, Verdict, judge_age, judge_ticket
+from ..domain.gate import QrClaims, SeatState, Verdict, judge_age, judge_ticket
 from ..domain.ids import canonical_uuid
 
 
@@ -87,12 +87,12 @@ def verify(c: Container, scanner_id: str, code: str, hall_id: str) -> dict:
     try:
         claims = c.qr.read(code)
     except InvalidCode as exc:
-        return _logged(c, scanner_id, hall_id, "", Verdict(ScanResult.INVALID, "not a valid ticket code"), str(exc))
+        return _logged(c, scanner_id, hall_id, None, Verdict(ScanResult.INVALID, "not a valid ticket code"), str(exc))
     verdict = judge_age(claims, now, c.settings.qr_ttl_seconds, c.settings.qr_clock_skew_seconds)
     if verdict is not None:
-        return _logged(c, scanner_id, hall_id, claims.seat_id, verdict)
+        return _logged(c, scanner_id, hall_id, claims, verdict)
     if not _is_uuid(claims.seat_id):
-        return _logged(c, scanner_id, hall_id, claims.seat_id, Verdict(ScanResult.NOT_FOUND, "no such ticket"))
+        return _logged(c, scanner_id, hall_id, claims, Verdict(ScanResult.NOT_FOUND, "no such ticket"))
 
     # The seat and its paid order (with the order's event) at once; the event of an unpaid seat comes after.
     seat_f = _in_thread(c, _seat_or_none, c, claims.seat_id)
@@ -104,10 +104,10 @@ def verify(c: Container, scanner_id: str, code: str, hall_id: str) -> dict:
     state = SeatState(seat.status, seat.owner_user_id, seat.held_by_user_id, seat.ticket_version) if seat else None
     verdict = judge_ticket(claims, state, order is not None, event.hall_id if event else None, hall_id)
     if verdict is None:
-        return _check_in(c, scanner_id, hall_id, seat, event)
+        return _check_in(c, scanner_id, hall_id, claims, seat, event)
     if verdict.result == ScanResult.DUPLICATE:
         verdict = Verdict(ScanResult.DUPLICATE, _already_in(seat, event))
-    return _logged(c, scanner_id, hall_id, claims.seat_id, verdict, seat=seat, event=event)
+    return _logged(c, scanner_id, hall_id, claims, verdict, seat=seat, event=event)
 
 
 def _already_in(seat: SeatView, event) -> str:
@@ -115,25 +115,30 @@ def _already_in(seat: SeatView, event) -> str:
     return f"already checked in at {seat.checked_in_at} in hall {hall}"
 
 
-def _check_in(c: Container, scanner_id: str, hall_id: str, seat: SeatView, event) -> dict:
+def _check_in(c: Container, scanner_id: str, hall_id: str, claims: QrClaims, seat: SeatView, event) -> dict:
+    """MarkCheckedIn decides under the seat's row lock, for the code's holder and version, and logs the scan."""
     try:
-        won, now_seat = c.inventory.mark_checked_in(seat.seat_id, hall_id, scanner_id)
+        result, now_seat = c.inventory.mark_checked_in(seat.seat_id, hall_id, scanner_id, claims.holder_id,
+                                                       claims.version)
     except AppError as err:
         # The ticket changed under the scan (refunded, reversed): MarkCheckedIn wrote nothing, so log it here.
         if err.code == InventoryError.SEAT_NOT_FOUND:
-            return _logged(c, scanner_id, hall_id, seat.seat_id, Verdict(ScanResult.NOT_FOUND, "no such ticket"))
+            return _logged(c, scanner_id, hall_id, claims, Verdict(ScanResult.NOT_FOUND, "no such ticket"))
         if err.code == InventoryError.SEAT_UNAVAILABLE:
-            return _logged(c, scanner_id, hall_id, seat.seat_id,
+            return _logged(c, scanner_id, hall_id, claims,
                            Verdict(ScanResult.INVALID, "the ticket is no longer valid"), seat=seat, event=event)
         raise
-    verdict = (Verdict(ScanResult.CHECKED_IN, "welcome") if won
-               else Verdict(ScanResult.DUPLICATE, _already_in(now_seat, event)))
+    verdict = {ScanResult.CHECKED_IN: Verdict(ScanResult.CHECKED_IN, "welcome"),
+               ScanResult.DUPLICATE: Verdict(ScanResult.DUPLICATE, _already_in(now_seat, event))}.get(
+        result, Verdict(ScanResult.INVALID, "code issued before the ticket changed hands"))
     return _reply(verdict, hall_id, now_seat, event)
 
 
-def _logged(c: Container, scanner_id: str, hall_id: str, seat_id: str, verdict: Verdict, detail: str = "",
-            seat: SeatView | None = None, event=None) -> dict:
-    c.inventory.record_scan(seat_id, hall_id, verdict.result, detail or verdict.message, scanner_id)
+def _logged(c: Container, scanner_id: str, hall_id: str, claims: QrClaims | None, verdict: Verdict,
+            detail: str = "", seat: SeatView | None = None, event=None) -> dict:
+    """Log a scan that MarkCheckedIn did not decide: the code's seat and version when it could be read."""
+    c.inventory.record_scan(claims.seat_id if claims else "", hall_id, verdict.result, detail or verdict.message,
+                            scanner_id, claims.version if claims else 0)
     return _reply(verdict, hall_id, seat, event)
 
 
