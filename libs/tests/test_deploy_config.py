@@ -38,7 +38,7 @@ PUBLIC_ENDPOINTS = [
     ("POST", "/auth/register"), ("POST", "/auth/login"), ("POST", "/auth/refresh"),
     ("GET", "/events"), ("GET", "/events/{id}"), ("GET", "/events/{id}/seats"),
     ("POST", "/webhooks/stripe"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"),
-    ("GET", "/verify/keys"), ("GET", "/scanner"),
+    ("GET", "/verify/keys"), ("GET", "/scanner"), ("GET", "/scanner/static/scanner.js"), ("GET", "/venues"),
 ]
 PROTECTED_ENDPOINTS = [
     ("GET", "/me"), ("GET", "/me/orders"), ("GET", "/me/tickets"), ("GET", "/orders/{id}"),
@@ -136,18 +136,65 @@ def stages(folder: str) -> list[str]:
     return [rest.split()[0] for keyword, rest in dockerfile_instructions(folder) if keyword == "FROM"]
 
 
+def stage_instructions(folder: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(stage name or image, its instructions) for each FROM of a Dockerfile."""
+    found: list[tuple[str, list[tuple[str, str]]]] = []
+    for keyword, rest in dockerfile_instructions(folder):
+        if keyword == "FROM":
+            words = rest.split()
+            found.append((words[2] if len(words) == 3 and words[1].upper() == "AS" else words[0], []))
+        elif found:
+            found[-1][1].append((keyword, rest))
+    return found
+
+
+# The one front-end build stage a service image has before its `FROM base` stage, and what that stage takes
+# from the build context: the orchestrator builds the gate page (web/scanner) as `make static` does.
+PAGE_STAGE = "scanner-page"
+PAGE_SOURCES = {"web/scanner/package.json", "web/scanner/package-lock.json", "web/scanner/build.mjs",
+                "web/scanner/src"}
+PAGE_STAGES = {"orchestrator-service": (PAGE_STAGE, PAGE_SOURCES)}
+
+
 @pytest.mark.parametrize("folder", sorted(SERVICES))
 def test_every_service_folder_has_a_dockerfile_that_copies_only_its_own_folder(folder):
     instructions = dockerfile_instructions(folder)
-    assert copy_sources(instructions) == {folder}
+    extra = PAGE_STAGES.get(folder, (None, set()))[1]
+    assert copy_sources(instructions) == {folder} | extra
+    (_, final), *_ = reversed(stage_instructions(folder))
+    assert copy_sources(final) == {folder}, "the service stage takes only its own folder from the context"
     assert not any(keyword == "ADD" for keyword, _ in instructions), "use COPY, not ADD"
 
 
 @pytest.mark.parametrize("folder", sorted(SERVICES))
 def test_every_service_image_builds_on_the_shared_base(folder):
-    assert stages(folder) == [BASE_SERVICE], "one stage, FROM the `base` build context"
+    page_stage = [PAGE_STAGES[folder][0]] if folder in PAGE_STAGES else []
+    assert [name for name, _ in stage_instructions(folder)] == page_stage + [BASE_SERVICE], \
+        "one service stage, FROM the `base` build context, after the page build stage if any"
     runs = [rest for keyword, rest in dockerfile_instructions(folder) if keyword == "RUN"]
     assert not any("grpc_tools.protoc" in rest for rest in runs), "the base generates trproto, not the service"
+
+
+def test_the_orchestrator_image_builds_the_gate_page_like_make_static_where_the_settings_look():
+    from orchestrator_service.settings import ROOT as SETTINGS_ROOT, OrchestratorSettings
+
+    (stage, page), (_, service) = stage_instructions("orchestrator-service")
+    assert stage == PAGE_STAGE
+    image = next(rest.split()[0] for keyword, rest in dockerfile_instructions("orchestrator-service")
+                 if keyword == "FROM")
+    assert image == "${NODE_IMAGE}"
+    assert re.search(r"^ARG NODE_IMAGE=node:\d+-slim$", dockerfile_path("orchestrator-service").read_text(), re.M)
+    runs = [rest for keyword, rest in page if keyword == "RUN"]
+    assert runs[0].startswith("npm ci"), "exactly the packages of the lock file"
+    out = re.fullmatch(r"node build\.mjs (\S+)/scanner", runs[-1]).group(1)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "npm ci" in makefile and 'node build.mjs "$(CURDIR)/$(STATIC)/scanner"' in makefile
+    assert re.search(r"^STATIC := build/static$", makefile, re.M)
+    (copied,) = [shlex.split(rest) for keyword, rest in service if keyword == "COPY" and "--from" in rest]
+    assert copied[0] == f"--from={PAGE_STAGE}" and copied[1].rstrip("/") == out
+    # /app (the image's WORKDIR) stands where the repository root does, so the default is right in both.
+    assert Path(copied[2]) == OrchestratorSettings().static_dir.relative_to(SETTINGS_ROOT) == Path("build/static")
+    assert "**/node_modules" in (ROOT / ".dockerignore").read_text().splitlines()
 
 
 def test_the_base_copies_the_shared_files_and_no_service_folder():
