@@ -19,6 +19,16 @@ def test_one_event_has_hall_id_and_venue_id(api):
     assert r.json()["hall_id"] == demo.HALL_A_ID and r.json()["venue_id"] == demo.VENUE_ID
 
 
+def test_a_gate_finds_the_demo_arena_and_its_two_halls(api):
+    r = api.get("/venues")
+    assert r.status_code == 200
+    arena = next(v for v in r.json()["venues"] if v["venue_id"] == demo.VENUE_ID)
+    assert arena["name"] == "Demo Arena"
+    assert arena["halls"] == [{"hall_id": demo.HALL_A_ID, "name": "Hall A"},
+                              {"hall_id": demo.HALL_B_ID, "name": "Hall B"}]
+    assert api.get("/venues?limit=0").status_code == 400
+
+
 def test_the_demo_seat_map_has_200_seats_at_50_credits(api):
     r = api.get(f"/events/{demo.EVENT_ID}/seats")
     assert r.status_code == 200

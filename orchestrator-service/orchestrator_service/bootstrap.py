@@ -58,7 +58,7 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
         tokens=TokenService(settings.jwt_secret, settings.jwt_issuer),
         users=UserService(http("user-service", settings.user_service_url)),
         orders=OrderService(http("order-service", settings.order_service_url)),
-        events=EventService(http("event-service", settings.event_service_url)),
+        events=EventService(http("event-service", settings.event_service_url), settings.event_cache_seconds),
         inventory=InventoryClient(settings.inventory_grpc_target, settings.internal_service_token,
                                   settings.internal_timeout_seconds),
         holds=ConfirmedPublisher(settings.amqp_url, "seat.hold", "seat.hold", "orchestrator-holds"),

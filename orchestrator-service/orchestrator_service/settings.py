@@ -1,8 +1,12 @@
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from trcommon.settings import DEV_QR_SIGNING_KEY, CommonSettings
+
+# The repository root here, /app in the image: both keep the built pages in build/static beneath it.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class OrchestratorSettings(CommonSettings):
@@ -37,6 +41,11 @@ class OrchestratorSettings(CommonSettings):
     # After held_until no debit is accepted; this margin covers a debit transaction already under way.
     debit_fence_seconds: float = 2.0
     http_pool_size: int = 64
+    # How long an event read from event-service (its hall, name) is reused for seat maps and gate scans; 0: never.
+    event_cache_seconds: float = Field(10.0, ge=0)
+    # Built front-end pages: the gate page is served from <static_dir>/scanner (`make static` builds it there;
+    # the image builds it in its own stage).
+    static_dir: Path = ROOT / "build" / "static"
     # orchestrator-worker touches this file after every pass (a health check reads its age); unset: no file.
     worker_heartbeat_file: str | None = None
     # Comma-separated saga step boundaries (e.g. `purchase:debit`, docs/sagas.md) at which this process dies as

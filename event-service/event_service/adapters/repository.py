@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..domain.model import Event
+from ..domain.model import Event, Hall, Venue
 from .tables import events, halls, venues
 
 _EVENT_COLUMNS = sa.select(
@@ -25,6 +25,20 @@ class EventRepository:
     def get(self, event_id: str) -> Event | None:
         row = self._conn.execute(_EVENT_COLUMNS.where(events.c.event_id == event_id)).first()
         return Event(**row._mapping) if row else None
+
+    def list_venues(self, limit: int, offset: int) -> list[Venue]:
+        page = (sa.select(venues.c.venue_id, venues.c.name, venues.c.address)
+                .order_by(venues.c.name, venues.c.venue_id).limit(limit).offset(offset).subquery())
+        rows = self._conn.execute(
+            sa.select(page, halls.c.hall_id, halls.c.name.label("hall_name"))
+            .select_from(page.outerjoin(halls, halls.c.venue_id == page.c.venue_id))
+            .order_by(page.c.name, page.c.venue_id, halls.c.name, halls.c.hall_id)).all()
+        found: dict[str, tuple] = {}
+        for row in rows:
+            venue = found.setdefault(row.venue_id, (row.name, row.address, []))
+            if row.hall_id is not None:
+                venue[2].append(Hall(row.hall_id, row.hall_name))
+        return [Venue(vid, name, address, tuple(hs)) for vid, (name, address, hs) in found.items()]
 
     def add_venue(self, venue_id: str, name: str, address: str = "") -> None:
         self._conn.execute(sa.dialects.postgresql.insert(venues)

@@ -15,3 +15,17 @@ class Event:
     hall_name: str
     starts_at: datetime
     description: str
+
+
+@dataclass(frozen=True)
+class Hall:
+    hall_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Venue:
+    venue_id: str
+    name: str
+    address: str
+    halls: tuple[Hall, ...]

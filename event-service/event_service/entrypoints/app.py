@@ -25,5 +25,10 @@ def create_app(settings: EventSettings | None = None, container: Container | Non
     def get_event(event_id: str):
         return events.Event.model_validate(services.get_event(c.uow, event_id), from_attributes=True)
 
+    @serve(api, events.LIST_VENUES)
+    def list_venues(query: events.Page):
+        found = services.list_venues(c.uow, query.limit, query.offset)
+        return events.VenueList(venues=[events.Venue.model_validate(v, from_attributes=True) for v in found])
+
     app.register_blueprint(api)
     return app

@@ -7,7 +7,7 @@ from typing import Callable
 from trcommon.errors import NotFound
 from trcontracts.events import EventError
 
-from ..domain.model import Event
+from ..domain.model import Event, Venue
 from .unit_of_work import EventUnitOfWork
 
 UowFactory = Callable[[], EventUnitOfWork]
@@ -28,3 +28,8 @@ def get_event(uow_factory: UowFactory, event_id: str) -> Event:
     if event is None:
         raise NotFound("no such event", code=EventError.EVENT_NOT_FOUND)
     return event
+
+
+def list_venues(uow_factory: UowFactory, limit: int, offset: int) -> list[Venue]:
+    with uow_factory() as uow:
+        return uow.events.list_venues(limit, offset)

@@ -39,6 +39,25 @@ def test_list_events_contains_a_new_event(client, container):
     assert event in [e["event_id"] for e in resp.get_json()["events"]]
 
 
+def test_venues_list_their_halls_by_name_and_page(client, container):
+    venue = str(uuid.uuid4())
+    halls = {"Hall B": str(uuid.uuid4()), "Hall A": str(uuid.uuid4())}
+    with container.uow() as uow:
+        uow.events.add_venue(venue, f"Arena {venue}", "1 Main St")
+        for name, hall in halls.items():
+            uow.events.add_hall(hall, venue, name)
+        uow.commit()
+    resp = client.get("/venues?limit=200")
+    assert resp.status_code == 200
+    listed = resp.get_json()["venues"]
+    assert {"venue_id": venue, "name": f"Arena {venue}", "address": "1 Main St", "halls": [
+        {"hall_id": halls["Hall A"], "name": "Hall A"}, {"hall_id": halls["Hall B"], "name": "Hall B"}]} in listed
+    # Pages are slices of one order: page by page gives the same list as one long page.
+    paged = [v for offset in range(len(listed))
+             for v in client.get(f"/venues?limit=1&offset={offset}").get_json()["venues"]]
+    assert [v["venue_id"] for v in paged] == [v["venue_id"] for v in listed]
+
+
 def test_unknown_or_malformed_event_id_is_404(client):
     for event_id in (str(uuid.uuid4()), "not-a-uuid"):
         resp = client.get(f"/events/{event_id}")

@@ -2,8 +2,11 @@
 route the orchestrator uses, returning the contract's models."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Mapping
+
+from cachetools import TTLCache, cached
 
 from trcommon.errors import AppError
 from trcommon.http_client import ServiceClient
@@ -124,11 +127,23 @@ class OrderService:
 
 
 class EventService:
-    def __init__(self, client: ServiceClient):
+    """Events change rarely and are read on every seat map and gate scan: a found event is kept for
+    `cache_seconds` (0: not kept). An unknown event is never kept, so a new one is seen at once."""
+
+    def __init__(self, client: ServiceClient, cache_seconds: float = 0.0, cache_size: int = 4096):
         self.http = client
+        if cache_seconds > 0:
+            self.get = cached(TTLCache(cache_size, cache_seconds), lock=threading.Lock(),
+                              key=lambda event_id: event_id)(self._get)
 
     def list(self, limit: int, offset: int) -> events.EventList:
         return self.http.call(events.LIST_EVENTS, query={"limit": limit, "offset": offset})
 
     def get(self, event_id: str) -> events.Event:
+        return self._get(event_id)
+
+    def _get(self, event_id: str) -> events.Event:
         return self.http.call(events.GET_EVENT, path={"event_id": event_id})
+
+    def venues(self, limit: int, offset: int) -> events.VenueList:
+        return self.http.call(events.LIST_VENUES, query={"limit": limit, "offset": offset})

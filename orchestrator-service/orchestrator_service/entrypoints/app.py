@@ -16,6 +16,7 @@ from ..bootstrap import Container, bootstrap
 from ..service_layer import catalog, gate, purchase, tickets, transfers
 from ..settings import OrchestratorSettings
 from . import openapi
+from .scanner_page import scanner_blueprint
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, Page, PayBody, RefreshBody,
                       RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody, VerifyBody)
 
@@ -60,6 +61,11 @@ def event_routes(c: Container) -> Blueprint:
     @bp.get("/events/<event_id>")
     def get_event(event_id: str):
         return json_reply(c.events.get(event_id))
+
+    @bp.get("/venues")
+    def list_venues():
+        page = parse_query(Page)
+        return json_reply(c.events.venues(page.limit, page.offset))
 
     @bp.get("/events/<event_id>/seats")
     def seat_map(event_id: str):
@@ -215,7 +221,7 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
     settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
     app = create_flask_app(settings.service_name, settings)
     for bp in (auth_routes(c), event_routes(c), purchase_routes(c), transfer_routes(c), gate_routes(c), credit_routes(c),
-               openapi.docs_blueprint()):
+               openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
     app.register_blueprint(health_blueprint({
         "user-service": c.users.http.health, "order-service": c.orders.http.health,

@@ -7,6 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
+from trcontracts.events import VenueList
+
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, Profile, RefreshBody,
                       PublicKeys, QrCode, RegisterBody, ReserveBody, ResolveBody, ScanVerdict, TicketList, TopupBody,
                       TransferIdBody, TransferList, TransferView, VerifyBody)
@@ -23,6 +25,8 @@ ROUTES = [
      Profile),
     ("get", "/events", "List events", None, 200, False, []),
     ("get", "/events/{event_id}", "One event, with hall_id and venue_id", None, 200, False, [404]),
+    ("get", "/venues", "Venues with their halls, by name (a gate picks its hall here)", None, 200, False, [400],
+     VenueList),
     ("get", "/events/{event_id}/seats", "The seat map of an event", None, 200, False, [404, 503]),
     ("post", "/reserve", "Hold a seat for HOLD_TTL_SECONDS; creates a PENDING order", ReserveBody, 201, True,
      [400, 401, 403, 404, 409, 429, 503]),
@@ -38,6 +42,8 @@ ROUTES = [
      "entry. Every scan is logged", VerifyBody, 200, True, [400, 401, 403, 503], ScanVerdict),
     ("get", "/verify/keys", "The public keys (JWKS) that gate codes are signed with, for offline checks", None, 200,
      False, [], PublicKeys),
+    ("get", "/scanner", "The gate page for venue staff (HTML): sign in as a scanner, pick the hall, scan with the "
+     "camera or type a code. 503 until `make static` has built it", None, 200, False, [503]),
     ("post", "/transfer/initiate", "Offer an owned ticket to another fan for 0..face value credits; sends both "
      "parties a code", InitiateTransferBody, 201, True, [400, 401, 403, 404, 409], TransferView),
     ("post", "/transfer/confirm", "Complete a transfer with both parties' codes: the buyer pays, the ticket moves "
@@ -63,9 +69,11 @@ ROUTES = [
     ("get", "/health", "200 when this service and what it needs are up", None, 200, False, [503]),
 ]
 
-# Answers in another media type besides JSON, chosen by the request's Accept header.
+# Answers in media types other than JSON: the code's PNG when the request's Accept header asks for it; the gate
+# page is HTML.
 ALSO_ANSWERS = {("get", "/tickets/{seat_id}/qr"): {"image/png": {"schema": {
-    "type": "string", "contentMediaType": "image/png", "description": "a QR code of the same `qr` string"}}}}
+    "type": "string", "contentMediaType": "image/png", "description": "a QR code of the same `qr` string"}}},
+                ("get", "/scanner"): {"text/html": {"schema": {"type": "string", "contentMediaType": "text/html"}}}}
 
 
 def build_document() -> dict:
