@@ -6,15 +6,21 @@ BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 GEN := build/gen
 STAMP := $(VENV)/.installed
+# The gate page (GET /scanner): sources and lock file in web/scanner, built into $(STATIC)/scanner, which the
+# orchestrator serves (OrchestratorSettings.static_dir).
+WEB := web/scanner
+STATIC := build/static
 
-.PHONY: run test unit integration e2e proto setup migrate seed audit topup bench lint contracts-doc clean help
+.PHONY: run test unit integration e2e proto static setup migrate seed audit topup bench lint contracts-doc clean help
 
 help:
 	@echo "make run    - install, create databases, migrate, load broker topology, seed demo data, start everything"
 	@echo "make test   - run unit, integration and end-to-end tests against local PostgreSQL and RabbitMQ"
 	@echo "make proto  - regenerate the gRPC code from proto/inventory.proto into $(GEN)/trproto"
+	@echo "make static - install the gate page's packages (npm ci) and bundle it into $(STATIC)/scanner"
 	@echo "make audit  - check the invariants across the four databases (exit 1 on any violation)"
 	@echo "make topup EMAIL=you@example.com AMOUNT=1000 - credit a user of the running system (development)"
+	@echo "make bench  - measure throughput, latency, CPU and memory of the whole system (bench/results/)"
 	@echo "make contracts-doc - regenerate docs/internal-api.md from the contracts in libs/trcontracts"
 
 # The virtual environment; the .pth file puts the shared library, the generated gRPC package and every
@@ -37,6 +43,17 @@ $(GEN)/trproto/inventory_pb2.py: proto/inventory.proto $(STAMP)
 
 proto: $(GEN)/trproto/inventory_pb2.py
 
+# Exactly the packages package-lock.json names (npm ci), again only when the lock file changes.
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	@touch $@
+
+# build.mjs writes index.html last, so its time stamp stands for the whole folder.
+$(STATIC)/scanner/index.html: $(WEB)/node_modules/.installed $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
+	cd $(WEB) && node build.mjs "$(CURDIR)/$(STATIC)/scanner"
+
+static: $(STATIC)/scanner/index.html
+
 setup: proto
 	$(PYTHON) -m trcommon.manage setup
 
@@ -46,10 +63,10 @@ migrate: proto
 seed: proto
 	$(PYTHON) -m trcommon.manage seed
 
-run: proto
+run: proto static
 	$(PYTHON) -m trcommon.devstack run
 
-test: proto
+test: proto static
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 unit: proto
@@ -58,11 +75,16 @@ unit: proto
 integration: proto
 	$(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
 
-e2e: proto
+e2e: proto static
 	$(PYTHON) -m pytest e2e-tests $(PYTEST_ARGS)
 
 audit: proto
 	$(PYTHON) -m trcommon.audit
+
+# Every speed figure of the spec in one run, on fresh databases and free ports (bench/README in the main README).
+bench: proto
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 # Development stand-in for Stripe: a signed payment_intent.succeeded webhook to the running system.
 topup: proto
@@ -74,7 +96,7 @@ contracts-doc: proto
 
 # Pyflakes rules: unused or undefined names, shadowing, broken imports.
 lint: $(STAMP)
-	$(BIN)/ruff check --select F libs e2e-tests *-service
+	$(BIN)/ruff check --select F libs e2e-tests bench *-service
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache $(WEB)/node_modules

@@ -88,12 +88,14 @@ def test_forged_webhooks_are_400_and_credit_nothing(stripe_client, users):
 
 def test_stale_and_future_signatures_are_400_and_recent_ones_are_accepted(stripe_client, users):
     user = users.new()
+    # Margins of 30 s either side of the 300 s tolerance: `now` is truncated and a loaded machine may take
+    # seconds between here and the server's own clock reading.
     now = int(time.time())
-    for t in (now - 301, now + 301, now + 3600):
+    for t in (now - 330, now + 330, now + 3600):
         resp = _deliver(stripe_client, _event("payment_intent.succeeded", _intent(user)), timestamp=t)
         assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "INVALID_SIGNATURE", t
     assert users.balance(user["user_id"]) == 0
-    for t in (now - 290, now + 60):
+    for t in (now - 240, now + 60):
         assert _deliver(stripe_client, _event("payment_intent.succeeded", _intent(user, amount=100)),
                         timestamp=t).status_code == 200
     assert users.balance(user["user_id"]) == 200
