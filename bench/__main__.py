@@ -72,6 +72,7 @@ class Phase:
     seconds: float
     data: dict
     spawn_rate: float | None = None
+    stop_timeout: int = 10      # seconds a user may finish its flow once the phase ends
 
 
 @dataclass
@@ -259,7 +260,7 @@ def run_phase(b: Bench, phase: Phase) -> dict:
     env = {**os.environ, "BENCH_PHASE": phase.data["phase"], "BENCH_DATA": str(data_file), "BENCH_OUT": str(out_file)}
     cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless", "--only-summary",
            "--users", str(phase.users), "--spawn-rate", str(phase.spawn_rate or phase.users),
-           "--run-time", f"{int(phase.seconds)}s", "--stop-timeout", "10", "--host", b.stack.base_url,
+           "--run-time", f"{int(phase.seconds)}s", "--stop-timeout", str(phase.stop_timeout), "--host", b.stack.base_url,
            "--loglevel", "ERROR", "--exit-code-on-error", "0"]
     meter = CpuMeter(b.stack)
     with open(LOGS / f"locust-{phase.name}.log", "wb") as log:
@@ -334,7 +335,7 @@ def bench_flash_sale(b: Bench, fans: list[dict]) -> dict:
     ev = create_event(b, "flash sale", 200)
     r = run_phase(b, Phase("flash-sale", len(fans), 120, {"phase": "flash", "event_id": ev["event_id"], "seats": 200,
                                                           "plans": [{"token": f["token"]} for f in fans]},
-                           spawn_rate=len(fans)))
+                           spawn_rate=len(fans), stop_timeout=0))
     with b.engines["inventory-service"].connect() as conn:
         sold = conn.execute(sa.text("SELECT count(*) FROM seats WHERE event_id = :e AND status = 'SOLD'"),
                             {"e": ev["event_id"]}).scalar_one()

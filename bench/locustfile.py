@@ -14,6 +14,7 @@ import resource
 import time
 from collections import Counter, defaultdict
 
+import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
@@ -28,11 +29,17 @@ _slots = itertools.count()
 _active = {"users": 0}
 
 
+def _quit(environment) -> None:
+    """End the run now. From its own greenlet: a user calling quit() directly would be stopped by it midway."""
+    if environment.runner is not None:
+        gevent.spawn(environment.runner.quit)
+
+
 def _user_done(environment) -> None:
     """A user ran out of work: when the last one does, the run ends (no idle wait for --run-time)."""
     _active["users"] -= 1
-    if _active["users"] <= 0 and environment.runner is not None:
-        environment.runner.quit()
+    if _active["users"] <= 0:
+        _quit(environment)
 
 
 def _record(name: str, started: float, status: int | str) -> None:
@@ -142,7 +149,7 @@ class Fan(FastHttpUser):
                     marks["paid"] = marks.get("paid", 0) + 1
                     if marks["paid"] >= DATA["seats"]:
                         marks["sold_out_paid"] = time.time()
-                        self.environment.runner.quit()
+                        _quit(self.environment)     # sold out and paid: the fans still waiting go home
                 break
             outcomes["flash reserve"][str(r.status_code)] += 1
         else:

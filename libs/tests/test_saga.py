@@ -6,7 +6,7 @@ import pytest
 
 from trcommon.errors import AppError, DependencyUnavailable
 from trcommon.saga import (DONE, WAIT, Begin, Compensate, Fail, Finish, Outcome, Probe, Run, Saga, SagaRunner,
-                           SagaState, Step, advance, always, next_action, recovery_pass)
+                           RecoveryPass, SagaState, Step, advance, always, next_action, recovery_pass)
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
@@ -255,7 +255,7 @@ def test_recovery_waits_for_a_begun_step_that_did_not_happen_until_the_deadline_
 def test_recovery_pass_goes_over_every_stale_saga_and_survives_a_participant_down():
     down = Ctx("1", Ledger(down=True), record={"status": "CHARGING", "late": True})
     ok = Ctx("2", Ledger(applied={"order:2:charge": -10}), record={"status": "CHARGING"})
-    assert recovery_pass(SagaRunner([SHOP]), [down, ok]) == 2
+    assert recovery_pass(SagaRunner([SHOP]), [down, ok]) == RecoveryPass(examined=2, failed=1)
     assert down.record["status"] == "CHARGING" and ok.record["status"] == "DONE"
 
 
@@ -271,7 +271,7 @@ def test_sagas_on_one_kind_of_record_share_one_stale_query_per_pass():
              for name, wants in (("paid", lambda ctx: ctx.saga_id == "1"), ("other", lambda ctx: ctx.saga_id == "2"))]
     charging = [Ctx(str(i), Ledger(applied={f"order:{i}:charge": -10}), record={"status": "CHARGING"})
                 for i in (1, 2)]
-    assert recovery_pass(SagaRunner(kinds), charging) == 2
+    assert recovery_pass(SagaRunner(kinds), charging) == RecoveryPass(examined=2, failed=0)
     assert queries == [1] and [c.record["status"] for c in charging] == ["DONE", "DONE"]
 
 

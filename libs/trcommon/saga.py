@@ -312,10 +312,18 @@ class SagaRunner:
             state = advance(state, action, happened)
 
 
-def recovery_pass(runner: SagaRunner, deps: Any) -> int:
-    """One pass of the recovery worker over the stale sagas of every kind; returns how many it examined. A saga
-    whose participant is down is left for the next pass."""
-    examined = 0
+@dataclass(frozen=True)
+class RecoveryPass:
+    """What one recovery pass did: how many stale sagas it examined, and how many of those it had to leave for a
+    later pass because a participant failed."""
+    examined: int
+    failed: int
+
+
+def recovery_pass(runner: SagaRunner, deps: Any) -> RecoveryPass:
+    """One pass of the recovery worker over the stale sagas of every kind. A saga whose participant is down is
+    left for the next pass."""
+    examined = failed = 0
     fetched: dict[Callable, list] = {}
     for saga in runner.sagas:
         if saga.stale not in fetched:
@@ -328,6 +336,7 @@ def recovery_pass(runner: SagaRunner, deps: Any) -> int:
             try:
                 runner.recover(saga, ctx)
             except AppError as err:
+                failed += 1
                 log.warning("recovery step failed; will retry", extra={
                     "saga": saga.name, "saga_id": saga.saga_id(ctx), "code": err.code})
-    return examined
+    return RecoveryPass(examined, failed)

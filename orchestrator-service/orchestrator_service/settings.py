@@ -38,6 +38,9 @@ class OrchestratorSettings(CommonSettings):
     # pass drives it to an end. Must exceed internal_timeout_seconds so an in-flight call is never overtaken.
     recovery_interval_seconds: float = 1.0
     recovery_grace_seconds: float = 10.0
+    # Stale records of each kind a pass takes; a full batch that went through is followed at once by the next pass
+    # (after a burst of expiries the worker does not wait a second per batch).
+    recovery_batch: int = Field(100, ge=1, le=1000)
     # After held_until no debit is accepted; this margin covers a debit transaction already under way.
     debit_fence_seconds: float = 2.0
     http_pool_size: int = 64

@@ -25,16 +25,21 @@ def run(c: Container, stop: threading.Event) -> None:
     settings = c.settings
     log.info("recovery worker started", extra={"interval_s": settings.recovery_interval_seconds})
     while not stop.is_set():
+        more = False
         with request_context():
             try:
-                examined = recovery_pass(c.sagas, c)
-                if examined:
-                    log.info("recovery pass", extra={"examined": examined})
+                done = recovery_pass(c.sagas, c)
+                if done.examined:
+                    log.info("recovery pass", extra={"examined": done.examined, "failed": done.failed})
+                # A full batch, all of it driven on: more may be waiting (a burst of expiries), so no pause. A
+                # pass with failures waits, so a participant that is down is not hammered.
+                more = done.examined >= settings.recovery_batch and not done.failed
             except Exception as exc:  # noqa: BLE001 - a dependency being down must not kill the worker
                 log.warning("recovery pass failed; retrying", extra={"error": repr(exc)})
         if settings.worker_heartbeat_file:
             Path(settings.worker_heartbeat_file).touch()
-        stop.wait(settings.recovery_interval_seconds)
+        if not more:
+            stop.wait(settings.recovery_interval_seconds)
 
 
 def main() -> None:

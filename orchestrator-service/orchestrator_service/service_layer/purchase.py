@@ -102,7 +102,7 @@ def _finish(p: Purchase, state: SagaState, reason: str | None) -> None:
 
 
 def _stale(c: Container) -> list[Order]:
-    return c.orders.stale(c.settings.recovery_grace_seconds, 100)
+    return c.orders.stale(c.settings.recovery_grace_seconds, c.settings.recovery_batch)
 
 
 def _context(c: Container, o: Order) -> Purchase:

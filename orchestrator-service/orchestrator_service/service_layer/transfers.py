@@ -122,7 +122,7 @@ def _finish_confirm(t: TransferSaga, state: SagaState, reason: str | None) -> No
 
 def _stale(c: Container) -> list[Transfer]:
     """One query for the three sagas of a transfer; each takes the records in its own state."""
-    return c.orders.stale_transfers(c.settings.recovery_grace_seconds, 100)
+    return c.orders.stale_transfers(c.settings.recovery_grace_seconds, c.settings.recovery_batch)
 
 
 def _context(c: Container, tr: Transfer) -> TransferSaga:
