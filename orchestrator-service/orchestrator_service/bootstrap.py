@@ -60,7 +60,7 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
         orders=OrderService(http("order-service", settings.order_service_url)),
         events=EventService(http("event-service", settings.event_service_url), settings.event_cache_seconds),
         inventory=InventoryClient(settings.inventory_grpc_target, settings.internal_service_token,
-                                  settings.internal_timeout_seconds),
+                                  settings.internal_timeout_seconds, settings.seat_map_cache_seconds),
         holds=ConfirmedPublisher(settings.amqp_url, "seat.hold", "seat.hold", "orchestrator-holds"),
         sagas=runner,
         qr=qr,

@@ -46,6 +46,9 @@ class OrchestratorSettings(CommonSettings):
     http_pool_size: int = 64
     # How long an event read from event-service (its hall, name) is reused for seat maps and gate scans; 0: never.
     event_cache_seconds: float = Field(10.0, ge=0)
+    # How old a public seat map may be (one read of inventory serves every fan asking meanwhile); 0: always fresh.
+    # This process's own reserve/pay/check-in/transfer drops its event's map at once.
+    seat_map_cache_seconds: float = Field(0.5, ge=0)
     # Built front-end pages: the gate page is served from <static_dir>/scanner (`make static` builds it there;
     # the image builds it in its own stage).
     static_dir: Path = ROOT / "build" / "static"

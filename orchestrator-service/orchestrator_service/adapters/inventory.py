@@ -1,9 +1,11 @@
 """gRPC client of inventory-service: one long-lived channel, a deadline on every call, errors as AppError."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import grpc
+from cachetools import TTLCache, cached
 from trproto import inventory_pb2 as pb
 from trproto import inventory_pb2_grpc as pb_grpc
 
@@ -45,10 +47,26 @@ class InventoryClient:
     # is not retried (a repeat after a success would answer DUPLICATE).
     RETRIED = [rpc.name for rpc in inventory.RPCS if rpc.idempotent]
 
-    def __init__(self, target: str, token: str, timeout: float):
+    def __init__(self, target: str, token: str, timeout: float, seat_map_seconds: float = 0.0,
+                 seat_map_events: int = 1024):
         self._channel = client_channel(target, token, timeout, retry_service_config(
             pb.DESCRIPTOR.services_by_name["Inventory"].full_name, self.RETRIED))
         self._stub = pb_grpc.InventoryStub(self._channel)
+        # The public seat map of an event is kept for `seat_map_seconds` (0: not kept): in a flash sale thousands
+        # of fans read the same map at once, and one read of inventory then serves them all (the others wait for
+        # it rather than asking too). A seat this process reserves, confirms, checks in or hands over drops its
+        # event's map at once, so a fan sees their own change; a change made elsewhere (a hold expiring, another
+        # orchestrator replica) shows within `seat_map_seconds`. The map is advisory: /reserve decides.
+        self._seat_maps = None
+        if seat_map_seconds > 0:
+            self._seat_maps = cached(TTLCache(seat_map_events, seat_map_seconds), key=lambda event_id: event_id,
+                                     condition=threading.Condition())(self._list_seats)
+
+    def _changed(self, seat: SeatView) -> SeatView:
+        if self._seat_maps is not None:
+            with self._seat_maps.cache_lock:
+                self._seat_maps.cache.pop(seat.event_id, None)
+        return seat
 
     def _call(self, method, request):
         try:
@@ -59,20 +77,23 @@ class InventoryClient:
     def reserve(self, seat_id: str, user_id: str, hold_id: str, hold_seconds: int) -> SeatView:
         reply = self._call(self._stub.ReserveSeat, pb.ReserveSeatRequest(
             seat_id=seat_id, user_id=user_id, hold_id=hold_id, hold_seconds=hold_seconds))
-        return SeatView.from_pb(reply.seat)
+        return self._changed(SeatView.from_pb(reply.seat))
 
     def confirm(self, seat_id: str, user_id: str, hold_id: str) -> SeatView:
         reply = self._call(self._stub.ConfirmSeat, pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user_id,
                                                                          hold_id=hold_id))
-        return SeatView.from_pb(reply.seat)
+        return self._changed(SeatView.from_pb(reply.seat))
 
     def release(self, seat_id: str, hold_id: str) -> bool:
-        return self._call(self._stub.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=seat_id, hold_id=hold_id)).released
+        reply = self._call(self._stub.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=seat_id, hold_id=hold_id))
+        if reply.released:
+            self._changed(SeatView.from_pb(reply.seat))
+        return reply.released
 
     def update_owner(self, seat_id: str, expected_owner_id: str, new_owner_id: str, change_key: str) -> SeatView:
         reply = self._call(self._stub.UpdateOwner, pb.UpdateOwnerRequest(
             seat_id=seat_id, expected_owner_id=expected_owner_id, new_owner_id=new_owner_id, change_key=change_key))
-        return SeatView.from_pb(reply.seat)
+        return self._changed(SeatView.from_pb(reply.seat))
 
     def verify(self, seat_id: str) -> SeatView:
         return SeatView.from_pb(self._call(self._stub.VerifyTicket, pb.VerifyTicketRequest(seat_id=seat_id)).seat)
@@ -84,7 +105,7 @@ class InventoryClient:
         reply = self._call(self._stub.MarkCheckedIn, pb.MarkCheckedInRequest(
             seat_id=seat_id, hall_id=hall_id, scanner_user_id=scanner_user_id, holder_user_id=holder_user_id,
             ticket_version=ticket_version))
-        return inventory.ScanResult(reply.result), SeatView.from_pb(reply.seat)
+        return inventory.ScanResult(reply.result), self._changed(SeatView.from_pb(reply.seat))
 
     def record_scan(self, seat_id: str, hall_id: str, result: str, detail: str, scanner_user_id: str,
                     ticket_version: int = 0) -> int:
@@ -96,9 +117,15 @@ class InventoryClient:
         reply = self._call(self._stub.ListTickets, pb.ListTicketsRequest(user_id=user_id))
         return [SeatView.from_pb(s) for s in reply.seats]
 
-    def list_seats(self, event_id: str) -> list[SeatView]:
+    def list_seats(self, event_id: str) -> tuple[SeatView, ...]:
+        """The event's public seat map, possibly `seat_map_seconds` old (see __init__)."""
+        if self._seat_maps is not None:
+            return self._seat_maps(event_id)
+        return self._list_seats(event_id)
+
+    def _list_seats(self, event_id: str) -> tuple[SeatView, ...]:
         reply = self._call(self._stub.ListSeats, pb.ListSeatsRequest(event_id=event_id))
-        return [SeatView.from_pb(s) for s in reply.seats]
+        return tuple(SeatView.from_pb(s) for s in reply.seats)
 
     def health(self) -> None:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
