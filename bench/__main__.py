@@ -126,9 +126,13 @@ class CpuMeter:
     def __init__(self, stack: Stack):
         self.stack = stack
 
+    def _by_service(self) -> dict[str, float]:
+        return {name: sum(_cpu(p) for p in _tree(proc.pid)) for name, proc in self.stack.procs.items()}
+
     def start(self, load_pids: list[int]) -> None:
         self.load_pids = load_pids
         self.before = {g: {p.pid: _cpu(p) for p in ps} for g, ps in process_groups(self.stack, load_pids).items()}
+        self.services_before = self._by_service()
         self.machine_before = psutil.cpu_times()
         self.t0 = time.monotonic()
 
@@ -145,9 +149,12 @@ class CpuMeter:
         out["load generator"] = max(out["load generator"], load_cpu_seconds)
         out["other"] = max(0.0, busy - sum(out.values()))
         cores = psutil.cpu_count() or 1
+        by_service = {name: max(0.0, t - self.services_before.get(name, 0.0))
+                      for name, t in self._by_service().items()}
         return {"seconds": round(elapsed, 2),
                 "cpu_percent_of_machine": {g: round(100 * s / (elapsed * cores), 1) for g, s in out.items()},
-                "cpu_seconds": {g: round(s, 2) for g, s in out.items()}}
+                "cpu_seconds": {g: round(s, 2) for g, s in out.items()},
+                "services_cpu_seconds": {name: round(s, 2) for name, s in by_service.items()}}
 
 
 def memory_mb(stack: Stack) -> dict:
@@ -301,7 +308,8 @@ def bench_purchases(b: Bench) -> tuple[dict, list[tuple[str, str]]]:
     took = r["marks"]["stopped"] - r["marks"]["started"]
     flow = r["flows"].get("purchase", {})
     r["purchases_per_s"] = ok_rate(flow, {"200"}, took)
-    r["services_cpu_ms_per_purchase"] = per_op(r, flow.get("outcomes", {}).get("200", 0))
+    r["purchases"] = flow.get("outcomes", {}).get("200", 0)
+    r["services_cpu_ms_per_purchase"] = per_op(r, r["purchases"])
     r["hall_id"] = ev["hall_id"]
     tokens = {f["user_id"]: f["token"] for f in fans}
     return r, [(seat, tokens[owner]) for seat, owner in sold]
@@ -443,12 +451,18 @@ def table(r: dict) -> str:
         return (f"CPU: services {c['services']:.0f}%, PostgreSQL {c['postgresql']:.0f}%, RabbitMQ "
                 f"{c['rabbitmq']:.0f}%, load {c['load generator']:.0f}%, other {c['other']:.0f}%")
 
+    def split_services(phase, ops):
+        per = phase.get("services_cpu_seconds") or {}
+        parts = sorted(per.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name.removesuffix('-service')} {1000 * s / ops:.1f}" for name, s in parts if s and ops)
+
     p, h, f, rel = r["purchases"], r["holds"], r["flash_sale"], r["release"]
     pf, hf = p["flows"].get("purchase", {}), h["flows"].get("hold", {})
     rows = [
         ("purchases/s (reserve + pay), 32 fans", f"{p['purchases_per_s']}", f"≥ {TARGETS['purchases_per_s']}",
          f"p50 {pf.get('p50_ms')} / p90 {pf.get('p90_ms')} / p99 {pf.get('p99_ms')} ms; {share(p['purchases_per_s'])} "
-         f"of the DB ceiling; {p['services_cpu_ms_per_purchase']} ms services CPU each; {cpu(p)}"),
+         f"of the DB ceiling; {p['services_cpu_ms_per_purchase']} ms services CPU each "
+         f"({split_services(p, p.get('purchases', 0))}); {cpu(p)}"),
         ("holds/s (reserve), 32 fans", f"{h['holds_per_s']}", f"≥ {TARGETS['holds_per_s']}",
          f"p50 {hf.get('p50_ms')} / p90 {hf.get('p90_ms')} / p99 {hf.get('p99_ms')} ms; {share(h['holds_per_s'])} "
          f"of the DB ceiling; {h['services_cpu_ms_per_hold']} ms services CPU each; {cpu(h)}"),
