@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -215,8 +216,11 @@ def make_fans(b: Bench, n: int, credits: int) -> list[dict]:
     """n fans registered and logged in through the public API, each funded by a signed Stripe webhook."""
     base = b.stack.base_url
 
+    local = threading.local()
+
     def one(_i: int) -> dict:
-        s = _session()
+        s = getattr(local, "session", None) or _session()      # one keep-alive session per preparing thread
+        local.session = s
         email, password = f"bench-{uuid.uuid4().hex[:16]}@example.com", "bench-password-1"
         r = s.post(f"{base}/auth/register", json={"email": email, "password": password,
                                                    "phone": f"+659{uuid.uuid4().int % 10**7:07d}"}, timeout=30)
