@@ -103,8 +103,9 @@ def test_without_retries_a_lost_reply_is_a_clean_503(server):
 
 
 def test_an_unreachable_service_is_503_after_the_retry():
-    with pytest.raises(DependencyUnavailable):
+    with pytest.raises(DependencyUnavailable) as exc:
         ServiceClient("gone", f"http://127.0.0.1:{free_port()}", "t", timeout=1).health()
+    assert exc.value.code == CommonError.SERVICE_UNAVAILABLE     # refused at once: down, not slow
 
 
 def test_a_write_not_marked_idempotent_is_not_repeated(server):

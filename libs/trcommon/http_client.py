@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import urllib3
 from pydantic import BaseModel, ValidationError
-from urllib3.exceptions import HTTPError, TimeoutError as Urllib3Timeout
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError as Urllib3Timeout
 
 from trcontracts.base import HEALTH, CommonError, Route
 
@@ -116,7 +116,8 @@ class ServiceClient:
                     log.info("retrying internal call", extra={"target": self.name, "path": url,
                                                               "error": type(exc).__name__})
                     continue
-                if isinstance(exc, Urllib3Timeout):
+                # urllib3 counts a refused connection as a connect timeout; it is an unavailable service.
+                if isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError):
                     raise DependencyUnavailable(f"{self.name} did not answer in time",
                                                 code=CommonError.DEPENDENCY_TIMEOUT) from exc
                 raise DependencyUnavailable(f"{self.name} is unavailable") from exc
