@@ -33,6 +33,35 @@ def test_expired_tokens_are_refused_with_their_own_code():
     assert exc.value.code == "TOKEN_EXPIRED"
 
 
+def test_a_cached_token_is_refused_once_its_exp_has_passed(monkeypatch):
+    import trcommon.auth as auth
+
+    tokens = TokenService(SECRET, "ticketremaster")
+    exp = int(time.time()) + 60
+    token = jwt.encode({"iss": "ticketremaster", "sub": "u1", "role": "fan", "typ": "access",
+                        "iat": int(time.time()), "exp": exp}, SECRET, algorithm="HS256")
+    assert tokens.verify(token) == Principal("u1", "fan")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a cached token is not decoded again")
+
+    monkeypatch.setattr(auth.jwt, "decode", no_decoding)
+    assert tokens.verify(token) == Principal("u1", "fan")
+    with pytest.raises(Unauthorized):
+        tokens.verify(token, typ="refresh")          # the cached claims still answer for the token's type
+    monkeypatch.setattr(auth.time, "time", lambda: exp + 0.001)
+    with pytest.raises(Unauthorized) as exc:
+        tokens.verify(token)
+    assert exc.value.code == "TOKEN_EXPIRED"
+
+
+def test_a_cache_entry_never_outlives_its_token():
+    from trcommon.auth import _until_expiry, _Verified
+
+    entry = _Verified(Principal("u1", "fan"), "access", exp=1000, nbf=None)
+    assert _until_expiry("t", entry, now=990.0) == 1000.0
+
+
 def test_unsigned_and_foreign_tokens_are_refused():
     tokens = TokenService(SECRET, "ticketremaster")
     claims = {"iss": "ticketremaster", "sub": "u1", "role": "admin", "typ": "access",

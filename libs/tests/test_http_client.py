@@ -3,6 +3,7 @@ raw request target of every call (what really went over the wire)."""
 import json
 import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -15,7 +16,7 @@ from trcommon.errors import AppError, DependencyUnavailable, InvalidInput
 from trcommon.http_client import ServiceClient
 from trcommon.testing import StandIn
 from trcontracts import orders, users
-from trcontracts.base import Route
+from trcontracts.base import CommonError, Route
 
 
 class Key(BaseModel):
@@ -102,8 +103,9 @@ def test_without_retries_a_lost_reply_is_a_clean_503(server):
 
 
 def test_an_unreachable_service_is_503_after_the_retry():
-    with pytest.raises(DependencyUnavailable):
+    with pytest.raises(DependencyUnavailable) as exc:
         ServiceClient("gone", f"http://127.0.0.1:{free_port()}", "t", timeout=1).health()
+    assert exc.value.code == CommonError.SERVICE_UNAVAILABLE     # refused at once: down, not slow
 
 
 def test_a_write_not_marked_idempotent_is_not_repeated(server):
@@ -156,3 +158,36 @@ def test_an_answer_that_is_not_the_routes_model_is_a_502(recorder):
     with pytest.raises(AppError) as err:
         recorder.client.call(orders.GET_ORDER, path={"order_id": "o1"})
     assert (err.value.status, err.value.code) == (502, "BAD_GATEWAY")
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts connections and reads requests but never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.parametrize("route, attempts", [(UNKEYED_WRITE, 1), (KEYED_WRITE, 2)])
+def test_a_service_that_never_answers_is_a_503_timeout_at_the_deadline_of_each_attempt(silent_server, route,
+                                                                                        attempts):
+    client = ServiceClient("silent", silent_server, "t", timeout=5)
+    started = time.monotonic()
+    with pytest.raises(DependencyUnavailable) as exc:
+        client.call(route, {"key": "k4"}, timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert (exc.value.status, exc.value.code) == (503, CommonError.DEPENDENCY_TIMEOUT)
+    assert 0.3 * attempts <= elapsed < 0.3 * attempts + 1.0

@@ -5,11 +5,14 @@ Identity always comes from a verified token, never from a request body or a forw
 from __future__ import annotations
 
 import functools
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import jwt
+from cachetools import TLRUCache
 from flask import g, request
 
 from trcontracts.base import CommonError
@@ -19,11 +22,29 @@ from .errors import Forbidden, Unauthorized
 ALGORITHM = "HS256"
 ROLES = ("fan", "scanner", "admin")
 
+# Verified tokens kept so that a client's next requests skip the signature check (HMAC and JSON decoding); an
+# entry never outlives its token's exp, and exp and nbf are checked against the clock again on every use.
+VERIFIED_CACHE_SIZE = 8192
+VERIFIED_CACHE_SECONDS = 300.0
+
 
 @dataclass(frozen=True)
 class Principal:
     user_id: str
     role: str
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """What a token's verified claims still decide on each use."""
+    principal: Principal
+    typ: object
+    exp: int
+    nbf: int | None
+
+
+def _until_expiry(_token: str, verified: _Verified, now: float) -> float:
+    return min(float(verified.exp), now + VERIFIED_CACHE_SECONDS)
 
 
 class TokenService:
@@ -32,6 +53,8 @@ class TokenService:
         self.issuer = issuer
         self.access_ttl = access_ttl_seconds
         self.refresh_ttl = refresh_ttl_seconds
+        self._verified: TLRUCache = TLRUCache(VERIFIED_CACHE_SIZE, ttu=_until_expiry, timer=time.time)
+        self._verified_lock = threading.Lock()
 
     def _issue(self, principal: Principal, typ: str, ttl: int) -> str:
         now = datetime.now(timezone.utc)
@@ -49,6 +72,23 @@ class TokenService:
                 "expires_in": self.access_ttl}
 
     def verify(self, token: str, typ: str = "access") -> Principal:
+        with self._verified_lock:
+            verified = self._verified.get(token)
+        if verified is None:
+            verified = self._decode(token)
+            with self._verified_lock:
+                self._verified[token] = verified
+        # The same clock checks as jwt.decode's (no leeway), on every use of a cached token.
+        now = time.time()
+        if verified.exp <= now:
+            raise Unauthorized("token has expired", code=CommonError.TOKEN_EXPIRED)
+        if verified.nbf is not None and verified.nbf > now:
+            raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
+        if verified.typ != typ:
+            raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
+        return verified.principal
+
+    def _decode(self, token: str) -> _Verified:
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=self.issuer,
                                 options={"require": ["exp", "iat", "iss", "sub", "role"]})
@@ -56,9 +96,11 @@ class TokenService:
             raise Unauthorized("token has expired", code=CommonError.TOKEN_EXPIRED) from None
         except jwt.InvalidTokenError:
             raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN) from None
-        if claims.get("typ") != typ or claims["role"] not in ROLES:
+        if claims["role"] not in ROLES:
             raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
-        return Principal(user_id=str(claims["sub"]), role=claims["role"])
+        nbf = claims.get("nbf")
+        return _Verified(Principal(user_id=str(claims["sub"]), role=claims["role"]), claims.get("typ"),
+                         int(claims["exp"]), None if nbf is None else int(nbf))
 
 
 def bearer_token() -> str:

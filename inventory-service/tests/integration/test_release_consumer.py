@@ -178,7 +178,7 @@ def test_the_release_consumer_process_stops_cleanly_on_sigterm(consumer_settings
         "DATABASE_URL": consumer_settings.database_url, "AMQP_URL": consumer_settings.amqp_url,
         "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "STARTUP_WAIT_SECONDS": "10"},
         module="inventory_service.entrypoints.release_consumer")
-    proc.wait_for(lambda: '"message": "consuming"' in proc.log())
+    proc.wait_for(lambda: any(e.get("message") == "consuming" for e in proc.json_lines()))
     assert proc.stop(signal.SIGTERM) == 0
     lines = proc.json_lines()
     messages = [line["message"] for line in lines]
