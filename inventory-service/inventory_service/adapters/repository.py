@@ -41,6 +41,8 @@ _LOCK_FOR_HOLD = (
                                             sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
     .where(seats.c.seat_id == sa.bindparam("p_seat_id")).with_for_update(nowait=True))
 
+_GET = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id"))
+
 _LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
                .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
                       seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
@@ -122,8 +124,7 @@ class SeatRepository:
         return (_seat(row), row["db_now"]) if row else None
 
     def get(self, seat_id: str) -> tuple[Seat, datetime] | None:
-        stmt = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == seat_id)
-        row = self._conn.execute(stmt).mappings().first()
+        row = self._conn.execute(_GET, {"p_seat_id": seat_id}).mappings().first()
         return (_seat(row), row["db_now"]) if row else None
 
     def list_by_event(self, event_id: str) -> list[tuple[Seat, datetime]]:

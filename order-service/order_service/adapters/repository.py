@@ -19,6 +19,14 @@ ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
 # Single-statement moves of the order state machine, built once (then found in SQLAlchemy's compiled cache): each is
 # a conditional UPDATE whose WHERE is the rule, so it either makes the move or matches nothing; the service then
 # reads the order to say why (the same answers as the locked path).
+_ADD = (insert(orders)
+        .values(order_id=sa.bindparam("p_order_id"), user_id=sa.bindparam("p_user_id"),
+                seat_id=sa.bindparam("p_seat_id"), event_id=sa.bindparam("p_event_id"),
+                amount=sa.bindparam("p_amount"), held_until=sa.bindparam("p_held_until"),
+                status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
+        .on_conflict_do_nothing(index_elements=[orders.c.order_id])
+        .returning(*orders.c))
+_GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("p_order_id"))
 _START_CHARGING = (
     sa.update(orders)
     .where(orders.c.order_id == sa.bindparam("p_order_id"), orders.c.user_id == sa.bindparam("p_user_id"),
@@ -75,16 +83,13 @@ class OrderRepository:
 
     def add(self, cmd: CreateOrder) -> Order | None:
         """Insert a PENDING order; None when an order with this id already exists (it is left untouched)."""
-        row = self._conn.execute(
-            insert(orders).values(order_id=cmd.order_id, user_id=cmd.user_id, seat_id=cmd.seat_id,
-                                  event_id=cmd.event_id, amount=cmd.amount, held_until=cmd.held_until,
-                                  status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
-            .on_conflict_do_nothing(index_elements=[orders.c.order_id])
-            .returning(*orders.c)).first()
+        row = self._conn.execute(_ADD, {"p_order_id": cmd.order_id, "p_user_id": cmd.user_id,
+                                        "p_seat_id": cmd.seat_id, "p_event_id": cmd.event_id,
+                                        "p_amount": cmd.amount, "p_held_until": cmd.held_until}).first()
         return _order(row) if row else None
 
     def get(self, order_id: str) -> Order | None:
-        row = self._conn.execute(sa.select(orders).where(orders.c.order_id == order_id)).first()
+        row = self._conn.execute(_GET, {"p_order_id": order_id}).first()
         return _order(row) if row else None
 
     def read(self, order_id: str) -> tuple[Order, datetime] | None:

@@ -149,9 +149,9 @@ def _apply_at_once(c: Container, user_id: str, amount: int, reason: str, referen
 
 def credit(c: Container, user_id: str, amount: int, reference: str, reason: str,
            account: Account = Account.SPENDABLE) -> BalanceChange:
-    change = _apply_at_once(c, user_id, amount, reason, reference, account)
-    if change is not None:
-        return change
+    # A transaction, not `_apply_at_once`: credits are off the purchase's path (refunds, transfer proceeds), and a
+    # credit whose caller died while it waited for a lock is then rolled back rather than committed anyway
+    # (e2e-tests/test_transfer_crashes.py builds its "killed between the debit and the credit" case that way).
     with c.uow() as uow:
         change = _apply(uow, user_id, amount, reason, reference, account)
         if change.applied:
