@@ -35,11 +35,14 @@ _SEAT_COLUMNS = [seats.c[name] for name in _SEAT_FIELDS]
 
 
 # The hot statements, built once: each is compiled once and then found in SQLAlchemy's compiled cache.
-_LOCK_FOR_HOLD = (
-    sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"),
-              sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
-                                            sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
-    .where(seats.c.seat_id == sa.bindparam("p_seat_id")).with_for_update(nowait=True))
+# The seat's row lock is tried first (NOWAIT, in the subquery), the hold-cap lock taken only on the row it returns
+# (the outer projection runs above the row locking), so a busy seat fails at once, never after a wait.
+_LOCKED_SEAT = (sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
+                .where(seats.c.seat_id == sa.bindparam("p_seat_id")).with_for_update(nowait=True)
+                .subquery("locked"))
+_LOCK_FOR_HOLD = sa.select(
+    _LOCKED_SEAT, sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
+                                                sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
 
 _GET = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id"))
 
@@ -103,10 +106,10 @@ class SeatRepository:
             self._conn.execute(insert(seats).on_conflict_do_nothing(), rows)
 
     def lock_for_hold(self, seat_id: str, user_id: str) -> tuple[Seat, datetime] | None:
-        """Lock the seat's row NOWAIT (SeatLocked at once if another transaction has it, never a wait) and, in the
-        same statement, take the user's hold-cap lock (serialising this user's reservations until the transaction
-        ends, so that counting their live holds and adding one cannot interleave with another reservation of
-        theirs; a short wait at most, and never while waiting for a seat)."""
+        """Lock the seat's row NOWAIT (SeatLocked at once if another transaction has it, never a wait) and then, in
+        the same statement, take the user's hold-cap lock (serialising this user's reservations until the
+        transaction ends, so that counting their live holds and adding one cannot interleave with another
+        reservation of theirs)."""
         try:
             row = self._conn.execute(_LOCK_FOR_HOLD, {"p_seat_id": seat_id, "p_user_id": user_id}).mappings().first()
         except DBAPIError as exc:
