@@ -80,6 +80,12 @@ _CHECK_IN_LOGGED = (entry_logs.insert()
                                            _CHECKED_IN.c.ticket_version).select_from(_CHECKED_IN))
                     .returning(entry_logs.c.id)
                     .cte("logged"))
+_ADD_ENTRY = (entry_logs.insert()
+              .values(seat_id=sa.bindparam("p_seat_id"), hall_id=sa.bindparam("p_hall_id"),
+                      result=sa.bindparam("p_result"), detail=sa.bindparam("p_detail"),
+                      scanner_user_id=sa.bindparam("p_scanner_user_id"),
+                      ticket_version=sa.bindparam("p_ticket_version"))
+              .returning(entry_logs.c.id))
 # The entry row is written whenever the UPDATE matched (a data-modifying CTE runs whether or not it is read).
 _CHECK_IN = sa.select(_CHECKED_IN).add_cte(_CHECK_IN_LOGGED)
 
@@ -244,7 +250,6 @@ class EntryLogRepository:
 
     def add(self, seat_id: str | None, hall_id: str | None, result: ScanResult, detail: str = "",
             scanner_user_id: str | None = None, ticket_version: int | None = None) -> int:
-        return self._conn.execute(
-            entry_logs.insert().values(seat_id=seat_id, hall_id=hall_id, result=result.value, detail=detail,
-                                       scanner_user_id=scanner_user_id, ticket_version=ticket_version)
-            .returning(entry_logs.c.id)).scalar_one()
+        return self._conn.execute(_ADD_ENTRY, {
+            "p_seat_id": seat_id, "p_hall_id": hall_id, "p_result": result.value, "p_detail": detail,
+            "p_scanner_user_id": scanner_user_id, "p_ticket_version": ticket_version}).scalar_one()

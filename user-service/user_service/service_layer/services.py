@@ -137,14 +137,18 @@ def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, referenc
 
 def _apply_at_once(c: Container, user_id: str, amount: int, reason: str, reference: str, account: Account,
                    not_after: datetime | None = None, refuse_flagged: bool = False) -> BalanceChange | None:
-    """The usual case of `_apply` in one autocommitted statement (no BEGIN, no COMMIT); None when it did not apply
-    (a replay, a refusal, a flagged user with `refuse_flagged`): then `_apply`, in a transaction, says why."""
+    """The usual case of `_apply` in one autocommitted statement (no BEGIN, no COMMIT), and a replay answered from
+    the ledger with one more; None when it did not apply for another reason (a refusal, a flagged user with
+    `refuse_flagged`): then `_apply`, in a transaction, says why."""
     if not _is_uuid(user_id):
         return None
     with c.uow(autocommit=True) as uow:
         entry = uow.ledger.add_and_apply(str(uuid.uuid4()), user_id, amount, reason, reference, account, not_after,
                                          refuse_flagged)
-    return BalanceChange(entry, applied=True) if entry is not None else None
+        if entry is not None:
+            return BalanceChange(entry, applied=True)
+        existing = uow.ledger.get(reference)
+    return _replayed(existing, user_id, amount, account) if existing is not None else None
 
 
 def credit(c: Container, user_id: str, amount: int, reference: str, reason: str,
