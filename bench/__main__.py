@@ -409,8 +409,9 @@ def bench_release(b: Bench, accounts: list[dict], holds: int) -> dict:
 
 
 def bench_ceiling(b: Bench, seconds: float) -> dict:
-    """pgbench running the inventory service's hold transaction (lock the seat NOWAIT, take the user's hold-cap
-    lock, count their live holds, write the hold) against the same database, each client on its own seats."""
+    """pgbench running the inventory service's hold transaction (lock the seat NOWAIT with the user's hold-cap lock,
+    then write the hold if their live holds are under the cap) against the same database, each client on its own
+    seats."""
     from inventory_service.adapters.repository import HOLD_CAP_LOCK_NAMESPACE
 
     clients, per_client = 32, 500

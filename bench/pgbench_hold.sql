@@ -1,19 +1,26 @@
--- The inventory service's hold transaction (inventory_service: services.reserve_seat), for pgbench: lock the seat
--- NOWAIT, take the user's hold-cap lock, count their live holds, write the hold. Each client holds its own seats
--- (ids computed from a number: bench/__main__.py's ceiling_seat_id), so NOWAIT never fails; a hold lasts 1 s, so
--- seats come free again during the run. HOLD_CAP_LOCK_NAMESPACE is filled in by the bench.
+-- The inventory service's hold transaction (inventory_service: services.reserve_seat), for pgbench, statement for
+-- statement: lock the seat NOWAIT and then take the user's hold-cap lock, in one statement
+-- (SeatRepository.lock_for_hold); then write the hold if the user's live holds, counted in the same UPDATE, are
+-- under the cap (SeatRepository.save_hold, with MAX_HOLDS_PER_USER's default of 8). The service checks in Python
+-- between the two that the seat is free; the UPDATE's last condition stands in for that check. Each client holds
+-- its own seats (ids computed from a number: bench/__main__.py's ceiling_seat_id), so NOWAIT never fails; a hold
+-- lasts 1 s, so seats come free again during the run. HOLD_CAP_LOCK_NAMESPACE is filled in by the bench.
 \set n :client_id * :per_client + random(1, :per_client)
 \set u random(1, 2000)
 BEGIN;
-SELECT seat_id, event_id, section, "row", number, price, status, hold_id, held_by_user_id, held_until, owner_user_id,
-       ticket_version, checked_in_at, checked_in_hall_id, now()
-  FROM seats WHERE seat_id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid FOR UPDATE NOWAIT;
-SELECT pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE, hashtext('00000000-0000-4000-9000-' || lpad(:u::text, 12, '0')));
-SELECT count(*) FROM seats
- WHERE held_by_user_id = ('00000000-0000-4000-9000-' || lpad(:u::text, 12, '0'))::uuid AND status = 'HELD'
-   AND held_until > now();
+SELECT locked.*,
+       pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE, hashtext('00000000-0000-4000-9000-' || lpad(:u::text, 12, '0')))
+  FROM (SELECT seat_id, event_id, section, "row", number, price, status, held_by_user_id, hold_id, held_until,
+               owner_user_id, ticket_version, checked_in_at, checked_in_hall_id, statement_timestamp() AS db_now
+          FROM seats WHERE seat_id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid FOR UPDATE NOWAIT)
+       AS locked;
 UPDATE seats SET status = 'HELD', held_by_user_id = ('00000000-0000-4000-9000-' || lpad(:u::text, 12, '0'))::uuid,
-       hold_id = gen_random_uuid(), held_until = now() + interval '1 second', updated_at = now()
+       hold_id = gen_random_uuid(), held_until = statement_timestamp() + interval '1 second', owner_user_id = NULL,
+       ticket_version = 1, checked_in_at = NULL, checked_in_hall_id = NULL, updated_at = statement_timestamp()
  WHERE seat_id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid
-   AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until < now()));
+   AND (SELECT count(*) FROM seats
+         WHERE held_by_user_id = ('00000000-0000-4000-9000-' || lpad(:u::text, 12, '0'))::uuid AND status = 'HELD'
+           AND held_until > statement_timestamp()) < 8
+   AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until < statement_timestamp()))
+ RETURNING seat_id;
 END;

@@ -17,7 +17,7 @@ from .settings import InventorySettings
 class Container:
     settings: InventorySettings
     engine: Engine
-    uow: Callable[[], InventoryUnitOfWork]
+    uow: Callable[..., InventoryUnitOfWork]
 
 
 def bootstrap(settings: InventorySettings) -> Container:

@@ -54,13 +54,17 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 class UnitOfWork:
-    """One database transaction. Rolls back on exit unless `commit()` was called.
+    """One unit of database work on one pooled connection. Rolls back on exit unless `commit()` was called.
 
-    Services subclass it to attach their repositories to `self.conn` in `_open()`.
+    By default a transaction: several statements that must be atomic (BEGIN and COMMIT are a round trip each).
+    With `autocommit=True` every statement commits on its own (psycopg autocommit): for reads and for writes that
+    are one statement each, which then cost one round trip and no BEGIN/COMMIT; `commit()` and `rollback()` are
+    no-ops there. Services subclass it to attach their repositories to `self.conn` in `_open()`.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, autocommit: bool = False):
         self._engine = engine
+        self._autocommit = autocommit
         self.conn: Connection | None = None
         self._tx = None
 
@@ -69,7 +73,11 @@ class UnitOfWork:
             self.conn = self._engine.connect()
         except OperationalError as exc:
             raise DependencyUnavailable("database is unavailable") from exc
-        self._tx = self.conn.begin()
+        if self._autocommit:
+            # Client-side only (no round trip); the pool puts the default back when the connection returns.
+            self.conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._tx = self.conn.begin()
         self._open()
         return self
 
@@ -77,10 +85,11 @@ class UnitOfWork:
         """Hook for subclasses: build repositories on self.conn."""
 
     def commit(self) -> None:
-        self._tx.commit()
+        if self._tx is not None:
+            self._tx.commit()
 
     def rollback(self) -> None:
-        if self._tx.is_active:
+        if self._tx is not None and self._tx.is_active:
             self._tx.rollback()
 
     def __exit__(self, exc_type, exc, tb):
@@ -89,6 +98,7 @@ class UnitOfWork:
         finally:
             self.conn.close()
             self.conn = None
+            self._tx = None
         if database_unavailable(exc):
             raise DependencyUnavailable("database is unavailable") from exc
         return False

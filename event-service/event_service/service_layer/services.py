@@ -1,4 +1,4 @@
-"""Use cases of event-service. Each owns its transaction."""
+"""Use cases of event-service: reads, each one statement in autocommit (no BEGIN, no COMMIT)."""
 from __future__ import annotations
 
 import uuid
@@ -10,11 +10,11 @@ from trcontracts.events import EventError
 from ..domain.model import Event, Venue
 from .unit_of_work import EventUnitOfWork
 
-UowFactory = Callable[[], EventUnitOfWork]
+UowFactory = Callable[..., EventUnitOfWork]  # called with autocommit=True for single-statement work
 
 
 def list_events(uow_factory: UowFactory, limit: int, offset: int) -> list[Event]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return uow.events.list(limit, offset)
 
 
@@ -23,7 +23,7 @@ def get_event(uow_factory: UowFactory, event_id: str) -> Event:
         uuid.UUID(event_id)
     except ValueError:
         raise NotFound("no such event", code=EventError.EVENT_NOT_FOUND) from None
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         event = uow.events.get(event_id)
     if event is None:
         raise NotFound("no such event", code=EventError.EVENT_NOT_FOUND)
@@ -31,5 +31,5 @@ def get_event(uow_factory: UowFactory, event_id: str) -> Event:
 
 
 def list_venues(uow_factory: UowFactory, limit: int, offset: int) -> list[Venue]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return uow.events.list_venues(limit, offset)

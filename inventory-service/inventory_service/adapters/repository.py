@@ -34,6 +34,62 @@ _SEAT_FIELDS = tuple(f.name for f in dataclasses.fields(Seat))
 _SEAT_COLUMNS = [seats.c[name] for name in _SEAT_FIELDS]
 
 
+# The hot statements, built once: each is compiled once and then found in SQLAlchemy's compiled cache.
+# The seat's row lock is tried first (NOWAIT, in the subquery), the hold-cap lock taken only on the row it returns
+# (the outer projection runs above the row locking), so a busy seat fails at once, never after a wait.
+_LOCKED_SEAT = (sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
+                .where(seats.c.seat_id == sa.bindparam("p_seat_id")).with_for_update(nowait=True)
+                .subquery("locked"))
+_LOCK_FOR_HOLD = sa.select(
+    _LOCKED_SEAT, sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
+                                                sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
+
+_GET = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id"))
+
+_LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
+               .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
+                      seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
+               .scalar_subquery())
+_SAVE_HOLD = (seats.update()
+              .where(seats.c.seat_id == sa.bindparam("p_seat_id"), _LIVE_HOLDS < sa.bindparam("p_max_holds"))
+              .values({**{name: sa.bindparam("p_" + name) for name in _STATE_FIELDS}, "updated_at": DB_NOW})
+              .returning(seats.c.seat_id))
+
+_CONFIRM = (seats.update()
+            .where(seats.c.seat_id == sa.bindparam("p_seat_id"), seats.c.status == SeatStatus.HELD.value,
+                   seats.c.hold_id == sa.bindparam("p_hold_id"), seats.c.held_by_user_id == sa.bindparam("p_user_id"),
+                   seats.c.held_until > DB_NOW)
+            .values(status=SeatStatus.SOLD.value, owner_user_id=sa.bindparam("p_user_id"), held_by_user_id=None,
+                    held_until=None, updated_at=DB_NOW)
+            .returning(*_SEAT_COLUMNS))
+
+_CHECKED_IN = (seats.update()
+               .where(seats.c.seat_id == sa.bindparam("p_seat_id"), seats.c.status == SeatStatus.SOLD.value,
+                      seats.c.owner_user_id == sa.bindparam("p_holder_user_id"),
+                      seats.c.ticket_version == sa.bindparam("p_ticket_version"))
+               .values(status=SeatStatus.CHECKED_IN.value, checked_in_at=DB_NOW,
+                       checked_in_hall_id=sa.bindparam("p_hall_id"), updated_at=DB_NOW)
+               .returning(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
+               .cte("checked_in"))
+_CHECK_IN_LOGGED = (entry_logs.insert()
+                    .from_select(["seat_id", "hall_id", "result", "detail", "scanner_user_id", "ticket_version"],
+                                 sa.select(sa.bindparam("p_log_seat_id", type_=sa.Text),
+                                           sa.bindparam("p_log_hall_id", type_=sa.Text),
+                                           sa.literal(ScanResult.CHECKED_IN.value), sa.literal(""),
+                                           sa.bindparam("p_scanner_user_id", type_=sa.Text),
+                                           _CHECKED_IN.c.ticket_version).select_from(_CHECKED_IN))
+                    .returning(entry_logs.c.id)
+                    .cte("logged"))
+_ADD_ENTRY = (entry_logs.insert()
+              .values(seat_id=sa.bindparam("p_seat_id"), hall_id=sa.bindparam("p_hall_id"),
+                      result=sa.bindparam("p_result"), detail=sa.bindparam("p_detail"),
+                      scanner_user_id=sa.bindparam("p_scanner_user_id"),
+                      ticket_version=sa.bindparam("p_ticket_version"))
+              .returning(entry_logs.c.id))
+# The entry row is written whenever the UPDATE matched (a data-modifying CTE runs whether or not it is read).
+_CHECK_IN = sa.select(_CHECKED_IN).add_cte(_CHECK_IN_LOGGED)
+
+
 def _seat(m: RowMapping) -> Seat:
     values = {name: m[name] for name in _SEAT_FIELDS}
     values["status"] = SeatStatus(values["status"])
@@ -55,12 +111,13 @@ class SeatRepository:
         if rows:
             self._conn.execute(insert(seats).on_conflict_do_nothing(), rows)
 
-    def lock_for_update_nowait(self, seat_id: str) -> tuple[Seat, datetime] | None:
-        """Lock the seat's row for this transaction, or fail at once with SeatLocked (55P03): never wait."""
-        stmt = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == seat_id) \
-            .with_for_update(nowait=True)
+    def lock_for_hold(self, seat_id: str, user_id: str) -> tuple[Seat, datetime] | None:
+        """Lock the seat's row NOWAIT (SeatLocked at once if another transaction has it, never a wait) and then, in
+        the same statement, take the user's hold-cap lock (serialising this user's reservations until the
+        transaction ends, so that counting their live holds and adding one cannot interleave with another
+        reservation of theirs)."""
         try:
-            row = self._conn.execute(stmt).mappings().first()
+            row = self._conn.execute(_LOCK_FOR_HOLD, {"p_seat_id": seat_id, "p_user_id": user_id}).mappings().first()
         except DBAPIError as exc:
             if sqlstate(exc) == LOCK_NOT_AVAILABLE:
                 log.info("seat busy: row lock not available (55P03)", extra={"seat_id": seat_id})
@@ -76,8 +133,7 @@ class SeatRepository:
         return (_seat(row), row["db_now"]) if row else None
 
     def get(self, seat_id: str) -> tuple[Seat, datetime] | None:
-        stmt = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == seat_id)
-        row = self._conn.execute(stmt).mappings().first()
+        row = self._conn.execute(_GET, {"p_seat_id": seat_id}).mappings().first()
         return (_seat(row), row["db_now"]) if row else None
 
     def list_by_event(self, event_id: str) -> list[tuple[Seat, datetime]]:
@@ -98,17 +154,19 @@ class SeatRepository:
                       seats.c.number)).mappings()
         return [(_seat(r), r["db_now"]) for r in rows]
 
-    def lock_holds_of(self, user_id: str) -> None:
-        """Serialise this user's reservations until the transaction ends, so that counting their live holds and
-        adding one cannot interleave with another reservation of theirs."""
-        self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
-                                                                   sa.func.hashtext(user_id))))
-
-    def count_live_holds(self, user_id: str) -> int:
-        return self._conn.execute(
-            sa.select(sa.func.count()).select_from(seats)
-            .where(seats.c.held_by_user_id == user_id, seats.c.status == SeatStatus.HELD.value,
-                   seats.c.held_until > DB_NOW)).scalar_one()
+    def save_hold(self, held: Seat, max_holds: int) -> bool:
+        """Write a new hold (the caller holds the seat's row lock and the user's hold-cap lock), only while the user
+        has fewer than `max_holds` live holds: the count runs in this statement, whose snapshot is taken after the
+        hold-cap lock was granted, so it sees every hold of theirs committed before. False when capped."""
+        values = {name: getattr(held, name) for name in _STATE_FIELDS}
+        values["status"] = held.status.value
+        try:
+            row = self._conn.execute(_SAVE_HOLD, {**{"p_" + k: v for k, v in values.items()}, "p_seat_id": held.seat_id, "p_max_holds": max_holds}).first()
+        except IntegrityError as exc:
+            if sqlstate(exc) == UNIQUE_VIOLATION:
+                raise HoldIdInUse() from None
+            raise
+        return row is not None
 
     def save(self, seat: Seat) -> None:
         """Write the seat's state (the caller holds its row lock)."""
@@ -151,18 +209,24 @@ class SeatRepository:
                            target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
         return [_released(m) for m in self._conn.execute(stmt).mappings()]
 
-    def mark_checked_in(self, seat_id: str, hall_id: str, holder_user_id: str,
-                        ticket_version: int) -> tuple[Seat, datetime] | None:
-        """SOLD → CHECKED_IN as one conditional UPDATE, only while the code's holder and version are the seat's:
-        of any number of concurrent calls exactly one matches (the others wait for its row lock, then find the
-        seat no longer SOLD), and a transfer committed first leaves nothing to match."""
-        stmt = (seats.update().where(seats.c.seat_id == seat_id, seats.c.status == SeatStatus.SOLD.value,
-                                     seats.c.owner_user_id == holder_user_id,
-                                     seats.c.ticket_version == ticket_version)
-                .values(status=SeatStatus.CHECKED_IN.value, checked_in_at=DB_NOW, checked_in_hall_id=hall_id,
-                        updated_at=DB_NOW)
-                .returning(*_SEAT_COLUMNS, DB_NOW.label("db_now")))
-        row = self._conn.execute(stmt).mappings().first()
+    def confirm(self, seat_id: str, user_id: str, hold_id: str) -> Seat | None:
+        """HELD by this hold, live by the database clock → SOLD to the user, as one conditional UPDATE; None when
+        the seat is not in that state (the caller reads it to tell why). A concurrent release of the hold is decided
+        by the row lock: whichever commits first, the other re-checks the row and matches nothing."""
+        row = self._conn.execute(_CONFIRM, {"p_seat_id": seat_id, "p_user_id": user_id, "p_hold_id": hold_id}) \
+            .mappings().first()
+        return _seat(row) if row else None
+
+    def mark_checked_in(self, seat_id: str, hall_id: str, holder_user_id: str, ticket_version: int,
+                        scanner_user_id: str | None) -> tuple[Seat, datetime] | None:
+        """SOLD → CHECKED_IN as one conditional UPDATE, only while the code's holder and version are the seat's,
+        logging the CHECKED_IN entry in the same statement: of any number of concurrent calls exactly one matches
+        (the others wait for its row lock, then find the seat no longer SOLD), and a transfer committed first
+        leaves nothing to match. None, and nothing logged, when it did not match."""
+        row = self._conn.execute(_CHECK_IN, {
+            "p_seat_id": seat_id, "p_hall_id": hall_id, "p_holder_user_id": holder_user_id,
+            "p_log_seat_id": seat_id, "p_log_hall_id": hall_id,
+            "p_ticket_version": ticket_version, "p_scanner_user_id": scanner_user_id}).mappings().first()
         return (_seat(row), row["db_now"]) if row else None
 
 
@@ -186,7 +250,6 @@ class EntryLogRepository:
 
     def add(self, seat_id: str | None, hall_id: str | None, result: ScanResult, detail: str = "",
             scanner_user_id: str | None = None, ticket_version: int | None = None) -> int:
-        return self._conn.execute(
-            entry_logs.insert().values(seat_id=seat_id, hall_id=hall_id, result=result.value, detail=detail,
-                                       scanner_user_id=scanner_user_id, ticket_version=ticket_version)
-            .returning(entry_logs.c.id)).scalar_one()
+        return self._conn.execute(_ADD_ENTRY, {
+            "p_seat_id": seat_id, "p_hall_id": hall_id, "p_result": result.value, "p_detail": detail,
+            "p_scanner_user_id": scanner_user_id, "p_ticket_version": ticket_version}).scalar_one()

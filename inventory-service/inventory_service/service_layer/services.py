@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..domain.exceptions import SeatNotFound
+from ..domain.exceptions import HoldExpired, SeatNotFound
 from ..domain.model import HoldReleased, ScanResult, Seat, check_hold_cap
 from .unit_of_work import InventoryUnitOfWork
 
-UowFactory = Callable[[], InventoryUnitOfWork]
+UowFactory = Callable[..., InventoryUnitOfWork]  # called with autocommit=True for single-statement work
 
 
 @dataclass(frozen=True)
@@ -28,37 +28,43 @@ class ExpiryOutcome:
 
 def reserve_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: str, hold_seconds: int,
                  max_holds: int) -> Seat:
+    """Two statements in one transaction: lock the seat NOWAIT (with the user's hold-cap lock), then write the hold
+    if the user is under the cap (counted in that same UPDATE)."""
     with uow_factory() as uow:
-        found = uow.seats.lock_for_update_nowait(seat_id)   # SeatLocked at once if another call has the row
+        found = uow.seats.lock_for_hold(seat_id, user_id)   # SeatLocked at once if another call has the row
         if found is None:
             raise SeatNotFound()
         seat, now = found
         if seat.is_held_by(hold_id, user_id, now):
             return seat     # the same reservation again (a retried call): its hold stands, unchanged
         held = seat.hold(user_id, hold_id, now, hold_seconds)
-        uow.seats.lock_holds_of(user_id)
-        check_hold_cap(uow.seats.count_live_holds(user_id), max_holds)
-        uow.seats.save(held)
+        if not uow.seats.save_hold(held, max_holds):
+            check_hold_cap(max_holds, max_holds)    # the UPDATE matched nothing only because the user is capped
         uow.commit()
         return held
 
 
 def confirm_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: str) -> Seat:
-    with uow_factory() as uow:
-        found = uow.seats.lock_for_update(seat_id)
-        if found is None:
-            raise SeatNotFound()
-        seat, now = found
-        sold = seat.confirm(user_id, hold_id, now)
-        if sold is not seat:    # the same seat back means it was already sold by this hold: nothing to write
-            uow.seats.save(sold)
-            uow.commit()
-        return sold
+    """One conditional UPDATE (autocommit); when it matches nothing, the seat as it is now says why: already sold
+    by this hold (a retry: returned as it is), the hold lapsed, or the seat is not this hold's."""
+    with uow_factory(autocommit=True) as uow:
+        sold = uow.seats.confirm(seat_id, user_id, hold_id)
+        if sold is not None:
+            return sold
+        found = uow.seats.get(seat_id)
+    if found is None:
+        raise SeatNotFound()
+    seat, now = found
+    if seat.confirm(user_id, hold_id, now) is not seat:
+        # Still confirmable by the clock of the read: the hold lapsed between the two statements by a hair, or
+        # was renewed; either way the UPDATE, which decides, found it not live.
+        raise HoldExpired()
+    return seat
 
 
 def release_seat(uow_factory: UowFactory, seat_id: str, hold_id: str) -> tuple[bool, Seat]:
     """Release on request (payment failed, saga compensation): whether this call released it, and the seat."""
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         released = uow.seats.release_hold(seat_id, hold_id)
         if released is not None:
             uow.commit()
@@ -72,7 +78,7 @@ def release_seat(uow_factory: UowFactory, seat_id: str, hold_id: str) -> tuple[b
 
 def release_expired_hold(uow_factory: UowFactory, seat_id: str, hold_id: str) -> ExpiryOutcome:
     """The hold timer fired: release the seat if this hold still has it and its held_until has passed."""
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         released = uow.seats.release_hold(seat_id, hold_id, only_if_lapsed=True)
         if released is not None:
             uow.commit()
@@ -86,7 +92,7 @@ def release_expired_hold(uow_factory: UowFactory, seat_id: str, hold_id: str) ->
 
 
 def release_lapsed_holds(uow_factory: UowFactory, grace_seconds: float, limit: int) -> list[HoldReleased]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         released = uow.seats.release_lapsed_holds(grace_seconds, limit)
         uow.commit()
         return released
@@ -111,7 +117,7 @@ def update_owner(uow_factory: UowFactory, seat_id: str, expected_owner_id: str, 
 
 
 def get_seat(uow_factory: UowFactory, seat_id: str) -> Seat:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         found = uow.seats.get(seat_id)
     if found is None:
         raise SeatNotFound()
@@ -120,25 +126,24 @@ def get_seat(uow_factory: UowFactory, seat_id: str) -> Seat:
 
 
 def list_seats(uow_factory: UowFactory, event_id: str) -> list[Seat]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return [seat.as_seen_at(now) for seat, now in uow.seats.list_by_event(event_id)]
 
 
 def list_tickets(uow_factory: UowFactory, user_id: str) -> list[Seat]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return [seat for seat, _ in uow.seats.list_tickets(user_id)]
 
 
 def mark_checked_in(uow_factory: UowFactory, seat_id: str, hall_id: str, scanner_user_id: str | None,
                     holder_user_id: str, ticket_version: int) -> CheckInOutcome:
-    """Check a ticket in by a code of (holder, version) and log the scan in the same transaction: CHECKED_IN for
-    the winner; for the others INVALID when the ticket is no longer the code's, else DUPLICATE."""
-    with uow_factory() as uow:
-        won = uow.seats.mark_checked_in(seat_id, hall_id, holder_user_id, ticket_version)
+    """Check a ticket in by a code of (holder, version) and log the scan: CHECKED_IN for the winner, logged by the
+    very statement that checks it in; for the others INVALID when the ticket is no longer the code's, else
+    DUPLICATE (logged after a read of the seat)."""
+    with uow_factory(autocommit=True) as uow:
+        won = uow.seats.mark_checked_in(seat_id, hall_id, holder_user_id, ticket_version, scanner_user_id)
         if won is not None:
             seat, _ = won
-            uow.entry_logs.add(seat_id, hall_id, ScanResult.CHECKED_IN, "", scanner_user_id, ticket_version)
-            uow.commit()
             return CheckInOutcome(True, seat, ScanResult.CHECKED_IN)
         found = uow.seats.get(seat_id)
         if found is None:
@@ -149,13 +154,12 @@ def mark_checked_in(uow_factory: UowFactory, seat_id: str, hall_id: str, scanner
                   f"{seat.ticket_version} of {seat.owner_user_id}" if result is ScanResult.INVALID
                   else f"already checked in at {seat.checked_in_at.isoformat()} in hall {seat.checked_in_hall_id}")
         uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id, ticket_version)
-        uow.commit()
         return CheckInOutcome(False, seat, result)
 
 
 def record_scan(uow_factory: UowFactory, seat_id: str | None, hall_id: str | None, result: ScanResult,
                 detail: str, scanner_user_id: str | None, ticket_version: int | None = None) -> int:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         entry_id = uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id, ticket_version)
         uow.commit()
         return entry_id

@@ -9,11 +9,54 @@ from sqlalchemy.exc import IntegrityError
 
 from trcommon.db import UNIQUE_VIOLATION, sqlstate
 
-from ..domain.model import (CreateOrder, CreateTransfer, Order, OrderStatus, PaymentState, SeatAlreadyConfirmed,
-                            Transfer, TransferStatus, TransferStep)
+from ..domain.model import (ORDER_TRANSITIONS, CreateOrder, CreateTransfer, Order, OrderStatus, PaymentState,
+                            SeatAlreadyConfirmed, Transfer, TransferStatus, TransferStep)
 from .tables import orders, transfers
 
 ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
+
+
+# Single-statement moves of the order state machine, built once (then found in SQLAlchemy's compiled cache): each is
+# a conditional UPDATE whose WHERE is the rule, so it either makes the move or matches nothing; the service then
+# reads the order to say why (the same answers as the locked path).
+_ADD = (insert(orders)
+        .values(order_id=sa.bindparam("p_order_id"), user_id=sa.bindparam("p_user_id"),
+                seat_id=sa.bindparam("p_seat_id"), event_id=sa.bindparam("p_event_id"),
+                amount=sa.bindparam("p_amount"), held_until=sa.bindparam("p_held_until"),
+                status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
+        .on_conflict_do_nothing(index_elements=[orders.c.order_id])
+        .returning(*orders.c))
+_GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("p_order_id"))
+_START_CHARGING = (
+    sa.update(orders)
+    .where(orders.c.order_id == sa.bindparam("p_order_id"), orders.c.user_id == sa.bindparam("p_user_id"),
+           orders.c.status == OrderStatus.PENDING.value, orders.c.payment_state == PaymentState.NONE.value,
+           orders.c.held_until > sa.func.now())
+    .values(payment_state=PaymentState.CHARGING.value, updated_at=sa.func.now())
+    .returning(*orders.c))
+
+
+_READ = sa.select(orders, sa.func.now().label("db_now")).where(orders.c.order_id == sa.bindparam("p_order_id"))
+
+
+def _move_statement(to: OrderStatus) -> sa.Update:
+    sources = [s.value for s, targets in ORDER_TRANSITIONS.items() if to in targets]
+    where = [orders.c.order_id == sa.bindparam("p_order_id"), orders.c.status.in_(sources)]
+    values: dict = {"status": to.value, "updated_at": sa.func.now()}
+    reason = sa.bindparam("p_reason", type_=sa.Text)
+    if to == OrderStatus.EXPIRED:
+        # Only an unpaid order whose hold has ended (Order.transition's guards).
+        where += [orders.c.payment_state == PaymentState.NONE.value, orders.c.held_until <= sa.func.now()]
+        values["failure_reason"] = sa.func.coalesce(sa.func.nullif(reason, ""), "hold expired")
+    elif to == OrderStatus.CONFIRMED:
+        values["confirmed_at"] = sa.func.now()
+    else:
+        values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
+    return sa.update(orders).where(*where).values(values).returning(*orders.c)
+
+
+_MOVES = {to: _move_statement(to) for to in OrderStatus
+          if any(to in targets for targets in ORDER_TRANSITIONS.values())}
 
 
 def _order(row: Row) -> Order:
@@ -29,23 +72,30 @@ def _constraint_name(exc: IntegrityError) -> str | None:
     return getattr(diag, "constraint_name", None)
 
 
+def _raise_seat_already_confirmed(exc: IntegrityError, seat: str) -> None:
+    if sqlstate(exc) == UNIQUE_VIOLATION and _constraint_name(exc) == ONE_CONFIRMED_PER_SEAT:
+        raise SeatAlreadyConfirmed(f"{seat} already has a confirmed order") from None
+
+
 class OrderRepository:
     def __init__(self, conn: Connection):
         self._conn = conn
 
     def add(self, cmd: CreateOrder) -> Order | None:
         """Insert a PENDING order; None when an order with this id already exists (it is left untouched)."""
-        row = self._conn.execute(
-            insert(orders).values(order_id=cmd.order_id, user_id=cmd.user_id, seat_id=cmd.seat_id,
-                                  event_id=cmd.event_id, amount=cmd.amount, held_until=cmd.held_until,
-                                  status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
-            .on_conflict_do_nothing(index_elements=[orders.c.order_id])
-            .returning(*orders.c)).first()
+        row = self._conn.execute(_ADD, {"p_order_id": cmd.order_id, "p_user_id": cmd.user_id,
+                                        "p_seat_id": cmd.seat_id, "p_event_id": cmd.event_id,
+                                        "p_amount": cmd.amount, "p_held_until": cmd.held_until}).first()
         return _order(row) if row else None
 
     def get(self, order_id: str) -> Order | None:
-        row = self._conn.execute(sa.select(orders).where(orders.c.order_id == order_id)).first()
+        row = self._conn.execute(_GET, {"p_order_id": order_id}).first()
         return _order(row) if row else None
+
+    def read(self, order_id: str) -> tuple[Order, datetime] | None:
+        """The order with the database clock, without a lock; None if missing."""
+        row = self._conn.execute(_READ, {"p_order_id": order_id}).first()
+        return (_order(row), row.db_now) if row else None
 
     def lock(self, order_id: str) -> tuple[Order, datetime] | None:
         """The order, row-locked until the end of the transaction, with the database clock; None if missing.
@@ -58,6 +108,24 @@ class OrderRepository:
             .with_for_update()).first()
         return (_order(row), row.db_now) if row else None
 
+    def start_charging(self, order_id: str, user_id: str) -> Order | None:
+        """The user's live PENDING order with no charge started → CHARGING, in one statement; None otherwise."""
+        row = self._conn.execute(_START_CHARGING, {"p_order_id": order_id, "p_user_id": user_id}).first()
+        return _order(row) if row else None
+
+    def move(self, order_id: str, to: OrderStatus, reason: str | None) -> Order | None:
+        """Move the order to `to` in one statement if the state machine allows it from where it is; None when it
+        does not (or there is no such order, or no move leads to `to`)."""
+        stmt = _MOVES.get(to)
+        if stmt is None:
+            return None
+        try:
+            row = self._conn.execute(stmt, {"p_order_id": order_id, "p_reason": reason}).first()
+        except IntegrityError as exc:
+            _raise_seat_already_confirmed(exc, f"the seat of order {order_id}")
+            raise
+        return _order(row) if row else None
+
     def save(self, order: Order) -> Order:
         """Write the mutable fields of a locked order and return it as stored."""
         try:
@@ -68,8 +136,7 @@ class OrderRepository:
                         updated_at=sa.func.now())
                 .returning(*orders.c)).one()
         except IntegrityError as exc:
-            if sqlstate(exc) == UNIQUE_VIOLATION and _constraint_name(exc) == ONE_CONFIRMED_PER_SEAT:
-                raise SeatAlreadyConfirmed(f"seat {order.seat_id} already has a confirmed order") from None
+            _raise_seat_already_confirmed(exc, f"seat {order.seat_id}")
             raise
         return _order(row)
 

@@ -14,7 +14,7 @@ from .unit_of_work import OrderUnitOfWork
 
 log = logging.getLogger("order_service")
 
-UowFactory = Callable[[], OrderUnitOfWork]
+UowFactory = Callable[..., OrderUnitOfWork]  # called with autocommit=True for single-statement work
 
 
 def _not_found(order_id: str) -> OrderNotFound:
@@ -35,7 +35,7 @@ def _checked_id(record_id: str, not_found: Callable[[str], Exception] = _not_fou
 
 def create_order(uow_factory: UowFactory, cmd: CreateOrder) -> tuple[Order, bool]:
     """Create a PENDING order; idempotent on order_id. Returns the order and whether it was created now."""
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         order = uow.orders.add(cmd)
         created = order is not None
         if not created:
@@ -48,7 +48,7 @@ def create_order(uow_factory: UowFactory, cmd: CreateOrder) -> tuple[Order, bool
 
 def get_order(uow_factory: UowFactory, order_id: str) -> Order:
     order_id = _checked_id(order_id)
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         order = uow.orders.get(order_id)
     if order is None:
         raise _not_found(order_id)
@@ -57,12 +57,12 @@ def get_order(uow_factory: UowFactory, order_id: str) -> Order:
 
 def list_orders(uow_factory: UowFactory, user_id: str | None, seat_id: str | None, status: OrderStatus | None,
                 limit: int, offset: int) -> list[Order]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return uow.orders.list(user_id, seat_id, status, limit, offset)
 
 
 def stale_orders(uow_factory: UowFactory, grace_seconds: int, limit: int) -> list[Order]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return uow.orders.stale(timedelta(seconds=grace_seconds), limit)
 
 
@@ -70,6 +70,18 @@ def begin_payment(uow_factory: UowFactory, order_id: str, user_id: str) -> Order
     """Mark a live PENDING order CHARGING before its debit is requested (CONFIRMED orders come back as they are).
     A lapsed order with no charge started is expired on the way, then refused with HOLD_EXPIRED."""
     order_id = _checked_id(order_id)
+    with uow_factory(autocommit=True) as uow:
+        started = uow.orders.start_charging(order_id, user_id)    # the usual case, in one statement
+        if started is not None:
+            return started
+        found = uow.orders.read(order_id)
+    # Nothing changed: why? A repeat (CHARGING, CONFIRMED) is answered from the read, a refusal raised from it; only
+    # a lapsed unpaid order (expired on the way) or one that moved meanwhile takes the locked path.
+    if found is None or found[0].user_id != user_id:
+        raise _not_found(order_id)
+    order, now = found
+    if not order.lapsed_unpaid(now) and order.begin_payment(now) is order:
+        return order
     with uow_factory() as uow:
         found = uow.orders.lock(order_id)
         # Someone else's order is reported exactly like a missing one: its existence is not ours to reveal.
@@ -90,7 +102,22 @@ def begin_payment(uow_factory: UowFactory, order_id: str, user_id: str) -> Order
 
 
 def transition_order(uow_factory: UowFactory, order_id: str, to: OrderStatus, reason: str | None) -> Order:
+    """Move the order to `to`: one conditional UPDATE when the move is allowed from where the order is; otherwise
+    a read says why (already there: returned as it is; not allowed: INVALID_TRANSITION; missing: 404)."""
     order_id = _checked_id(order_id)
+    with uow_factory(autocommit=True) as uow:
+        moved = uow.orders.move(order_id, to, reason)
+        if moved is not None:
+            log.info("order moved", extra={"order_id": order_id, "to_status": str(to)})
+            return moved
+        found = uow.orders.read(order_id)
+    # Nothing changed: already there (returned as it is), or not allowed (raised); only an order that moved
+    # between the two statements takes the locked path.
+    if found is None:
+        raise _not_found(order_id)
+    order, now = found
+    if order.transition(to, now, reason) is order:
+        return order
     with uow_factory() as uow:
         found = uow.orders.lock(order_id)
         if found is None:
@@ -127,7 +154,7 @@ def create_transfer(uow_factory: UowFactory, cmd: CreateTransfer) -> tuple[Trans
 
 def get_transfer(uow_factory: UowFactory, transfer_id: str) -> Transfer:
     transfer_id = _checked_id(transfer_id, _transfer_not_found)
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         transfer = uow.transfers.get(transfer_id)
     if transfer is None:
         raise _transfer_not_found(transfer_id)
@@ -136,12 +163,12 @@ def get_transfer(uow_factory: UowFactory, transfer_id: str) -> Transfer:
 
 def list_transfers(uow_factory: UowFactory, user_id: str | None, seat_id: str | None,
                    status: TransferStatus | None, limit: int, offset: int) -> list[Transfer]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return uow.transfers.list(user_id, seat_id, status, limit, offset)
 
 
 def stale_transfers(uow_factory: UowFactory, grace_seconds: int, limit: int) -> list[Transfer]:
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         return uow.transfers.stale(timedelta(seconds=grace_seconds), limit)
 
 

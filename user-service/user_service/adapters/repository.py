@@ -27,6 +27,38 @@ _OTP_COLUMNS = (otp_codes.c.otp_id, otp_codes.c.user_id, otp_codes.c.purpose, ot
                 otp_codes.c.expires_at, otp_codes.c.attempts, otp_codes.c.used_at, otp_codes.c.created_at)
 
 
+def _change_in_one_statement(balance: sa.Column, account: Account) -> sa.Insert:
+    """Move one account's balance and write its ledger row (with balance_after) in one statement: the UPDATE of
+    the user row is conditional on the balance staying at or above zero, on the reference being unused, with
+    `p_refuse_flagged` on the user not being flagged, and with `p_not_after` on the database clock not having passed
+    it; the ledger row is written only from the row the UPDATE returns. A concurrent twin of the same reference,
+    which passed the same check, fails on the reference's unique index, and the whole statement with it."""
+    c = credit_ledger.c
+    user_id = sa.bindparam("p_user_id", type_=users.c.user_id.type)
+    amount = sa.bindparam("p_amount", type_=sa.BigInteger)
+    reference = sa.bindparam("p_reference", type_=sa.Text)
+    not_after = sa.bindparam("p_not_after", type_=sa.DateTime(timezone=True))
+    moved = (sa.update(users)
+             .where(users.c.user_id == user_id, balance + amount >= 0,
+                    sa.or_(not_after.is_(None), sa.func.clock_timestamp() <= not_after),
+                    sa.not_(sa.and_(sa.bindparam("p_refuse_flagged", type_=sa.Boolean), users.c.is_flagged)),
+                    ~sa.exists().where(c.reference == reference))
+             .values({balance: balance + amount, users.c.updated_at: sa.func.now()})
+             .returning(users.c.user_id, balance.label("balance"))
+             .cte("moved"))
+    row = sa.select(sa.bindparam("p_entry_id", type_=c.entry_id.type), moved.c.user_id, amount,
+                    sa.bindparam("p_reason", type_=sa.Text), reference, sa.literal(str(account), sa.Text),
+                    moved.c.balance)
+    return (sa.insert(credit_ledger)
+            .from_select(["entry_id", "user_id", "amount", "reason", "reference", "account", "balance_after"], row)
+            .returning(*_LEDGER_COLUMNS)
+            .add_cte(moved))
+
+
+_CHANGE_IN_ONE_STATEMENT = {Account.SPENDABLE: _change_in_one_statement(users.c.credit_balance, Account.SPENDABLE),
+                            Account.PENDING: _change_in_one_statement(users.c.pending_credits, Account.PENDING)}
+
+
 def _ledger_entry(row) -> LedgerEntry:
     return LedgerEntry(**{**row._mapping, "account": Account(row.account)})
 
@@ -102,6 +134,22 @@ class LedgerRepository:
         except IntegrityError as exc:
             if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
                 raise UserNotFound() from None
+            raise
+        return _ledger_entry(row) if row else None
+
+    def add_and_apply(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str, account: Account,
+                      not_after: datetime | None = None, refuse_flagged: bool = False) -> LedgerEntry | None:
+        """The usual balance change in one statement: a new ledger row under `reference` and the account's balance
+        moved by `amount`, or nothing at all and None: the reference is taken (a replay, or a concurrent twin), the
+        balance would go below zero, the user is missing, flagged (with `refuse_flagged`) or `not_after` has
+        passed. The caller tells these apart on the transactional path (`add`, `apply_to_balance`)."""
+        try:
+            row = self._conn.execute(_CHANGE_IN_ONE_STATEMENT[account], {
+                "p_entry_id": entry_id, "p_user_id": user_id, "p_amount": amount, "p_reason": reason,
+                "p_reference": reference, "p_not_after": not_after, "p_refuse_flagged": refuse_flagged}).first()
+        except IntegrityError as exc:
+            if sqlstate(exc) == UNIQUE_VIOLATION:
+                return None
             raise
         return _ledger_entry(row) if row else None
 

@@ -63,14 +63,14 @@ def _existing_user(uow: UserUnitOfWork, user_id: str) -> User:
 def register(c: Container, email: str, password: str, phone: str) -> str:
     user_id = str(uuid.uuid4())
     password_hash = c.passwords.hash(password)
-    with c.uow() as uow:
+    with c.uow(autocommit=True) as uow:
         uow.users.add(user_id, normalize_email(email), password_hash, phone)
         uow.commit()
     return user_id
 
 
 def login(c: Container, email: str, password: str) -> dict:
-    with c.uow() as uow:
+    with c.uow(autocommit=True) as uow:
         user = uow.users.get_by_email(normalize_email(email))
     if user is None:
         c.passwords.verify_dummy(password)
@@ -86,7 +86,7 @@ def login(c: Container, email: str, password: str) -> dict:
 
 def refresh(c: Container, refresh_token: str) -> dict:
     principal = c.tokens.verify(refresh_token, typ="refresh")
-    with c.uow() as uow:
+    with c.uow(autocommit=True) as uow:
         user = uow.users.get(principal.user_id) if _is_uuid(principal.user_id) else None
     if user is None:
         raise Unauthorized("token is invalid", code=UserError.INVALID_TOKEN)
@@ -95,12 +95,12 @@ def refresh(c: Container, refresh_token: str) -> dict:
 
 
 def get_user(c: Container, user_id: str) -> User:
-    with c.uow() as uow:
+    with c.uow(autocommit=True) as uow:
         return _existing_user(uow, user_id)
 
 
 def get_user_by_email(c: Container, email: str) -> User:
-    with c.uow() as uow:
+    with c.uow(autocommit=True) as uow:
         user = uow.users.get_by_email(normalize_email(email))
     if user is None:
         raise UserNotFound()
@@ -135,8 +135,27 @@ def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, referenc
     return BalanceChange(replace(entry, balance_after=balance), applied=True)
 
 
+def _apply_at_once(c: Container, user_id: str, amount: int, reason: str, reference: str, account: Account,
+                   not_after: datetime | None = None, refuse_flagged: bool = False) -> BalanceChange | None:
+    """The usual case of `_apply` in one autocommitted statement (no BEGIN, no COMMIT), and a replay answered from
+    the ledger with one more; None when it did not apply for another reason (a refusal, a flagged user with
+    `refuse_flagged`): then `_apply`, in a transaction, says why."""
+    if not _is_uuid(user_id):
+        return None
+    with c.uow(autocommit=True) as uow:
+        entry = uow.ledger.add_and_apply(str(uuid.uuid4()), user_id, amount, reason, reference, account, not_after,
+                                         refuse_flagged)
+        if entry is not None:
+            return BalanceChange(entry, applied=True)
+        existing = uow.ledger.get(reference)
+    return _replayed(existing, user_id, amount, account) if existing is not None else None
+
+
 def credit(c: Container, user_id: str, amount: int, reference: str, reason: str,
            account: Account = Account.SPENDABLE) -> BalanceChange:
+    # A transaction, not `_apply_at_once`: credits are off the purchase's path (refunds, transfer proceeds), and a
+    # credit whose caller died while it waited for a lock is then rolled back rather than committed anyway
+    # (e2e-tests/test_transfer_crashes.py builds its "killed between the debit and the credit" case that way).
     with c.uow() as uow:
         change = _apply(uow, user_id, amount, reason, reference, account)
         if change.applied:
@@ -152,6 +171,13 @@ def debit(c: Container, user_id: str, amount: int, reference: str, reason: str,
     and buyer) must, flagged or not. The codes are checked in the debit's transaction and used only if the debit is
     applied (a 402 leaves them usable). With `not_after` (the end of the seat hold being paid for) no new debit
     lands after that instant."""
+    if not otp_parties:
+        # The usual purchase: one statement, which also refuses a flagged user when a code may be needed (that
+        # case, like every refusal and replay, goes on to the path below).
+        change = _apply_at_once(c, user_id, -amount, reason, reference, account, not_after,
+                                refuse_flagged=bool(otp_purpose))
+        if change is not None:
+            return change
     codes = dict(otp_parties or {})
     code_needed = False
     with c.uow() as uow:
@@ -208,7 +234,7 @@ def release_pending(c: Container, user_id: str, amount: int, reference: str, rea
 
 def ledger_entries(c: Container, reference: str | None, user_id: str | None, limit: int,
                    offset: int) -> list[LedgerEntry]:
-    with c.uow() as uow:
+    with c.uow(autocommit=True) as uow:
         if reference is not None:
             entry = uow.ledger.get(reference)
             entries = [entry] if entry is not None and (user_id is None or entry.user_id == user_id) else []
