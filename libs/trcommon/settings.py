@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterable
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
@@ -35,6 +35,9 @@ class CommonSettings(BaseSettings):
     db_pool_size: int = 20
     db_max_overflow: int = 10
     startup_wait_seconds: float = 30.0
+    # The largest request body read (413 beyond it): every body this system takes is a small JSON object or a
+    # Stripe event.
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self):

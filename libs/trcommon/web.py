@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
 import re
 import time
@@ -70,6 +71,7 @@ class OrjsonProvider(DefaultJSONProvider):
 def create_flask_app(name: str, settings: CommonSettings) -> Flask:
     app = Flask(name.replace("-", "_"))
     app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes     # a longer body: 413 in the error format
     app.json = OrjsonProvider(app)
 
     # The request id covers the whole request: before_request, the view, after_request and teardown all run
@@ -138,11 +140,73 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(AppError("internal error"))
 
 
+# What a JSON body may hold before any model sees it: nesting a few levels deep (no decoder recursion), integers
+# that fit the database's bigint, no NaN or Infinity, and text without control characters (PostgreSQL refuses
+# NUL; the others have no place in a field).
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT = 2**63 - 1
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class _Refused(ValueError):
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class _NotANumber:
+    """What the decoder leaves for an integer beyond 64 bits, NaN or Infinity, for the check to name its field."""
+
+
+_NOT_A_NUMBER = _NotANumber()
+
+
+def _bounded_int(text: str):
+    # More than 19 digits is out of range without converting (int() refuses past 4,300 digits anyway).
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_JSON_INT:
+        return _NOT_A_NUMBER
+    return value
+
+
+def _checked(value, path: tuple = (), depth: int = 1):
+    if depth > MAX_JSON_DEPTH:
+        raise _Refused(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise _Refused("text must not hold control characters", ".".join(map(str, path)))
+    elif value is _NOT_A_NUMBER or (isinstance(value, float) and (value != value or abs(value) == float("inf"))):
+        raise _Refused("number out of range (integers: 64 bits; no NaN or Infinity)", ".".join(map(str, path)))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _checked(key, path, depth)
+            _checked(item, (*path, key), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _checked(item, (*path, i), depth + 1)
+    return value
+
+
+def load_json_body(raw: bytes) -> object:
+    """A request body as JSON under the rules above; anything else is a 400 in the error format (naming the field
+    when one is at fault, as a model's own 400 does)."""
+    try:
+        return _checked(json.loads(raw, parse_int=_bounded_int, parse_constant=lambda _: _NOT_A_NUMBER))
+    except _Refused as exc:
+        if exc.field is None:
+            raise InvalidInput(str(exc)) from None
+        raise InvalidInput("request is invalid", details=[{"field": exc.field, "message": str(exc)}]) from None
+    except RecursionError:
+        raise InvalidInput(f"the body is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError:      # bad JSON or bad UTF-8 (UnicodeDecodeError is a ValueError)
+        raise InvalidInput("request body must be a JSON object (Content-Type: application/json)") from None
+
+
 def parse_body(model: type[M]) -> M:
-    """Validate the JSON body against a pydantic model; anything else is a 400 in the error format."""
-    data = request.get_json(silent=True)
-    if data is None:
+    """Validate the JSON body against a pydantic model; anything else is a 400 in the error format, a body over
+    MAX_BODY_BYTES a 413."""
+    if not request.is_json:
         raise InvalidInput("request body must be a JSON object (Content-Type: application/json)")
+    data = load_json_body(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object")
     return model.model_validate(data)
