@@ -26,6 +26,22 @@ def test_a_refresh_token_is_not_an_access_token():
         tokens.verify(tokens.issue_pair(Principal("u1", "fan"))["refresh_token"])
 
 
+def test_a_token_meant_to_live_longer_than_configured_is_refused():
+    tokens = TokenService(SECRET, "ticketremaster", access_ttl_seconds=900, refresh_ttl_seconds=3600)
+    now = int(time.time())
+    claims = {"iss": "ticketremaster", "sub": "u1", "role": "fan", "typ": "access", "iat": now}
+    for exp, typ, ok in ((now + 900, "access", True), (now + 100 * 365 * 86400, "access", False),
+                         (now + 3600, "access", False), (now + 3600, "refresh", True),
+                         (now + 7200, "refresh", False)):
+        token = jwt.encode({**claims, "exp": exp, "typ": typ}, SECRET, algorithm="HS256")
+        if ok:
+            assert tokens.verify(token, typ).user_id == "u1"
+        else:
+            with pytest.raises(Unauthorized) as err:
+                tokens.verify(token, typ)
+            assert err.value.code == "INVALID_TOKEN", (exp - now, typ)
+
+
 def test_expired_tokens_are_refused_with_their_own_code():
     tokens = TokenService(SECRET, "ticketremaster", access_ttl_seconds=-1)
     with pytest.raises(Unauthorized) as exc:

@@ -47,6 +47,10 @@ def _until_expiry(_token: str, verified: _Verified, now: float) -> float:
     return min(float(verified.exp), now + VERIFIED_CACHE_SECONDS)
 
 
+# exp - iat may exceed the configured lifetime by this much (the issuer's rounding of times to seconds).
+LIFETIME_SLACK_SECONDS = 5
+
+
 class TokenService:
     def __init__(self, secret: str, issuer: str, access_ttl_seconds: int = 900, refresh_ttl_seconds: int = 1209600):
         self._secret = secret
@@ -97,6 +101,15 @@ class TokenService:
         except jwt.InvalidTokenError:
             raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN) from None
         if claims["role"] not in ROLES:
+            raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
+        # A token meant to live longer than this system issues (a leaked secret's forgery, or a token from a
+        # misconfigured issuer) is refused rather than honoured for a century.
+        lifetime = self.refresh_ttl if claims.get("typ") == "refresh" else self.access_ttl
+        try:
+            too_long = int(claims["exp"]) - int(claims["iat"]) > lifetime + LIFETIME_SLACK_SECONDS
+        except (TypeError, ValueError):
+            too_long = True
+        if too_long:
             raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
         nbf = claims.get("nbf")
         return _Verified(Principal(user_id=str(claims["sub"]), role=claims["role"]), claims.get("typ"),

@@ -29,6 +29,9 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     jwt_secret: str = DEV_JWT_SECRET
     jwt_issuer: str = "ticketremaster"
+    # Token lifetimes: user-service issues with them, every verifier refuses a token whose exp - iat is longer.
+    access_token_ttl_seconds: int = Field(900, ge=1)
+    refresh_token_ttl_seconds: int = Field(1209600, ge=1)
     internal_service_token: str = DEV_INTERNAL_TOKEN
     # Deadline for every internal call (HTTP and gRPC), in seconds.
     internal_timeout_seconds: float = 5.0

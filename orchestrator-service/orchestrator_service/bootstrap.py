@@ -55,7 +55,8 @@ def bootstrap(settings: OrchestratorSettings) -> Container:
         raise SystemExit(f"configuration error: {exc}") from None
     return Container(
         settings=settings,
-        tokens=TokenService(settings.jwt_secret, settings.jwt_issuer),
+        tokens=TokenService(settings.jwt_secret, settings.jwt_issuer, settings.access_token_ttl_seconds,
+                            settings.refresh_token_ttl_seconds),
         users=UserService(http("user-service", settings.user_service_url)),
         orders=OrderService(http("order-service", settings.order_service_url)),
         events=EventService(http("event-service", settings.event_service_url), settings.event_cache_seconds),

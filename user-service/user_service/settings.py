@@ -13,9 +13,6 @@ class UserSettings(CommonSettings):
     database_url: str = f"{PG_SERVER}/users_db"
     port: int = 8001
 
-    access_token_ttl_seconds: int = 900
-    refresh_token_ttl_seconds: int = 1209600
-
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
     argon2_time_cost: int = RFC_9106_LOW_MEMORY.time_cost
     argon2_memory_cost: int = RFC_9106_LOW_MEMORY.memory_cost
