@@ -56,6 +56,10 @@ def test_topup_without_a_stripe_key_is_503_payments_not_configured(api, fan):
     assert r.status_code == 503 and r.json()["error"]["code"] == "PAYMENTS_NOT_CONFIGURED"
     assert api.post("/credits/topup", json={"amount": 1000}).status_code == 401
     assert api.post("/credits/topup", fan.token, json={"amount": -5}).status_code == 400
+    # Only a JSON integer is an amount: no coercion of a float, a string or a boolean into credits.
+    for amount in (100.0, 1000.5, "1000", True):
+        r = api.post("/credits/topup", fan.token, json={"amount": amount})
+        assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "amount", amount
 
 
 def test_topped_up_credits_pay_for_a_seat(api, fan, fresh_event):

@@ -36,7 +36,9 @@ class PayBody(BaseModel):
 
 
 class TopupBody(BaseModel):
-    amount: int = Field(ge=100, le=1_000_000, description="credits to buy (1 credit = 0.01 in the currency)")
+    amount: int = Field(ge=100, le=1_000_000, strict=True,
+                        description="credits to buy (1 credit = 0.01 in the currency), a JSON integer: 100.0 or "
+                                    "\"1000\" is refused")
 
 
 class Page(BaseModel):
