@@ -119,10 +119,15 @@ class Seat:
         return replace(self, status=SeatStatus.AVAILABLE, held_by_user_id=None, hold_id=None, held_until=None)
 
 
+def hold_cap_reached(max_holds: int) -> TooManyHolds:
+    return TooManyHolds(f"at most {max_holds} seats can be held at once")
+
+
 def check_hold_cap(live_holds: int, max_holds: int) -> None:
-    """A user may have at most `max_holds` live holds (a guard against hoarding and scalping)."""
+    """A user may have at most `max_holds` live holds (a guard against hoarding and scalping); the hold's UPDATE
+    applies the same rule in SQL (SeatRepository.save_hold)."""
     if live_holds >= max_holds:
-        raise TooManyHolds(f"at most {max_holds} seats can be held at once")
+        raise hold_cap_reached(max_holds)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..domain.exceptions import HoldExpired, SeatNotFound
-from ..domain.model import HoldReleased, ScanResult, Seat, check_hold_cap
+from ..domain.model import HoldReleased, ScanResult, Seat, hold_cap_reached
 from .unit_of_work import InventoryUnitOfWork
 
 UowFactory = Callable[..., InventoryUnitOfWork]  # called with autocommit=True for single-statement work
@@ -39,7 +39,7 @@ def reserve_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: s
             return seat     # the same reservation again (a retried call): its hold stands, unchanged
         held = seat.hold(user_id, hold_id, now, hold_seconds)
         if not uow.seats.save_hold(held, max_holds):
-            check_hold_cap(max_holds, max_holds)    # the UPDATE matched nothing only because the user is capped
+            raise hold_cap_reached(max_holds)   # the UPDATE matched nothing only because the user is capped
         uow.commit()
         return held
 
