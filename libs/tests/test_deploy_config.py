@@ -249,6 +249,13 @@ def test_database_services_migrate_and_seed_at_start_before_the_server(folder):
     assert -1 < migrate < seed < server, cmd
 
 
+@pytest.mark.parametrize("folder", [f for f in SERVICES if "gunicorn" in " ".join(
+    rest for kw, rest in dockerfile_instructions(f) if kw == "CMD")])
+def test_every_gunicorn_answers_its_own_errors_in_the_error_format(folder):
+    cmd = next(rest for keyword, rest in dockerfile_instructions(folder) if keyword == "CMD")
+    assert "-c python:trcommon.gunicorn_conf" in cmd.replace('", "', " "), cmd
+
+
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     patterns = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
                 if ln.strip() and not ln.startswith("#")}

@@ -62,7 +62,8 @@ def _pool(size: int) -> dict[str, str]:
 
 
 def _gunicorn(app: str, port: int, threads: int = HTTP_THREADS) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads), "--bind",
+    return [sys.executable, "-m", "gunicorn", "-c", "python:trcommon.gunicorn_conf", "-k", "gthread", "--threads",
+            str(threads), "--bind",
             f"127.0.0.1:{port}", "--graceful-timeout", "5", "--keep-alive", "75", "--log-level", "warning", app]
 
 

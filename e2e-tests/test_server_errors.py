@@ -1,0 +1,39 @@
+"""Requests the public edge's HTTP server refuses before any route runs still get the error format."""
+import json
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+
+def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library would send these) and read the whole answer."""
+    url = urlsplit(base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        s.sendall(data)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GET /events HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400),                 # malformed request line
+    (b"G\x01T /events HTTP/1.1\r\nHost: x\r\n\r\n", 400),                    # a method that is no token
+    (b"GET /events HTTP/9.9\r\nHost: x\r\n\r\n", 400),                       # no such HTTP version
+    (b"GET /events HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),      # a space in a header name
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),         # request line over 4094 bytes
+    (b"GET /events HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
+])
+def test_a_request_the_server_cannot_parse_is_answered_in_the_error_format(stack, request_bytes, status):
+    got, headers, body = raw_request(stack.base_url, request_bytes)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] and error["message"]
+    assert set(error) <= {"code", "message", "details"}
+    if status == 400:
+        assert error["code"] == "INVALID_INPUT"
