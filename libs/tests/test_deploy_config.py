@@ -399,7 +399,7 @@ def test_the_orchestrator_reaches_every_backend_by_its_compose_name(compose):
                               ("EVENT_SERVICE_URL", "event-service", 8003)):
         assert env[key] == f"http://{target}:{port}"
         cmd = next(rest for kw, rest in dockerfile_instructions(target) if kw == "CMD")
-        assert f"--bind 0.0.0.0:{port}" in cmd, target
+        assert f"--host 0.0.0.0 --port {port}" in cmd, target
         assert f"127.0.0.1:{port}/health" in services[target]["healthcheck"]["test"][3]
     assert env["INVENTORY_GRPC_TARGET"] == "inventory-service:50051"
     assert services["inventory-service"]["environment"]["GRPC_BIND"] == "0.0.0.0:50051"

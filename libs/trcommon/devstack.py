@@ -61,10 +61,20 @@ def _pool(size: int) -> dict[str, str]:
     return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": "0"}
 
 
+# Two WSGI servers, each where it measured best. The public edge (the orchestrator) runs gunicorn, whose own
+# refusals of requests it cannot parse are written in the error format (trcommon.gunicorn_conf). The internal HTTP
+# services, which only our own internal client calls, run granian (HTTP parsed in Rust): make bench measured 20%
+# less CPU per call there (order-service 4.25 -> 3.4 ms per purchase, user-service 1.65 -> 1.35 ms).
 def _gunicorn(app: str, port: int, threads: int = HTTP_THREADS) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", "python:trcommon.gunicorn_conf", "-k", "gthread", "--threads",
-            str(threads), "--bind",
-            f"127.0.0.1:{port}", "--graceful-timeout", "5", "--keep-alive", "75", "--log-level", "warning", app]
+    return [sys.executable, "-m", "gunicorn", "-c", "python:trcommon.gunicorn_conf", "-k", "gthread",
+            "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5",
+            "--keep-alive", "75", "--log-level", "warning", app]
+
+
+def _granian(factory: str, port: int, threads: int = HTTP_THREADS) -> list[str]:
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", factory,
+            "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port), "--http", "1",
+            "--no-ws", "--log-level", "warning", "--workers-kill-timeout", "5"]
 
 
 @dataclass
@@ -82,11 +92,11 @@ class Stack:
         p = self.ports
         py = sys.executable
         return {
-            "event-service": (_gunicorn("event_service.entrypoints.app:create_app()", p.event),
+            "event-service": (_granian("event_service.entrypoints.app:create_app", p.event),
                               {"PORT": str(p.event), "DATABASE_URL": self.db_urls["event-service"], **_pool(HTTP_THREADS)}),
-            "user-service": (_gunicorn("user_service.entrypoints.app:create_app()", p.user),
+            "user-service": (_granian("user_service.entrypoints.app:create_app", p.user),
                              {"PORT": str(p.user), "DATABASE_URL": self.db_urls["user-service"], **_pool(HTTP_THREADS)}),
-            "order-service": (_gunicorn("order_service.entrypoints.app:create_app()", p.order),
+            "order-service": (_granian("order_service.entrypoints.app:create_app", p.order),
                               {"PORT": str(p.order), "DATABASE_URL": self.db_urls["order-service"], **_pool(HTTP_THREADS)}),
             "inventory-service": ([py, "-m", "inventory_service.entrypoints.grpc_server"],
                                   {"GRPC_BIND": f"127.0.0.1:{p.inventory}", "GRPC_MAX_WORKERS": str(GRPC_WORKERS),

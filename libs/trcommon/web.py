@@ -237,7 +237,12 @@ class SegmentPreservingPaths:
 
     WSGI servers decode `%2F` in PATH_INFO, so `/internal/orders/x%2Fy` would be routed as two segments (and could
     match another route). This rebuilds PATH_INFO from the raw request target, decoding everything but `%2F` and
-    `%25` inside a segment; `serve` then decodes those two in the path parameters it passes to the view."""
+    `%25` inside a segment; `serve` then decodes those two in the path parameters it passes to the view.
+
+    It needs the raw target, which gunicorn and werkzeug pass (RAW_URI, REQUEST_URI) and granian, the internal
+    services' server, does not: there PATH_INFO is left as the server decoded it. Every path parameter of an
+    internal route is an identifier (a UUID) that the public edge has already validated, so no call of ours puts a
+    `/` in one; a value that did would find no route (404) or the wrong method (405), never another resource."""
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
