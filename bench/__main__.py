@@ -7,7 +7,11 @@ fans through the public API (register, log in) and the signed Stripe webhook (fu
 with locust as a separate process and reads the CPU of every process group around it. Results: one JSON file
 and a Markdown table under bench/results/, printed at the end; `make audit`'s checks run last.
 
-Usage: python -m bench [--quick]   (--quick: short phases, for a smoke run)
+Usage: python -m bench [--quick] [--profile]
+  --quick    short phases, for a smoke run
+  --profile  also sample every service with py-spy during each load phase (`--gil`: where the CPU goes) and write
+             the collapsed stacks to bench/results/profiles/<phase>-<service>.txt, the functions that hold the GIL
+             longest first in <phase>-<service>.top.txt; the figures of a profiled run are a little lower
 """
 from __future__ import annotations
 
@@ -79,6 +83,7 @@ class Phase:
 @dataclass
 class Bench:
     quick: bool
+    profile: bool = False
     urls: dict[str, str] = field(default_factory=dict)
     stack: Stack | None = None
     engines: dict[str, sa.Engine] = field(default_factory=dict)
@@ -277,7 +282,9 @@ def run_phase(b: Bench, phase: Phase) -> dict:
     with open(LOGS / f"locust-{phase.name}.log", "wb") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         meter.start([proc.pid])
+        profilers = start_profiles(b, phase) if b.profile else []
         proc.wait(phase.seconds + 120)
+    finish_profiles(profilers)
     out = json.loads(out_file.read_text())
     marks = out["marks"]
     cpu = meter.stop(load_cpu_seconds=marks.get("own_cpu_seconds", 0.0))
@@ -287,6 +294,58 @@ def run_phase(b: Bench, phase: Phase) -> dict:
         flows[name] = {**percentiles(values), "per_second": round(len(values) / took, 1),
                        "outcomes": out["outcomes"].get(name, {})}
     return {"users": phase.users, "flows": flows, "outcomes": out["outcomes"], "marks": marks, **cpu}
+
+
+PROFILES = RESULTS / "profiles"
+
+
+def start_profiles(b: Bench, phase: Phase) -> list[tuple[subprocess.Popen, Path]]:
+    """py-spy on the process of each service that does the work (a WSGI server's worker, not its arbiter), for the
+    phase's measured seconds; locust's own ramp-up is short next to them."""
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, proc in b.stack.procs.items():
+        tree = _tree(proc.pid)
+        worker = next((p for p in reversed(tree) if "python" in (p.name() or "")), None)
+        if worker is None:
+            continue
+        raw = PROFILES / f"{phase.name}-{name}.txt"
+        cmd = [str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "--rate", "250", "--format", "raw",
+               "--duration", str(max(1, int(phase.seconds) - 1)), "--pid", str(worker.pid), "--output", str(raw)]
+        out.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), raw))
+    return out
+
+
+def finish_profiles(profilers: list[tuple[subprocess.Popen, Path]]) -> None:
+    for proc, raw in profilers:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if raw.exists():
+            raw.with_suffix(".top.txt").write_text(summarise_profile(raw.read_text()))
+
+
+def summarise_profile(collapsed: str, top: int = 40) -> str:
+    """Self and inclusive shares of the samples, per function (file paths shortened), from py-spy's raw output."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = [re.sub(r" \((?:.*/(?:site-packages|lib/python3\.\d+)/|" + re.escape(str(ROOT)) + r"/)?(.*?)(?::\d+)?\)$",
+                         r" (\1)", f) for f in stack.split(";")]
+        total += int(n)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(n)
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + int(n)
+    lines = [f"{total} samples holding the GIL", "", "self:"]
+    lines += [f"{100 * c / total:5.1f}%  {f}" for f, c in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    lines += ["", "inclusive:"]
+    lines += [f"{100 * c / total:5.1f}%  {f}" for f, c in sorted(incl.items(), key=lambda kv: -kv[1])[:top * 2]]
+    return "\n".join(lines) + "\n" if total else "no samples\n"
 
 
 def per_op(r: dict, n: int) -> float | None:
@@ -501,8 +560,10 @@ def table(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="short phases and a small flash sale (a smoke run)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample every service with py-spy during each phase (bench/results/profiles/)")
     args = parser.parse_args(argv)
-    b = Bench(quick=args.quick)
+    b = Bench(quick=args.quick, profile=args.profile)
     LOGS.mkdir(parents=True, exist_ok=True)
     for old in LOGS.glob("*.log"):
         old.unlink()
