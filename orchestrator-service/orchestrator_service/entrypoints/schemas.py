@@ -36,9 +36,11 @@ class PayBody(BaseModel):
 
 
 class TopupBody(BaseModel):
-    amount: int = Field(ge=100, le=1_000_000, strict=True,
-                        description="credits to buy (1 credit = 0.01 in the currency), a JSON integer: 100.0 or "
-                                    "\"1000\" is refused")
+    # The configured bounds (TOPUP_MIN_AMOUNT, TOPUP_MAX_AMOUNT) are user-service's, which answers the same 400.
+    amount: int = Field(ge=1, le=users.MAX_AMOUNT, strict=True,
+                        description="credits to buy (1 credit = 0.01 in the currency), a JSON integer (100.0 or "
+                                    "\"1000\" is refused) from TOPUP_MIN_AMOUNT to TOPUP_MAX_AMOUNT (100 and "
+                                    "1000000 by default)")
 
 
 class Page(BaseModel):
