@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, EmailStr, Field, ValidationInfo, field_validator, model_validator
 
-from .base import CommonError, ErrorCode, Route, UtcTimestamp
+from .base import MAX_OFFSET, CommonError, ErrorCode, QueryInt, Route, UtcTimestamp
 from .inventory import InventoryError
 
 # --- input rules -------------------------------------------------------------------------------------------------
@@ -189,8 +189,8 @@ class LedgerQuery(BaseModel):
 
     reference: Reference | None = None
     user_id: UUID | None = None
-    limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    limit: QueryInt = Field(50, ge=1, le=500)
+    offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
 
     @model_validator(mode="after")
     def _some_filter(self):
