@@ -3,7 +3,8 @@
 It starts the whole system the way `make run` does (the same Stack of processes) but on fresh databases, a fresh
 RabbitMQ vhost and free ports, so a running `make run` and its data are left alone. It prepares its own events and
 seats (written by the services' own seeding path: there is no organizer API to create events yet), and its own
-fans through the public API (register, log in) and the signed Stripe webhook (funding); then it runs each phase
+fans through the public API (register, log in) and funds them as `make topup` does (a payment intent recorded by
+user-service, then its signed Stripe webhook to the public API); then it runs each phase
 with locust as a separate process and reads the CPU of every process group around it. Results: one JSON file
 and a Markdown table under bench/results/, printed at the end; `make audit`'s checks run last.
 
@@ -38,7 +39,8 @@ import sqlalchemy as sa
 from trcommon import demo
 from trcommon.audit import audit
 from trcommon.devstack import Ports, Stack
-from trcommon.devtools import signed_payment_webhook
+from trcommon.devtools import development_payment
+from trcommon.http_client import ServiceClient
 from trcommon.services import DB_SERVICES, ROOT
 from trcommon.manage import local_settings
 from trcommon.testing import all_migrated_databases, throwaway_amqp
@@ -218,8 +220,11 @@ def _session() -> requests.Session:
 
 
 def make_fans(b: Bench, n: int, credits: int) -> list[dict]:
-    """n fans registered and logged in through the public API, each funded by a signed Stripe webhook."""
+    """n fans registered and logged in through the public API, each funded by a payment: an intent recorded by
+    user-service, then its signed Stripe webhook to the public API."""
     base = b.stack.base_url
+    users = ServiceClient("user-service", f"http://127.0.0.1:{b.stack.ports.user}",
+                          local_settings().internal_service_token, timeout=30)
 
     local = threading.local()
 
@@ -232,15 +237,18 @@ def make_fans(b: Bench, n: int, credits: int) -> list[dict]:
         r.raise_for_status()
         user_id = r.json()["user_id"]
         if credits:
-            payload, signature = signed_payment_webhook(user_id, credits, WEBHOOK_SECRET)
+            payload, signature = development_payment(users, user_id, credits, WEBHOOK_SECRET)
             s.post(f"{base}/webhooks/stripe", data=payload, timeout=30, headers={
                 "Content-Type": "application/json", "Stripe-Signature": signature}).raise_for_status()
         r = s.post(f"{base}/auth/login", json={"email": email, "password": password}, timeout=30)
         r.raise_for_status()
         return {"user_id": user_id, "token": r.json()["access_token"]}
 
-    with ThreadPoolExecutor(16) as pool:
-        return list(pool.map(one, range(n)))
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, range(n)))
+    finally:
+        users.close()
 
 
 def login(b: Bench, email: str) -> str:

@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from trcommon.devstack import Ports, Stack, free_port
+from trcommon.http_client import ServiceClient
 from trcommon.services import DB_SERVICES
+from trcommon.settings import LocalSettings, load_settings
 from trcommon.testing import all_migrated_databases, throwaway_amqp
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +62,10 @@ def stack(databases, amqp_url):
 
 @pytest.fixture(scope="session")
 def api(stack):
-    return Api(stack.base_url)
+    users = ServiceClient("user-service", f"http://127.0.0.1:{stack.ports.user}",
+                          load_settings(LocalSettings).internal_service_token, timeout=30)
+    yield Api(stack.base_url, users)
+    users.close()
 
 
 @pytest.fixture
@@ -83,13 +88,13 @@ def crashing_process(stack, databases, amqp_url):
 
 
 @pytest.fixture
-def crashing_api(crashing_process):
+def crashing_api(crashing_process, api):
     """An extra orchestrator API that dies at the given failpoint."""
 
     def start(failpoint: str) -> Api:
         s = crashing_process(failpoint)
         s.wait_healthy(30)
-        return Api(s.base_url)
+        return Api(s.base_url, api.users)
 
     return start
 

@@ -10,7 +10,8 @@ import requests
 import sqlalchemy as sa
 
 from trcommon import demo
-from trcommon.devtools import signed_payment_webhook
+from trcommon.devtools import development_payment
+from trcommon.http_client import ServiceClient
 from trcommon.services import ROOT
 from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it from here
 
@@ -40,11 +41,12 @@ E2E_ENV = {
 
 
 class Api:
-    """A tiny client of the public API."""
+    """A tiny client of the public API. `users` is user-service's internal API, only for what `make topup` does."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, users: ServiceClient | None = None):
         self.base = base_url
         self.http = requests.Session()
+        self.users = users
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         headers = kwargs.pop("headers", {})
@@ -111,8 +113,9 @@ def latest_sms_code(engines, phone: str) -> str:
 
 
 def topup(api: Api, user_id: str, credits: int) -> None:
-    """Credit a fan the way production does: a Stripe `payment_intent.succeeded` webhook, signed offline."""
-    payload, header = signed_payment_webhook(user_id, credits, STRIPE_WEBHOOK_SECRET)
+    """Credit a fan the way `make topup` does: a payment intent recorded by user-service, then the Stripe
+    `payment_intent.succeeded` webhook for it, signed offline, to the public API."""
+    payload, header = development_payment(api.users, user_id, credits, STRIPE_WEBHOOK_SECRET)
     r = api.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header,
                                                              "Content-Type": "application/json"})
     assert r.status_code == 200, r.text

@@ -46,11 +46,13 @@ def test_a_fresh_event_shows_its_own_seats_all_available(api, fresh_event):
     assert {s["status"] for s in seats} == {"AVAILABLE"} and {s["price"] for s in seats} == {70}
 
 
-def test_unknown_events_are_404(api):
-    for path in (f"/events/{uuid.uuid4()}", f"/events/{uuid.uuid4()}/seats", "/events/not-a-uuid/seats"):
+def test_unknown_events_are_404_and_ids_that_are_no_uuid_400(api):
+    for path in (f"/events/{uuid.uuid4()}", f"/events/{uuid.uuid4()}/seats"):
         r = api.get(path)
         assert r.status_code == 404, path
         assert r.json()["error"]["code"] == "EVENT_NOT_FOUND"
+    r = api.get("/events/not-a-uuid/seats")
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "event_id"
 
 
 def test_health_is_200_when_everything_is_up(api):

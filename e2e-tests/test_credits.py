@@ -7,6 +7,8 @@ import stripe
 
 from e2e_support import STRIPE_WEBHOOK_SECRET, balance, topup
 
+from trcommon.devtools import development_payment
+
 
 def _event(user_id, amount, event_type="payment_intent.succeeded", event_id=None):
     return json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex}", "object": "event", "type": event_type,
@@ -23,20 +25,21 @@ def _post(api, payload, header):
 
 
 def test_a_signed_payment_webhook_adds_the_credits_once_however_often_it_is_replayed(api, fan):
-    payload = _event(fan.user_id, 700)
-    header = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    payload, header = development_payment(api.users, fan.user_id, 700, STRIPE_WEBHOOK_SECRET)
     for _ in range(5):
         assert _post(api, payload, header).status_code == 200
     assert balance(api, fan.token) == 700
 
 
 def test_forged_stale_and_unsigned_webhooks_are_400_and_add_nothing(api, fan):
-    payload = _event(fan.user_id, 500)
+    # A payment that was ordered (its intent recorded): only the signature stands between it and the credits.
+    payload, _ = development_payment(api.users, fan.user_id, 500, STRIPE_WEBHOOK_SECRET)
     now = int(time.time())
     forged = stripe.WebhookSignature.generate_signature_header(payload, "whsec_someone_else", now)
     stale = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, now - 301)
     valid = stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET, now)
-    tampered = payload.replace("500", "50000")
+    tampered = payload.replace('"amount_received": 500', '"amount_received": 50000')
+    assert tampered != payload
     for body, header in ((payload, None), (payload, forged), (payload, stale), (tampered, valid),
                          (payload, f"t={now},v0=abc")):
         r = _post(api, body, header)

@@ -11,31 +11,32 @@ from trcommon.grpc_support import grpc_status_for
 from trcommon.settings import DEV_JWT_SECRET, CommonSettings
 
 SECRET = "s" * 40
+U1 = "9a88645d-0000-4000-8000-000000000001"
 
 
 def test_issued_tokens_verify_and_carry_identity():
     tokens = TokenService(SECRET, "ticketremaster")
-    pair = tokens.issue_pair(Principal("u1", "fan"))
-    assert tokens.verify(pair["access_token"]) == Principal("u1", "fan")
-    assert tokens.verify(pair["refresh_token"], typ="refresh") == Principal("u1", "fan")
+    pair = tokens.issue_pair(Principal(U1, "fan"))
+    assert tokens.verify(pair["access_token"]) == Principal(U1, "fan")
+    assert tokens.verify(pair["refresh_token"], typ="refresh") == Principal(U1, "fan")
 
 
 def test_a_refresh_token_is_not_an_access_token():
     tokens = TokenService(SECRET, "ticketremaster")
     with pytest.raises(Unauthorized):
-        tokens.verify(tokens.issue_pair(Principal("u1", "fan"))["refresh_token"])
+        tokens.verify(tokens.issue_pair(Principal(U1, "fan"))["refresh_token"])
 
 
 def test_a_token_meant_to_live_longer_than_configured_is_refused():
     tokens = TokenService(SECRET, "ticketremaster", access_ttl_seconds=900, refresh_ttl_seconds=3600)
     now = int(time.time())
-    claims = {"iss": "ticketremaster", "sub": "u1", "role": "fan", "typ": "access", "iat": now}
+    claims = {"iss": "ticketremaster", "sub": U1, "role": "fan", "typ": "access", "iat": now}
     for exp, typ, ok in ((now + 900, "access", True), (now + 100 * 365 * 86400, "access", False),
                          (now + 3600, "access", False), (now + 3600, "refresh", True),
                          (now + 7200, "refresh", False)):
         token = jwt.encode({**claims, "exp": exp, "typ": typ}, SECRET, algorithm="HS256")
         if ok:
-            assert tokens.verify(token, typ).user_id == "u1"
+            assert tokens.verify(token, typ).user_id == U1
         else:
             with pytest.raises(Unauthorized) as err:
                 tokens.verify(token, typ)
@@ -45,7 +46,7 @@ def test_a_token_meant_to_live_longer_than_configured_is_refused():
 def test_expired_tokens_are_refused_with_their_own_code():
     tokens = TokenService(SECRET, "ticketremaster", access_ttl_seconds=-1)
     with pytest.raises(Unauthorized) as exc:
-        tokens.verify(tokens.issue_access(Principal("u1", "fan"))["access_token"])
+        tokens.verify(tokens.issue_access(Principal(U1, "fan"))["access_token"])
     assert exc.value.code == "TOKEN_EXPIRED"
 
 
@@ -54,15 +55,15 @@ def test_a_cached_token_is_refused_once_its_exp_has_passed(monkeypatch):
 
     tokens = TokenService(SECRET, "ticketremaster")
     exp = int(time.time()) + 60
-    token = jwt.encode({"iss": "ticketremaster", "sub": "u1", "role": "fan", "typ": "access",
+    token = jwt.encode({"iss": "ticketremaster", "sub": U1, "role": "fan", "typ": "access",
                         "iat": int(time.time()), "exp": exp}, SECRET, algorithm="HS256")
-    assert tokens.verify(token) == Principal("u1", "fan")
+    assert tokens.verify(token) == Principal(U1, "fan")
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a cached token is not decoded again")
 
     monkeypatch.setattr(auth.jwt, "decode", no_decoding)
-    assert tokens.verify(token) == Principal("u1", "fan")
+    assert tokens.verify(token) == Principal(U1, "fan")
     with pytest.raises(Unauthorized):
         tokens.verify(token, typ="refresh")          # the cached claims still answer for the token's type
     monkeypatch.setattr(auth.time, "time", lambda: exp + 0.001)
@@ -74,19 +75,31 @@ def test_a_cached_token_is_refused_once_its_exp_has_passed(monkeypatch):
 def test_a_cache_entry_never_outlives_its_token():
     from trcommon.auth import _until_expiry, _Verified
 
-    entry = _Verified(Principal("u1", "fan"), "access", exp=1000, nbf=None)
+    entry = _Verified(Principal(U1, "fan"), "access", exp=1000, nbf=None)
     assert _until_expiry("t", entry, now=990.0) == 1000.0
 
 
 def test_unsigned_and_foreign_tokens_are_refused():
     tokens = TokenService(SECRET, "ticketremaster")
-    claims = {"iss": "ticketremaster", "sub": "u1", "role": "admin", "typ": "access",
+    claims = {"iss": "ticketremaster", "sub": U1, "role": "admin", "typ": "access",
               "iat": int(time.time()), "exp": int(time.time()) + 60}
     for token in (jwt.encode(claims, None, algorithm="none"), jwt.encode(claims, "t" * 40, algorithm="HS256"),
                   jwt.encode({**claims, "iss": "other"}, SECRET, algorithm="HS256"),
                   jwt.encode({**claims, "role": "root"}, SECRET, algorithm="HS256")):
         with pytest.raises(Unauthorized):
             tokens.verify(token)
+
+
+def test_a_token_whose_subject_is_not_a_user_id_is_refused():
+    """A subject is pasted into internal paths (GET /internal/users/{user_id}): only a UUID names a user."""
+    tokens = TokenService(SECRET, "ticketremaster")
+    now = int(time.time())
+    claims = {"iss": "ticketremaster", "role": "fan", "typ": "access", "iat": now, "exp": now + 60}
+    for sub in (f"{U1}?x=1", "x/../y", "..", U1.replace("-", ""), f"{{{U1}}}", f"urn:uuid:{U1}", "u1"):
+        with pytest.raises(Unauthorized) as err:
+            tokens.verify(jwt.encode({**claims, "sub": sub}, SECRET, algorithm="HS256"))
+        assert err.value.code == "INVALID_TOKEN", sub
+    assert tokens.verify(jwt.encode({**claims, "sub": U1.upper()}, SECRET, algorithm="HS256")).user_id == U1
 
 
 def test_production_refuses_development_secrets():

@@ -104,6 +104,30 @@ def test_order_queries_need_a_user_or_a_seat_and_bounded_pages():
     assert refused(orders.StaleQuery, {"grace_seconds": str(366 * 24 * 3600 + 1)}) == ["grace_seconds"]
 
 
+QUERY_MODELS = [(events.Page, {}), (users.LedgerQuery, {"user_id": ID}), (orders.OrderQuery, {"seat_id": ID}),
+                 (orders.TransferQuery, {"user_id": ID}), (orders.StaleQuery, {})]
+
+
+@pytest.mark.parametrize("model, base", QUERY_MODELS)
+@pytest.mark.parametrize("text", ["1.0", "1.5", " 5", "5 ", "+5", "5_0", "0x10", "1e3", "abc", "", "-", "\u0663",
+                                  "-1", "9" * 20, str(2**63), str(2**64), "99999999999999999999999999"])
+def test_query_integers_are_plain_decimal_digits_within_their_bounds(model, base, text):
+    """Every integer a query string carries: anything but a bounded decimal integer is refused naming the field
+    (before, "1.0", " 5" and "5_0" were read as integers, and an offset beyond 64 bits reached the database)."""
+    assert refused(model, {**base, "limit": text}) == ["limit"]
+    if "offset" in model.model_fields:
+        assert refused(model, {**base, "offset": text}) == ["offset"]
+
+
+@pytest.mark.parametrize("model, base", QUERY_MODELS)
+def test_every_integer_field_of_a_query_is_bounded(model, base):
+    for name, field in model.model_fields.items():
+        if field.annotation is int:
+            bounds = {type(m).__name__ for m in field.metadata}
+            assert {"Ge", "Le"} <= bounds, (model.__name__, name)
+    assert model.model_validate({**base, "limit": "7"}).limit == 7
+
+
 def test_a_transfer_may_be_a_gift_but_never_negative_nor_to_its_own_seller():
     assert orders.CreateTransferBody.model_validate(transfer_body(amount=0)).amount == 0
     # Above face value is for the orchestrator's price-cap setting to judge, not the contract.

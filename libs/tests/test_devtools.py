@@ -7,15 +7,18 @@ import yaml
 
 from trcommon import devtools
 from trcommon.settings import DEV_STRIPE_WEBHOOK_SECRET
+from trcontracts.users import PaymentIntentRecord
 
 
-def test_the_signed_event_verifies_with_stripes_own_check_and_names_user_amount_and_currency():
-    payload, header = devtools.signed_payment_webhook("9a88645d-0000-4000-8000-000000000001", 1000, "whsec_x")
+def test_the_signed_event_verifies_with_stripes_own_check_and_reports_the_recorded_intent_paid():
+    recorded = PaymentIntentRecord(payment_intent_id="pi_dev_1", user_id="9a88645d-0000-4000-8000-000000000001",
+                                   amount=1000, currency="sgd")
+    payload, header = devtools.signed_payment_webhook(recorded, "whsec_x")
     event = stripe.Webhook.construct_event(payload, header, "whsec_x", tolerance=300)
     assert event["type"] == "payment_intent.succeeded"
     intent = event["data"]["object"]
-    assert (intent["amount_received"], intent["currency"], intent["metadata"]["user_id"]) == (
-        1000, "sgd", "9a88645d-0000-4000-8000-000000000001")
+    assert (intent["id"], intent["amount_received"], intent["currency"], intent["metadata"]["user_id"]) == (
+        "pi_dev_1", 1000, "sgd", "9a88645d-0000-4000-8000-000000000001")
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, header, "whsec_other", tolerance=300)
 

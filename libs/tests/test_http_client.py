@@ -129,6 +129,20 @@ def test_a_path_parameter_reaches_the_server_as_one_segment(recorder, order_id):
     assert set(body) == {"user_id"}
 
 
+@pytest.mark.parametrize("user_id", ["9a88645d-0000-4000-8000-000000000001?x=1", "../by-email", "%3F", "a#b"])
+def test_a_user_id_in_the_internal_user_path_is_one_escaped_segment(recorder, user_id):
+    """A token's subject is what fills GET /internal/users/{user_id}: whatever it holds, one segment, no query."""
+    recorder.answer = (404, {"error": {"code": "USER_NOT_FOUND", "message": "no such user"}})
+    with pytest.raises(AppError):
+        recorder.client.call(users.GET_USER, path={"user_id": user_id})
+    [(method, target, _)] = recorder.seen
+    parts = urlsplit(target)
+    assert method == "GET" and parts.query == "" and parts.fragment == ""
+    segments = parts.path.split("/")
+    assert segments[:3] == ["", "internal", "users"] and len(segments) == 4
+    assert "/" not in segments[3] and unquote(segments[3]) == user_id
+
+
 def test_a_query_is_sent_as_the_routes_model_dumps_it(recorder):
     user_id = str(uuid.uuid4()).upper()
     recorder.answer = (200, {"orders": []})

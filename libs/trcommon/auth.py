@@ -15,7 +15,7 @@ import jwt
 from cachetools import TLRUCache
 from flask import g, request
 
-from trcontracts.base import CommonError
+from trcontracts.base import CommonError, canonical_uuid
 
 from .errors import Forbidden, Unauthorized
 
@@ -111,8 +111,12 @@ class TokenService:
             too_long = True
         if too_long:
             raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
+        # The subject names a user by id, and is pasted into nothing: anything but a UUID is no identity.
+        user_id = canonical_uuid(claims["sub"])
+        if user_id is None:
+            raise Unauthorized("token is invalid", code=CommonError.INVALID_TOKEN)
         nbf = claims.get("nbf")
-        return _Verified(Principal(user_id=str(claims["sub"]), role=claims["role"]), claims.get("typ"),
+        return _Verified(Principal(user_id=user_id, role=claims["role"]), claims.get("typ"),
                          int(claims["exp"]), None if nbf is None else int(nbf))
 
 

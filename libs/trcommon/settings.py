@@ -75,7 +75,6 @@ class LocalSettings(BaseSettings):
     user_service_url: str = "http://127.0.0.1:8001"
     internal_service_token: str = DEV_INTERNAL_TOKEN
     stripe_webhook_secret: str = DEV_STRIPE_WEBHOOK_SECRET
-    currency: str = "sgd"
 
     def database_url(self, database: str) -> str:
         """The URL of one of the four databases, by name (`events_db`, `users_db`, `orders_db`, `seats_db`)."""

@@ -88,6 +88,42 @@ Timestamp = Annotated[UtcTimestamp, BeforeValidator(_timestamp_string)]
 # Integer credits that fit PostgreSQL's BIGINT; strict: "50" or 50.0 is refused, not converted.
 Credits = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
 
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+def _query_integer(value: object) -> object:
+    # pydantic would read "1.0", " 5", "+5" and "5_0" as integers, and any number of digits.
+    if isinstance(value, str) and not _DECIMAL_INTEGER.fullmatch(value):
+        raise ValueError("must be an integer written in decimal digits (at most 19)")
+    return value
+
+
+# An integer from a query string: decimal digits only (a minus sign allowed); each field adds its own bounds, and
+# every field of this type must have them (a value beyond 64 bits would otherwise reach the database).
+QueryInt = Annotated[int, BeforeValidator(_query_integer)]
+# How far into a list a page may start: deeper than any list here, far below BIGINT.
+MAX_OFFSET = 1_000_000
+
+
+class Page(BaseModel):
+    """A page of a list: `limit` items from `offset`."""
+
+    limit: QueryInt = Field(50, ge=1, le=200)
+    offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
+
+
+# Identifiers: a UUID in its standard 8-4-4-4-12 hexadecimal form (either case). Braces, `urn:uuid:` prefixes and
+# missing or moved hyphens, which Python's uuid.UUID also reads, name nothing here.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN[1:-1])
+
+
+def canonical_uuid(value: object) -> str | None:
+    """The canonical text (lower case) of a UUID in its standard form, or None when `value` is not one."""
+    if isinstance(value, str) and _UUID.fullmatch(value):
+        return value.lower()
+    return None
+
 
 # --- routes ------------------------------------------------------------------------------------------------------
 

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 from enum import auto
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from .base import ErrorCode, Route, UtcTimestamp
+from .base import ErrorCode, Page, Route, UtcTimestamp
 
 
 class EventError(ErrorCode):
     EVENT_NOT_FOUND = auto(), 404
-
-
-class Page(BaseModel):
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
 
 
 class Event(BaseModel):

@@ -7,7 +7,7 @@ from enum import StrEnum, auto
 
 from pydantic import BaseModel, Field, model_validator
 
-from .base import Credits, ErrorCode, Route, Timestamp, UtcTimestamp
+from .base import MAX_OFFSET, Credits, ErrorCode, QueryInt, Route, Timestamp, UtcTimestamp
 from .inventory import InventoryError
 
 
@@ -89,8 +89,8 @@ class UserOrSeatQuery(BaseModel):
 
     user_id: uuid.UUID | None = None
     seat_id: uuid.UUID | None = None
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0, le=1_000_000)
+    limit: QueryInt = Field(50, ge=1, le=200)
+    offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
 
     @model_validator(mode="after")
     def _needs_user_or_seat(self):
@@ -150,8 +150,8 @@ class TransferQuery(UserOrSeatQuery):
 
 
 class StaleQuery(BaseModel):
-    grace_seconds: int = Field(0, ge=0, le=366 * 24 * 3600)
-    limit: int = Field(100, ge=1, le=1000)
+    grace_seconds: QueryInt = Field(0, ge=0, le=366 * 24 * 3600)
+    limit: QueryInt = Field(100, ge=1, le=1000)
 
 
 # --- answers -----------------------------------------------------------------------------------------------------

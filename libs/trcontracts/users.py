@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, EmailStr, Field, ValidationInfo, field_validator, model_validator
 
-from .base import CommonError, ErrorCode, Route, UtcTimestamp
+from .base import MAX_OFFSET, CommonError, ErrorCode, QueryInt, Route, UtcTimestamp
 from .inventory import InventoryError
 
 # --- input rules -------------------------------------------------------------------------------------------------
@@ -88,6 +88,7 @@ class UserError(ErrorCode):
     OTP_PROVIDER_UNAVAILABLE = auto(), 503
     PAYMENTS_NOT_CONFIGURED = auto(), 503
     PAYMENTS_UNAVAILABLE = auto(), 503
+    DEVELOPMENT_ONLY = auto(), 403
     INVALID_SIGNATURE = auto(), 400
     INVALID_PAYLOAD = auto(), 400
 
@@ -188,8 +189,8 @@ class LedgerQuery(BaseModel):
 
     reference: Reference | None = None
     user_id: UUID | None = None
-    limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    limit: QueryInt = Field(50, ge=1, le=500)
+    offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
 
     @model_validator(mode="after")
     def _some_filter(self):
@@ -210,6 +211,10 @@ class OtpVerifyBody(OtpSendBody):
 class TopupBody(BaseModel):
     user_id: UUID
     amount: Amount
+
+
+class DevPaymentIntentBody(TopupBody):
+    """A development payment of `amount` credits for `user_id`."""
 
 
 # --- answers -----------------------------------------------------------------------------------------------------
@@ -287,6 +292,15 @@ class Topup(BaseModel):
     amount: int
 
 
+class PaymentIntentRecord(BaseModel):
+    """A PaymentIntent as user-service recorded it: a webhook for it is credited for exactly this."""
+
+    payment_intent_id: str
+    user_id: str
+    amount: int
+    currency: str
+
+
 class Received(BaseModel):
     received: bool
 
@@ -337,11 +351,22 @@ OTP_VERIFY = Route("POST", "/internal/otp/verify", OtpVerified, body=OtpVerifyBo
                    errors=(E.USER_NOT_FOUND, *_OTP_CHECK), doc="A code is used once.")
 TOPUP = Route("POST", "/internal/credits/topup", Topup, 201, body=TopupBody,
               errors=(E.USER_NOT_FOUND, E.PAYMENTS_NOT_CONFIGURED, E.PAYMENTS_UNAVAILABLE),
-              doc="Creates a Stripe PaymentIntent; `amount` outside the top-up limits is 400 INVALID_INPUT.")
+              doc="Creates a Stripe PaymentIntent and records it (user, amount, currency); `amount` outside the top-up "
+                  "limits is 400 INVALID_INPUT, whether or not payments are configured.")
+DEV_PAYMENT_INTENT = Route(
+    "POST", "/internal/credits/dev-payment-intents", PaymentIntentRecord, 201, body=DevPaymentIntentBody,
+    errors=(E.USER_NOT_FOUND, E.DEVELOPMENT_ONLY),
+    doc="Development and tests only (403 DEVELOPMENT_ONLY with ENVIRONMENT=production): records a PaymentIntent "
+        "the way a top-up does, without calling Stripe, so that a signed `payment_intent.succeeded` for it (`make "
+        "topup`, the tests, the bench) is credited like a paid top-up. `amount` is 1 up to the top-up maximum. Not "
+        "retried: each call records a new intent.")
 STRIPE_WEBHOOK = Route(
     "POST", "/internal/webhooks/stripe", Received, raw_body=True, errors=(E.INVALID_SIGNATURE, E.INVALID_PAYLOAD),
     doc=f"Stripe's raw body and its `{STRIPE_SIGNATURE_HEADER}` header, passed through unchanged (the signature covers "
-        "the exact bytes). Each event id is applied once.")
+        "the exact bytes). Each event id is applied once. A payment is credited only for a PaymentIntent recorded by "
+        "a top-up (or a development intent), to its recorded user for its recorded amount and currency; an event "
+        "for an unknown intent, or one that differs from its record, is acknowledged (200), credits nothing and is "
+        "logged.")
 
 ROUTES = (REGISTER, LOGIN, REFRESH, GET_USER, USER_BY_EMAIL, DEBIT, CREDIT, RELEASE_PENDING, LEDGER, OTP_SEND,
-          OTP_VERIFY, TOPUP, STRIPE_WEBHOOK)
+          OTP_VERIFY, TOPUP, DEV_PAYMENT_INTENT, STRIPE_WEBHOOK)

@@ -30,6 +30,9 @@ def ticket_stuck(err: AppError) -> bool:
     return err.code in TICKET_STUCK_CODES
 
 
+NO_SUCH_TRANSFER = "no such transfer"
+
+
 class TransferNotFound(NotFound):
     code = OrderError.TRANSFER_NOT_FOUND
 

@@ -1,6 +1,8 @@
 """The public API (README; /openapi.json). Routes only translate: parse, call one service-layer function, shape the reply.
 
-Identity always comes from a verified JWT; in local mode this process is the edge, so it enforces the same
+Every identifier in a path or body is validated as a UUID here, before any remote call (400 naming it otherwise),
+and internal URLs are built from escaped segments only (trcontracts Route.url). Identity always comes from a
+verified JWT; in local mode this process is the edge, so it enforces the same
 token rules Kong enforces in the containerised deployment (and it re-verifies behind Kong too).
 """
 from __future__ import annotations
@@ -9,15 +11,18 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from trcommon.auth import current_principal, require_auth
 from trcommon.process import start_app
-from trcommon.web import create_flask_app, health_blueprint, json_reply, parse_body, parse_query
+from trcommon.web import (SegmentPreservingPaths, create_flask_app, health_blueprint, json_reply, parse_body,
+                          parse_query)
 from trcontracts import users
+from trcontracts.base import Page
 
 from ..bootstrap import Container, bootstrap
+from ..domain.ids import required_uuid
 from ..service_layer import catalog, gate, purchase, tickets, transfers
 from ..settings import OrchestratorSettings
 from . import openapi
 from .scanner_page import scanner_blueprint
-from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, Page, PayBody, RefreshBody,
+from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, RefreshBody,
                       RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody, VerifyBody)
 
 
@@ -60,7 +65,7 @@ def event_routes(c: Container) -> Blueprint:
 
     @bp.get("/events/<event_id>")
     def get_event(event_id: str):
-        return json_reply(c.events.get(event_id))
+        return json_reply(c.events.get(required_uuid("event_id", event_id)))
 
     @bp.get("/venues")
     def list_venues():
@@ -69,7 +74,7 @@ def event_routes(c: Container) -> Blueprint:
 
     @bp.get("/events/<event_id>/seats")
     def seat_map(event_id: str):
-        return jsonify(catalog.seat_map(c, event_id))
+        return jsonify(catalog.seat_map(c, required_uuid("event_id", event_id)))
 
     return bp
 
@@ -94,7 +99,7 @@ def purchase_routes(c: Container) -> Blueprint:
     @bp.get("/orders/<order_id>")
     @authed
     def get_order(order_id: str):
-        return jsonify(purchase.get_order(c, current_principal().user_id, order_id))
+        return jsonify(purchase.get_order(c, current_principal().user_id, required_uuid("order_id", order_id)))
 
     @bp.get("/me/orders")
     @authed
@@ -156,7 +161,7 @@ def transfer_routes(c: Container) -> Blueprint:
     @authed
     def get_transfer(transfer_id: str):
         p = current_principal()
-        return jsonify(transfers.get(c, p.user_id, p.role, transfer_id))
+        return jsonify(transfers.get(c, p.user_id, p.role, required_uuid("transfer_id", transfer_id)))
 
     @bp.get("/me/transfers")
     @authed
@@ -179,7 +184,7 @@ def gate_routes(c: Container) -> Blueprint:
     @bp.get("/tickets/<seat_id>/qr")
     @authed
     def ticket_code(seat_id: str):
-        code = gate.issue_code(c, current_principal().user_id, seat_id)
+        code = gate.issue_code(c, current_principal().user_id, required_uuid("seat_id", seat_id))
         if request.accept_mimetypes.best_match(["application/json", "image/png"]) == "image/png":
             reply = Response(gate.code_png(code["qr"]), mimetype="image/png")
         else:
@@ -195,7 +200,7 @@ def gate_routes(c: Container) -> Blueprint:
     @require_auth(c.tokens, "scanner", "admin")
     def verify():
         body = parse_body(VerifyBody)
-        return jsonify(gate.verify(c, current_principal().user_id, body.qr, body.hall_id.lower()))
+        return jsonify(gate.verify(c, current_principal().user_id, body.qr, body.hall_id))
 
     return bp
 
@@ -220,6 +225,8 @@ def credit_routes(c: Container) -> Blueprint:
 def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
     settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
     app = create_flask_app(settings.service_name, settings)
+    # An escaped `/` or `%` stays inside its path segment (and is then no identifier), as on every service.
+    app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
     for bp in (auth_routes(c), event_routes(c), purchase_routes(c), transfer_routes(c), gate_routes(c), credit_routes(c),
                openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)

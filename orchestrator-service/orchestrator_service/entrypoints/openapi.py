@@ -7,11 +7,13 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
+from trcontracts.base import Page
 from trcontracts.events import VenueList
 
-from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, Profile, RefreshBody,
-                      PublicKeys, QrCode, RegisterBody, ReserveBody, ResolveBody, ScanVerdict, TicketList, TopupBody,
-                      TransferIdBody, TransferList, TransferView, VerifyBody)
+from ..domain.ids import UUID_PATTERN
+from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, Profile,
+                      PublicKeys, QrCode, RefreshBody, RegisterBody, ReserveBody, ResolveBody, ScanVerdict, TicketList,
+                      TopupBody, TransferIdBody, TransferList, TransferView, VerifyBody)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 BEARER = [{"bearerAuth": []}]
@@ -76,6 +78,16 @@ ALSO_ANSWERS = {("get", "/tickets/{seat_id}/qr"): {"image/png": {"schema": {
                 ("get", "/scanner"): {"text/html": {"schema": {"type": "string", "contentMediaType": "text/html"}}}}
 
 
+# Routes that read a page of results from the query string (`Page`).
+PAGED = {("get", "/events"), ("get", "/venues"), ("get", "/me/orders"), ("get", "/me/transfers")}
+
+
+def _page_parameters() -> list[dict]:
+    fields = Page.model_json_schema()["properties"]
+    return [{"name": name, "in": "query", "required": False,
+             "schema": {k: v for k, v in schema.items() if k != "title"}} for name, schema in fields.items()]
+
+
 def build_document() -> dict:
     schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
@@ -102,8 +114,15 @@ def build_document() -> dict:
             op["security"] = BEARER
         params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
         if params:
-            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            # Every path parameter is an identifier, refused with a 400 naming it unless it is a UUID.
+            op["parameters"] = [{"name": p, "in": "path", "required": True,
+                                 "schema": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}}
                                 for p in params]
+        if (method, path) in PAGED:
+            op["parameters"] = _page_parameters()
+        if params or (method, path) in PAGED:
+            op["responses"].setdefault("400", {"description": "error",
+                                               "content": {"application/json": {"schema": ERROR}}})
         paths.setdefault(path, {})[method] = op
     return {"openapi": "3.1.0",
             "info": {"title": "TicketRemaster public API", "version": "1.0.0",

@@ -2,13 +2,17 @@
 user-service applies the authoritative account rules."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from trcontracts import users
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+from ..domain.ids import UUID_PATTERN, canonical_uuid
+
+# An identifier in a body: a UUID, passed on in its canonical (lower-case) form.
+Id = Annotated[str, Field(pattern=UUID_PATTERN, examples=["7eff1b59-bb1a-5e39-9907-da92a3edd548"]),
+               AfterValidator(canonical_uuid)]
 
 
 class RegisterBody(BaseModel):
@@ -27,23 +31,20 @@ class RefreshBody(BaseModel):
 
 
 class ReserveBody(BaseModel):
-    seat_id: str = Field(pattern=UUID_PATTERN)
+    seat_id: Id
 
 
 class PayBody(BaseModel):
-    order_id: str = Field(pattern=UUID_PATTERN)
+    order_id: Id
     otp_code: str | None = Field(default=None, pattern=users.OTP_CODE_PATTERN.pattern)
 
 
 class TopupBody(BaseModel):
-    amount: int = Field(ge=100, le=1_000_000, strict=True,
-                        description="credits to buy (1 credit = 0.01 in the currency), a JSON integer: 100.0 or "
-                                    "\"1000\" is refused")
-
-
-class Page(BaseModel):
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    # The configured bounds (TOPUP_MIN_AMOUNT, TOPUP_MAX_AMOUNT) are user-service's, which answers the same 400.
+    amount: int = Field(ge=1, le=users.MAX_AMOUNT, strict=True,
+                        description="credits to buy (1 credit = 0.01 in the currency), a JSON integer (100.0 or "
+                                    "\"1000\" is refused) from TOPUP_MIN_AMOUNT to TOPUP_MAX_AMOUNT (100 and "
+                                    "1000000 by default)")
 
 
 # --- transfers --------------------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ OtpCode = Field(pattern=users.OTP_CODE_PATTERN.pattern, examples=["123456"])
 
 
 class InitiateTransferBody(BaseModel):
-    seat_id: str = Field(pattern=UUID_PATTERN)
+    seat_id: Id
     buyer_email: str = Field(min_length=3, max_length=254, examples=["fan2@demo.test"])
     # strict: "50" or 50.0 is refused, not converted; 0 is a gift
     amount: int = Field(strict=True, ge=0, le=1_000_000_000,
@@ -60,13 +61,13 @@ class InitiateTransferBody(BaseModel):
 
 
 class ConfirmTransferBody(BaseModel):
-    transfer_id: str = Field(pattern=UUID_PATTERN)
+    transfer_id: Id
     seller_otp: str = OtpCode
     buyer_otp: str = OtpCode
 
 
 class TransferIdBody(BaseModel):
-    transfer_id: str = Field(pattern=UUID_PATTERN)
+    transfer_id: Id
 
 
 class DisputeBody(TransferIdBody):
@@ -136,7 +137,7 @@ class Profile(BaseModel):
 
 class VerifyBody(BaseModel):
     qr: str = Field(min_length=1, max_length=2048, description="the scanned code, as the QR holds it")
-    hall_id: str = Field(pattern=UUID_PATTERN, description="the hall this scanner stands at")
+    hall_id: Id = Field(description="the hall this scanner stands at")
 
 
 class QrCode(BaseModel):

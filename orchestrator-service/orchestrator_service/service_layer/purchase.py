@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from trcommon.amqp import PublishFailed
-from trcommon.errors import DependencyUnavailable, Forbidden, NotFound
+from trcommon.errors import AppError, DependencyUnavailable, Forbidden, NotFound
 from trcommon.saga import Outcome, Saga, SagaState, Step, always
 from trcontracts.base import CommonError
 from trcontracts.orders import Order, OrderError, OrderStatus
@@ -24,9 +24,10 @@ from trcontracts.orders import Order, OrderError, OrderStatus
 from ..adapters.inventory import SeatView
 from ..bootstrap import Container
 from ..domain import purchase as rules
-from ..domain.ids import canonical_uuid
 
 log = logging.getLogger("orchestrator.purchase")
+
+NO_SUCH_ORDER = "no such order"
 
 
 @dataclass
@@ -158,11 +159,16 @@ def _order_view(order: Order) -> dict:
 
 
 def get_order(c: Container, user_id: str, order_id: str) -> dict:
-    if canonical_uuid(order_id) is None:
-        raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND)
-    order = c.orders.get(order_id)
-    if order.user_id != user_id:
-        raise NotFound("no such order", code=OrderError.ORDER_NOT_FOUND)   # never reveal another user's order
+    """The caller's order. Someone else's and a missing one get the very same 404 (code and message): whether an
+    order id exists is not the caller's to learn."""
+    try:
+        order = c.orders.get(order_id)
+    except AppError as err:
+        if err.code != OrderError.ORDER_NOT_FOUND:
+            raise
+        order = None
+    if order is None or order.user_id != user_id:
+        raise NotFound(NO_SUCH_ORDER, code=OrderError.ORDER_NOT_FOUND)
     return _order_view(order)
 
 

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from trcommon.errors import AppError, Conflict, DependencyUnavailable, Forbidden
 from trcommon.saga import Outcome, Saga, SagaState, Step, always
-from trcontracts.orders import Transfer, TransferStatus, TransferStep
+from trcontracts.orders import OrderError, Transfer, TransferStatus, TransferStep
 from trcontracts.users import Account
 
 from ..bootstrap import Container
@@ -234,16 +234,23 @@ def confirm(c: Container, user_id: str, transfer_id: str, seller_otp: str, buyer
 
 
 def _mine(c: Container, user_id: str, role: str, transfer_id: str) -> Transfer:
-    tr = c.orders.get_transfer(_transfer_id(transfer_id))
-    if not rules.visible_to(tr, user_id, role):
-        raise rules.TransferNotFound("no such transfer")      # never reveal someone else's transfer
+    """A transfer the caller may see. Someone else's and a missing one get the very same 404 (code and message):
+    whether a transfer id exists is not the caller's to learn."""
+    try:
+        tr = c.orders.get_transfer(_transfer_id(transfer_id))
+    except AppError as err:
+        if err.code != OrderError.TRANSFER_NOT_FOUND:
+            raise
+        tr = None
+    if tr is None or not rules.visible_to(tr, user_id, role):
+        raise rules.TransferNotFound(rules.NO_SUCH_TRANSFER)
     return tr
 
 
 def _transfer_id(value: str) -> str:
     transfer_id = canonical_uuid(value)
     if transfer_id is None:
-        raise rules.TransferNotFound("no such transfer")
+        raise rules.TransferNotFound(rules.NO_SUCH_TRANSFER)
     return transfer_id
 
 

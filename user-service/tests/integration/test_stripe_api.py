@@ -10,6 +10,7 @@ import pytest
 import stripe
 
 WEBHOOK, TOPUP = "/internal/webhooks/stripe", "/internal/credits/topup"
+DEV_INTENT = "/internal/credits/dev-payment-intents"
 WHSEC = "whsec_test"
 SECRET_KEY = "sk_test_standin"
 
@@ -25,7 +26,15 @@ def _event(event_type, obj, event_id=None):
                        "data": {"object": obj}})
 
 
+def _recorded(client, user, amount=500) -> str:
+    """A PaymentIntent recorded for `user` and `amount` (as a top-up records one), its id."""
+    resp = client.post(DEV_INTENT, json={"user_id": user["user_id"], "amount": amount})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["payment_intent_id"]
+
+
 def _intent(user, amount=500, pi=None, **overrides):
+    """Stripe's PaymentIntent object as a webhook reports it; `pi` should name a recorded intent."""
     return {"id": pi or f"pi_{uuid.uuid4().hex}", "object": "payment_intent", "amount": amount,
             "amount_received": amount, "currency": "sgd", "status": "succeeded",
             "metadata": {"user_id": user["user_id"]}, **overrides}
@@ -52,7 +61,7 @@ def _deliver(client, payload, **sign):
 
 def test_a_succeeded_payment_intent_credits_its_amount_through_the_ledger(stripe_client, users):
     user = users.new()
-    intent = _intent(user, amount=750)
+    intent = _intent(user, amount=750, pi=_recorded(stripe_client, user, 750))
     resp = _deliver(stripe_client, _event("payment_intent.succeeded", intent))
     assert resp.status_code == 200 and resp.get_json() == {"received": True}
     assert users.balance(user["user_id"]) == 750
@@ -62,7 +71,7 @@ def test_a_succeeded_payment_intent_credits_its_amount_through_the_ledger(stripe
 
 def test_forged_webhooks_are_400_and_credit_nothing(stripe_client, users):
     user = users.new()
-    payload = _event("payment_intent.succeeded", _intent(user))
+    payload = _event("payment_intent.succeeded", _intent(user, pi=_recorded(stripe_client, user)))
     t = int(time.time())
     good = _sign(payload)
     v1 = good.split("v1=")[1]
@@ -92,18 +101,19 @@ def test_stale_and_future_signatures_are_400_and_recent_ones_are_accepted(stripe
     # seconds between here and the server's own clock reading.
     now = int(time.time())
     for t in (now - 330, now + 330, now + 3600):
-        resp = _deliver(stripe_client, _event("payment_intent.succeeded", _intent(user)), timestamp=t)
+        resp = _deliver(stripe_client, _event("payment_intent.succeeded",
+                                              _intent(user, pi=_recorded(stripe_client, user))), timestamp=t)
         assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "INVALID_SIGNATURE", t
     assert users.balance(user["user_id"]) == 0
     for t in (now - 240, now + 60):
-        assert _deliver(stripe_client, _event("payment_intent.succeeded", _intent(user, amount=100)),
-                        timestamp=t).status_code == 200
+        intent = _intent(user, amount=100, pi=_recorded(stripe_client, user, 100))
+        assert _deliver(stripe_client, _event("payment_intent.succeeded", intent), timestamp=t).status_code == 200
     assert users.balance(user["user_id"]) == 200
 
 
 def test_one_event_replayed_ten_times_serially_credits_once(stripe_client, users):
     user = users.new()
-    payload = _event("payment_intent.succeeded", _intent(user))
+    payload = _event("payment_intent.succeeded", _intent(user, pi=_recorded(stripe_client, user)))
     statuses = [_deliver(stripe_client, payload).status_code for _ in range(10)]
     assert statuses == [200] * 10
     assert users.balance(user["user_id"]) == 500
@@ -112,7 +122,7 @@ def test_one_event_replayed_ten_times_serially_credits_once(stripe_client, users
 
 def test_one_event_replayed_ten_times_in_parallel_credits_once(stripe_client, users):
     user = users.new()
-    payload = _event("payment_intent.succeeded", _intent(user))
+    payload = _event("payment_intent.succeeded", _intent(user, pi=_recorded(stripe_client, user)))
     signature = _sign(payload)
     with ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(lambda _: _post(users.clone(stripe_client), payload, signature).status_code,
@@ -125,7 +135,7 @@ def test_one_event_replayed_ten_times_in_parallel_credits_once(stripe_client, us
 
 def test_two_event_types_for_one_payment_credit_it_once(stripe_client, users):
     user = users.new()
-    intent = _intent(user, amount=400)
+    intent = _intent(user, amount=400, pi=_recorded(stripe_client, user, 400))
     events = [_event("checkout.session.completed", _session(user, intent["id"], amount=400)),
               _event("payment_intent.succeeded", intent)]
     for payload in events:
@@ -135,7 +145,7 @@ def test_two_event_types_for_one_payment_credit_it_once(stripe_client, users):
 
 def test_two_event_types_for_one_payment_arriving_together_credit_it_once(stripe_client, users):
     user = users.new()
-    intent = _intent(user, amount=300)
+    intent = _intent(user, amount=300, pi=_recorded(stripe_client, user, 300))
     payloads = [_event("payment_intent.succeeded", intent),
                 _event("checkout.session.completed", _session(user, intent["id"], amount=300))] * 5
     with ThreadPoolExecutor(10) as pool:
@@ -146,7 +156,7 @@ def test_two_event_types_for_one_payment_arriving_together_credit_it_once(stripe
 
 def test_unpaid_and_failed_payments_credit_nothing_until_the_payment_succeeds(stripe_client, users):
     user = users.new()
-    pi = f"pi_{uuid.uuid4().hex}"
+    pi = _recorded(stripe_client, user, 500)
     not_yet = [
         _event("checkout.session.completed", _session(user, pi, payment_status="unpaid")),
         _event("payment_intent.payment_failed", _intent(user, pi=pi, status="requires_payment_method",
@@ -173,14 +183,64 @@ def test_other_event_types_are_acknowledged_and_ignored(stripe_client, users):
                      {"e": json.loads(payload)["id"]}) == [("ignored",)]
 
 
-def test_payments_for_unknown_users_or_in_another_currency_are_acknowledged_without_credit(stripe_client, users):
+def _outcome(users, payload):
+    return users.sql("SELECT outcome FROM stripe_events WHERE event_id = :e", {"e": json.loads(payload)["id"]})[0][0]
+
+
+def test_a_signed_payment_for_an_intent_this_system_never_recorded_is_acknowledged_and_credits_nothing(
+        stripe_client, users):
     user = users.new()
-    ghost = {"user_id": str(uuid.uuid4())}
-    for payload in (_event("payment_intent.succeeded", _intent(ghost)),
-                    _event("payment_intent.succeeded", _intent(user, currency="usd")),
-                    _event("payment_intent.succeeded", _intent(user, metadata={}))):
+    # Correctly signed, naming a real user, for any amount: no top-up ordered it.
+    for amount in (500, 10**13, 10**30):      # 10**30: beyond the database's bigint, still a clean 200
+        payload = _event("payment_intent.succeeded", _intent(user, amount=amount))
+        assert _deliver(stripe_client, payload).status_code == 200       # Stripe stops retrying
+        assert _outcome(users, payload) == "unknown_intent"
+    session = _event("checkout.session.completed", _session(user, f"pi_{uuid.uuid4().hex}"))
+    assert _deliver(stripe_client, session).status_code == 200 and _outcome(users, session) == "unknown_intent"
+    assert users.balance(user["user_id"]) == 0 and users.ledger_sum(user["user_id"]) == 0
+
+
+def test_a_payment_that_differs_from_its_recorded_intent_credits_nothing_and_the_true_one_credits_once(
+        stripe_client, users):
+    user, other = users.new(), users.new()
+    pi = _recorded(stripe_client, user, 500)
+    differing = [_intent(user, pi=pi, amount=5000), _intent(user, pi=pi, amount=499),
+                 _intent(user, pi=pi, amount=10**30), _intent(user, pi=pi, currency="usd"), _intent(other, pi=pi)]
+    for intent in differing:
+        payload = _event("payment_intent.succeeded", intent)
         assert _deliver(stripe_client, payload).status_code == 200
+        assert _outcome(users, payload) == "mismatch", intent
+    assert users.balance(user["user_id"]) == 0 and users.balance(other["user_id"]) == 0
+    # The payment as it was ordered is still credited, once, to the recorded user.
+    for _ in range(2):
+        assert _deliver(stripe_client, _event("payment_intent.succeeded", _intent(user, pi=pi))).status_code == 200
+    assert users.balance(user["user_id"]) == 500 and users.balance(other["user_id"]) == 0
+    assert users.sql("SELECT count(*) FROM credit_ledger WHERE reference = :r", {"r": f"stripe:{pi}"}) == [(1,)]
+
+
+def test_a_development_intent_is_recorded_within_the_top_up_maximum_for_an_existing_user(stripe_client, users,
+                                                                                        settings):
+    user = users.new()
+    resp = stripe_client.post(DEV_INTENT, json={"user_id": user["user_id"], "amount": 40})
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert body["payment_intent_id"].startswith("pi_dev_")
+    assert (body["user_id"], body["amount"], body["currency"]) == (user["user_id"], 40, settings.currency)
+    assert users.sql("SELECT user_id::text, amount, currency, origin FROM stripe_payment_intents "
+                     "WHERE payment_intent_id = :p", {"p": body["payment_intent_id"]}) == \
+        [(user["user_id"], 40, settings.currency, "development")]
+    for amount in (0, settings.topup_max_amount + 1, 10**13, "100", 100.0):
+        resp = stripe_client.post(DEV_INTENT, json={"user_id": user["user_id"], "amount": amount})
+        assert resp.status_code == 400 and resp.get_json()["error"]["details"][0]["field"] == "amount", amount
+    assert stripe_client.post(DEV_INTENT, json={"user_id": str(uuid.uuid4()), "amount": 100}).status_code == 404
     assert users.balance(user["user_id"]) == 0
+
+
+def test_development_intents_are_refused_in_production(make_client, users):
+    production = make_client(environment="production", jwt_secret="p" * 40, internal_service_token="i" * 40,
+                             otp_hash_secret="o" * 40, stripe_webhook_secret=WHSEC)
+    resp = production.post(DEV_INTENT, json={"user_id": users.new()["user_id"], "amount": 100})
+    assert resp.status_code == 403 and resp.get_json()["error"]["code"] == "DEVELOPMENT_ONLY"
 
 
 def test_a_signed_body_that_is_not_a_stripe_event_is_400_invalid_payload(stripe_client):
@@ -189,9 +249,10 @@ def test_a_signed_body_that_is_not_a_stripe_event_is_400_invalid_payload(stripe_
         assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "INVALID_PAYLOAD", payload
 
 
-def test_webhooks_are_503_when_the_webhook_secret_is_set_empty(make_client, users):
+def test_webhooks_are_503_when_the_webhook_secret_is_set_empty(make_client, stripe_client, users):
     user = users.new()
-    resp = _deliver(make_client(stripe_webhook_secret=""), _event("payment_intent.succeeded", _intent(user)))
+    resp = _deliver(make_client(stripe_webhook_secret=""),
+                    _event("payment_intent.succeeded", _intent(user, pi=_recorded(stripe_client, user))))
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "PAYMENTS_NOT_CONFIGURED"
     assert users.balance(user["user_id"]) == 0
 
@@ -203,9 +264,12 @@ def test_webhooks_need_the_internal_credential_like_every_internal_route(stripe_
     assert resp.status_code == 401
 
 
-def test_a_top_up_is_503_payments_not_configured_without_a_stripe_key(client, users):
+def test_a_top_up_is_503_payments_not_configured_without_a_stripe_key(client, users, settings):
     resp = client.post(TOPUP, json={"user_id": users.new()["user_id"], "amount": 1000})
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "PAYMENTS_NOT_CONFIGURED"
+    # An amount beyond the maximum is the caller's mistake whatever the configuration.
+    resp = client.post(TOPUP, json={"user_id": users.new()["user_id"], "amount": settings.topup_max_amount + 1})
+    assert resp.status_code == 400 and resp.get_json()["error"]["details"][0]["field"] == "amount"
 
 
 class StripeStandIn:

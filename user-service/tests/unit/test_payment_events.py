@@ -1,7 +1,7 @@
 import pytest
 
 from user_service.domain.errors import InvalidAmount
-from user_service.domain.payments import StripeEvent, check_topup_amount, completed_payment
+from user_service.domain.payments import RecordedIntent, StripeEvent, check_topup_amount, completed_payment, mismatch
 
 USER = "6f1c2a7e-3b8d-4c55-9e0a-5d7b9c1e2f30"
 
@@ -61,3 +61,27 @@ def test_topup_amounts_must_be_within_the_configured_range():
     for amount in (99, 1001):
         with pytest.raises(InvalidAmount):
             check_topup_amount(amount, 100, 1000)
+
+
+def _recorded(**overrides):
+    return RecordedIntent(**{"payment_intent_id": "pi_1", "user_id": USER, "amount": 500, "currency": "sgd",
+                             "status": "requires_payment_method", **overrides})
+
+
+def test_a_payment_as_it_was_ordered_matches_its_recorded_intent():
+    payment = completed_payment(StripeEvent("e", "payment_intent.succeeded", _intent()))
+    assert mismatch(payment, _recorded()) is None
+    # The record names the user: an event without one in its metadata is still the ordered payment.
+    anonymous = completed_payment(StripeEvent("e", "payment_intent.succeeded", _intent(metadata={})))
+    assert mismatch(anonymous, _recorded()) is None
+
+
+@pytest.mark.parametrize("intent, why", [
+    (_intent(amount_received=5000), "amount 5000 is not the recorded 500"),
+    (_intent(amount_received=499), "amount 499 is not the recorded 500"),
+    (_intent(currency="usd"), "currency usd is not the recorded sgd"),
+    (_intent(metadata={"user_id": "0b0e4c1e-6f2e-4d3a-9f41-1c2d3e4f5a6b"}), "another user"),
+])
+def test_a_payment_that_differs_from_its_recorded_intent_is_a_mismatch(intent, why):
+    payment = completed_payment(StripeEvent("e", "payment_intent.succeeded", intent))
+    assert why in mismatch(payment, _recorded())

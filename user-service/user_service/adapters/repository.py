@@ -14,6 +14,7 @@ from trcontracts.users import Account
 from ..domain.errors import EmailTaken, UserNotFound
 from ..domain.model import LedgerEntry, User
 from ..domain.otp import OtpChallenge
+from ..domain.payments import RecordedIntent
 from .tables import credit_ledger, otp_codes, sms_outbox, stripe_events, stripe_payment_intents, users
 
 FOREIGN_KEY_VIOLATION = "23503"
@@ -245,14 +246,17 @@ class PaymentRepository:
     def __init__(self, conn: Connection):
         self._conn = conn
 
-    def add_intent(self, payment_intent_id: str, user_id: str, amount: int, currency: str, status: str) -> None:
+    def add_intent(self, intent: RecordedIntent) -> None:
         self._conn.execute(insert(stripe_payment_intents).values(
-            payment_intent_id=payment_intent_id, user_id=user_id, amount=amount, currency=currency, status=status,
+            payment_intent_id=intent.payment_intent_id, user_id=intent.user_id, amount=intent.amount,
+            currency=intent.currency, status=intent.status, origin=intent.origin,
         ).on_conflict_do_nothing())
 
-    def intent_owner(self, payment_intent_id: str) -> str | None:
-        return self._conn.execute(sa.select(stripe_payment_intents.c.user_id)
-                                  .where(stripe_payment_intents.c.payment_intent_id == payment_intent_id)).scalar()
+    def get_intent(self, payment_intent_id: str) -> RecordedIntent | None:
+        t = stripe_payment_intents.c
+        row = self._conn.execute(sa.select(t.payment_intent_id, t.user_id, t.amount, t.currency, t.status, t.origin)
+                                 .where(t.payment_intent_id == payment_intent_id)).first()
+        return None if row is None else RecordedIntent(**row._mapping)
 
     def mark_intent(self, payment_intent_id: str, status: str) -> None:
         self._conn.execute(sa.update(stripe_payment_intents)

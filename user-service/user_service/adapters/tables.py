@@ -87,6 +87,10 @@ stripe_payment_intents = sa.Table(
     _created_at(),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("amount > 0", name="ck_stripe_payment_intents_amount_positive"),
+    # "stripe": created through Stripe's API by a top-up; "development": recorded without Stripe for a development
+    # payment (`make topup`, tests, bench), refused in production.
+    sa.Column("origin", sa.Text, nullable=False, server_default="stripe"),
+    sa.CheckConstraint("origin IN ('stripe', 'development')", name="ck_stripe_payment_intents_origin"),
 )
 sa.Index("ix_stripe_payment_intents_user", stripe_payment_intents.c.user_id)
 

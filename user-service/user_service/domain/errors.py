@@ -92,6 +92,11 @@ class PaymentsNotConfigured(_DefaultMessage, DependencyUnavailable):
     code, default_message = UserError.PAYMENTS_NOT_CONFIGURED, "payments are not configured on this server"
 
 
+class DevelopmentOnly(_DefaultMessage, Forbidden):
+    code = UserError.DEVELOPMENT_ONLY
+    default_message = "development payments are refused with ENVIRONMENT=production"
+
+
 class PaymentsUnavailable(_DefaultMessage, DependencyUnavailable):
     code, default_message = UserError.PAYMENTS_UNAVAILABLE, "the payment provider is unavailable"
 

@@ -86,6 +86,12 @@ def create_app(settings: UserSettings | None = None, container: Container | None
         return users.Topup(client_secret=intent.client_secret, payment_intent_id=intent.payment_intent_id,
                            amount=intent.amount)
 
+    @serve(api, users.DEV_PAYMENT_INTENT)
+    def dev_payment_intent(body: users.DevPaymentIntentBody):
+        intent = services.record_development_intent(c, str(body.user_id), body.amount)
+        return users.PaymentIntentRecord(payment_intent_id=intent.payment_intent_id, user_id=intent.user_id,
+                                         amount=intent.amount, currency=intent.currency)
+
     @serve(api, users.STRIPE_WEBHOOK)
     def stripe_webhook():
         # The signature covers the exact bytes Stripe sent: read them raw, never re-serialised JSON.

@@ -16,6 +16,7 @@ from ..adapters.stripe_gateway import PaymentIntent
 from ..domain import otp, payments
 from ..domain.errors import (
     DeadlinePassed,
+    DevelopmentOnly,
     InsufficientCredits,
     InsufficientPendingCredits,
     InvalidCredentials,
@@ -30,7 +31,7 @@ from ..domain.errors import (
 )
 from ..domain.model import BalanceChange, LedgerEntry, User
 from ..domain.otp import OtpChallenge
-from ..domain.payments import CompletedPayment, StripeEvent
+from ..domain.payments import CompletedPayment, RecordedIntent, StripeEvent
 from .unit_of_work import UserUnitOfWork
 
 if TYPE_CHECKING:
@@ -329,35 +330,57 @@ def verify_otp(c: Container, user_id: str, purpose: str, code: str) -> None:
 # --- Stripe ------------------------------------------------------------------------------------------------------
 
 def create_topup(c: Container, user_id: str, amount: int) -> PaymentIntent:
+    # The amount first: an amount out of bounds is the caller's mistake whether or not payments are configured.
+    payments.check_topup_amount(amount, c.settings.topup_min_amount, c.settings.topup_max_amount)
     if not c.stripe.payments_enabled:
         raise PaymentsNotConfigured()
-    payments.check_topup_amount(amount, c.settings.topup_min_amount, c.settings.topup_max_amount)
     with c.uow() as uow:
         _existing_user(uow, user_id)
     # No transaction is open during the call to Stripe.
     intent = c.stripe.create_payment_intent(user_id, amount, c.settings.currency)
     with c.uow() as uow:
-        uow.payments.add_intent(intent.payment_intent_id, user_id, intent.amount, intent.currency, intent.status)
+        uow.payments.add_intent(RecordedIntent(intent.payment_intent_id, user_id, intent.amount, intent.currency,
+                                               intent.status))
         uow.commit()
     return intent
 
 
-def _credit_payment(c: Container, uow: UserUnitOfWork, payment: CompletedPayment | None) -> str:
+def record_development_intent(c: Container, user_id: str, amount: int) -> RecordedIntent:
+    """A PaymentIntent recorded as a top-up records one, without Stripe: what a development payment (`make topup`,
+    the tests, the bench) then pays with a signed webhook. Never in production; at most the top-up maximum."""
+    if c.settings.environment == "production":
+        raise DevelopmentOnly()
+    payments.check_topup_amount(amount, 1, c.settings.topup_max_amount)
+    intent = RecordedIntent(f"{payments.DEVELOPMENT_INTENT_PREFIX}{uuid.uuid4().hex}", user_id, amount,
+                            c.settings.currency, "requires_payment_method", origin="development")
+    with c.uow() as uow:
+        _existing_user(uow, user_id)
+        uow.payments.add_intent(intent)
+        uow.commit()
+    return intent
+
+
+def _credit_payment(uow: UserUnitOfWork, payment: CompletedPayment | None) -> str:
+    """Credit a reported payment only as it was ordered: its PaymentIntent recorded by a top-up, to the recorded
+    user, for the recorded amount and currency. Anything else credits nothing and is logged (the event is still
+    acknowledged, so that Stripe stops sending it)."""
     if payment is None:
         return "ignored"
-    if payment.currency != c.settings.currency:
-        log.warning("payment in another currency not credited",
-                    extra={"payment_id": payment.payment_id, "currency": payment.currency})
-        return "wrong_currency"
-    # Our own record of the PaymentIntent names its user; the metadata is the fallback (e.g. Checkout).
-    user_id = uow.payments.intent_owner(payment.payment_id) or payment.user_id
-    if user_id is None or uow.users.get(user_id) is None:
-        log.warning("payment for an unknown user not credited", extra={"payment_id": payment.payment_id})
-        return "unknown_user"
+    intent = uow.payments.get_intent(payment.payment_id)
+    if intent is None:
+        log.warning("payment for a payment intent this system did not create; not credited",
+                    extra={"payment_id": payment.payment_id, "amount": payment.amount, "currency": payment.currency})
+        return "unknown_intent"
+    problem = payments.mismatch(payment, intent)
+    if problem is not None:
+        log.error("payment differs from its recorded payment intent; not credited",
+                  extra={"payment_id": payment.payment_id, "problem": problem})
+        return "mismatch"
     try:
-        change = _apply(uow, user_id, payment.amount, payments.TOPUP_REASON, payment.reference, Account.SPENDABLE)
+        change = _apply(uow, intent.user_id, intent.amount, payments.TOPUP_REASON, payment.reference,
+                        Account.SPENDABLE)
     except ReferenceConflict:
-        # Another event credited this payment with another amount or user: keep the first, flag this one.
+        # Only if a row under this reference was written some other way: keep it, flag this one.
         log.error("payment already credited differently", extra={"payment_id": payment.payment_id})
         return "conflict"
     if not change.applied:
@@ -379,7 +402,7 @@ def handle_stripe_event(c: Container, event: StripeEvent) -> str:
         if not uow.payments.claim_event(event.event_id, event.type):
             outcome = "duplicate"
         else:
-            outcome = _credit_payment(c, uow, payment)
+            outcome = _credit_payment(uow, payment)
             uow.payments.set_event_outcome(event.event_id, outcome, payment.reference if payment else None)
             uow.commit()
     log.info("stripe event", extra={"event_id": event.event_id, "event_type": event.type, "outcome": outcome})
