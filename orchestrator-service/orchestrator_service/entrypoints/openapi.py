@@ -79,7 +79,9 @@ ALSO_ANSWERS = {("get", "/tickets/{seat_id}/qr"): {"image/png": {"schema": {
 def build_document() -> dict:
     schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}}
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {},
+                       # Errors that end by themselves (429s) say when to try again, as the Retry-After header does.
+                       "retry_after": {"type": "integer", "minimum": 0}}}}}}
     paths: dict = {}
     for method, path, summary, model, ok, auth, errors, *answer in ROUTES:
         op: dict = {"summary": summary, "responses": {str(ok): {"description": "success"}}}
