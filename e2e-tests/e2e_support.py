@@ -17,6 +17,17 @@ from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 STRIPE_WEBHOOK_SECRET = "whsec_e2e_test_secret"
 
+# The suite registers and logs in hundreds of fans and races for seats, all from 127.0.0.1: the rate limits stay on
+# (every request goes through them) but are sized far above that. e2e-tests/security starts its own orchestrators
+# with small limits.
+E2E_RATE_LIMITS = {
+    "RATE_LIMIT_PER_IP": "1000000/minute",
+    "RATE_LIMIT_AUTH_PER_IP": "1000000/minute",
+    "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_HOLDS_PER_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_HOLDS_PER_IP": "1000000/minute",
+}
+
 # Shortened timers and cheap password hashing keep the suite fast; the production defaults are in the README.
 E2E_ENV = {
     "ENVIRONMENT": "test",
@@ -36,6 +47,7 @@ E2E_ENV = {
     # The sweeper (for lost timer messages) waits long here, so expiry tests prove the broker path.
     "HOLD_SWEEP_GRACE_SECONDS": "30",
     "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+    **E2E_RATE_LIMITS,
 }
 
 
