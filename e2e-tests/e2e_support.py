@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 import sqlalchemy as sa
+from requests.adapters import HTTPAdapter
 
 from trcommon import demo
 from trcommon.devtools import signed_payment_webhook
@@ -69,6 +70,24 @@ class Api:
 
     def post(self, path, token=None, **kw):
         return self.call("POST", path, token, **kw)
+
+
+class _FromAddress(HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def from_address(api: Api, address: str) -> Api:
+    """The same API called from another client address (any 127.x.y.z is this machine's loopback)."""
+    other = Api(api.base)
+    other.http = requests.Session()
+    other.http.mount("http://", _FromAddress(address))
+    return other
 
 
 @dataclasses.dataclass

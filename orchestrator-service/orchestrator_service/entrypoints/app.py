@@ -232,11 +232,11 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
     for bp in (auth_routes(c, limits), event_routes(c), purchase_routes(c, limits), transfer_routes(c), gate_routes(c),
                credit_routes(c), openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
-    limits.install(app)
-    app.register_blueprint(health_blueprint({
+    app.register_blueprint(limits.exempt(health_blueprint({
         "user-service": c.users.http.health, "order-service": c.orders.http.health,
         "event-service": c.events.http.health, "inventory-service": c.inventory.health,
         "rabbitmq": c.holds.check,
-    }))
+    })))
+    limits.install(app)
 
     return app
