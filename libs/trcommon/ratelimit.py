@@ -166,10 +166,13 @@ class RateLimits:
                                               retry_after=retry_after))
 
     def _headers(self, response: Response) -> Response:
-        current = self.limiter.current_limit
-        if current is None:
+        if self.limiter.current_limit is None:
             return response
         try:
+            # The limit this client will meet first: the one refused, else the one with the least left.
+            current = self.limiter.current_limit
+            if not current.breached:
+                current = min(self.limiter.current_limits, key=lambda limit: limit.remaining)
             reset = max(0, math.ceil(current.window[0] - time.time()))
             response.headers[LIMIT_HEADER] = str(current.limit.amount)
             response.headers[REMAINING_HEADER] = str(max(0, current.remaining))

@@ -14,6 +14,11 @@ from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, Lo
                       TransferIdBody, TransferList, TransferView, VerifyBody)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+# Every route but the health check is rate-limited (trcommon.ratelimit): 429 with Retry-After.
+NOT_RATE_LIMITED = {"/health"}
+RATE_LIMITED = {"description": "too many requests (rate limits, or a route's own cap); retry after Retry-After "
+                               "seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": ERROR}}}
 BEARER = [{"bearerAuth": []}]
 
 # (method, path, summary, request model, success status, auth, error statuses[, answer model])
@@ -96,6 +101,8 @@ def build_document() -> dict:
         for status in errors:
             op["responses"][str(status)] = {"description": "error",
                                             "content": {"application/json": {"schema": ERROR}}}
+        if path not in NOT_RATE_LIMITED:
+            op["responses"]["429"] = RATE_LIMITED
         if model is not None:
             schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
             op["requestBody"] = {"required": True, "content": {"application/json": {
