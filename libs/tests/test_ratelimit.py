@@ -10,7 +10,7 @@ from flask import jsonify, request
 
 from trcommon.ratelimit import RateLimitConfig, RateLimits, valid_limits
 from trcommon.settings import CommonSettings
-from trcommon.web import create_flask_app
+from trcommon.web import create_flask_app, load_json_body
 
 
 def config(**changes) -> RateLimitConfig:
@@ -22,6 +22,10 @@ def config(**changes) -> RateLimitConfig:
     return RateLimitConfig(**values)
 
 
+def parse_body_as_dict():
+    return load_json_body(request.get_data(cache=True))
+
+
 def make_app(cfg: RateLimitConfig):
     app = create_flask_app("limited", CommonSettings())
     limits = RateLimits(cfg)
@@ -30,7 +34,7 @@ def make_app(cfg: RateLimitConfig):
     @limits.auth
     @limits.login_failures
     def login():
-        body = request.get_json()
+        body = parse_body_as_dict()
         if not isinstance(body, dict):
             return jsonify({"error": {"code": "INVALID_INPUT", "message": "no"}}), 400
         if body.get("password") != "right":
@@ -82,7 +86,9 @@ def test_login_failures_lock_one_account_only_and_a_success_is_not_counted():
     assert login("Victim@Example.com ", "right") == 429        # locked, whatever the password and its spelling
     assert [login("other@example.com", "right") for _ in range(5)] == [200] * 5
     assert login("other@example.com", "wrong") == 401
-    assert login("no-email-at-all", "right") == 200 and c.post("/auth/login", json=[]).status_code != 500
+    assert login("no-email-at-all", "right") == 200 and c.post("/auth/login", json=[]).status_code == 400
+    too_long = c.post("/auth/login", data=b'{"email": "' + b"x" * 70000 + b'"}', content_type="application/json")
+    assert too_long.status_code == 413 and too_long.get_json()["error"]["code"] == "REQUEST_ENTITY_TOO_LARGE"
 
 
 def test_holds_count_per_account_and_per_ip_and_only_when_made():

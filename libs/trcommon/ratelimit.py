@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
+from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, TooManyRequests
 from .web import error_response, load_json_body
@@ -81,7 +82,7 @@ def login_account() -> str:
     if "login_account" not in g:
         try:
             body = load_json_body(request.get_data(cache=True))
-        except AppError:
+        except (AppError, HTTPException):     # not JSON, or over MAX_BODY_BYTES: the view answers 400 or 413
             body = None
         email = body.get("email") if isinstance(body, dict) else None
         g.login_account = _digest(email.strip().casefold()) if isinstance(email, str) and email.strip() else ""
