@@ -7,6 +7,7 @@ import time
 import sqlalchemy as sa
 
 from e2e_support import from_address, register_and_login
+from trcommon.testing import run_together
 
 RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 # What each limited orchestrator leaves at the production defaults would not bite in a test, so every test sets
@@ -115,13 +116,39 @@ def test_holds_are_capped_per_account_and_per_ip_and_many_accounts_on_one_ip_sha
     # Another address is not charged for this one's holds.
     assert reserve(fans[4], client=from_address(limited, "127.0.0.2")).status_code == 201
 
+    # Sent at once from a third address, 10 holds by 5 accounts: the address's budget, not one more.
+    third = from_address(limited, "127.0.0.3")
+    burst = [(fan, next(seats)) for fan in fans for _ in range(2)]
+    statuses = sorted(run_together([lambda f=f, seat=seat: reserve(f, seat, third).status_code
+                                    for f, seat in burst]))
+    print(f"10 holds sent at once by 5 accounts from one address: {statuses.count(201)} made (budget {per_ip})")
+    assert statuses == [201] * per_ip + [429] * (len(burst) - per_ip), statuses
+
 
 def test_a_redis_backed_limit_is_one_budget_for_two_orchestrators_where_in_process_counters_give_twice(
-        orchestrator, redis_url, key_prefix):
-    limit = 20
-    shared = {**ROOMY, "RATE_LIMIT_PER_IP": f"{limit}/minute", "RATE_LIMIT_STORAGE_URL": redis_url,
-              "RATE_LIMIT_KEY_PREFIX": key_prefix}
+        api, orchestrator, redis_url, key_prefix, fresh_event):
+    limit, holds = 20, 4
+    shared = {**ROOMY, "RATE_LIMIT_PER_IP": f"{limit}/minute", "RATE_LIMIT_HOLDS_PER_IP": f"{holds}/minute",
+              "RATE_LIMIT_STORAGE_URL": redis_url, "RATE_LIMIT_KEY_PREFIX": key_prefix}
     replicas = [orchestrator(**shared), orchestrator(**shared)]
+
+    # Holds through both replicas at once (from another address, whose overall budget is its own): one budget of 4
+    # in Redis, and lost races (409) give their unit back.
+    elsewhere = [from_address(r, "127.0.0.4") for r in replicas]
+    ev = fresh_event(seats=12)
+    fans = [register_and_login(api) for _ in range(4)]
+    held = api.post("/reserve", fans[0].token, json={"seat_id": ev.seat_ids[0]})
+    assert held.status_code == 201
+    lost = [elsewhere[i % 2].post("/reserve", fans[1].token, json={"seat_id": ev.seat_ids[0]}).status_code
+            for i in range(2 * holds)]
+    assert lost == [409] * (2 * holds)
+    attempts = [(elsewhere[i % 2], fans[i % 4], seat) for i, seat in enumerate(ev.seat_ids[1:11])]
+    made = sorted(run_together([lambda r=r, f=f, seat=seat: r.post("/reserve", f.token, json={"seat_id": seat})
+                               .status_code for r, f, seat in attempts]))
+    assert made == [201] * holds + [429] * (len(attempts) - holds), made
+    print(f"\nholds {holds}/IP in Redis, {2 * holds} lost races then {len(attempts)} holds at once over 2 orchestrators:"
+          f" {made.count(201)} made")
+
     accepted = sum(replicas[i % 2].get("/events").status_code == 200 for i in range(2 * limit))
     local = [orchestrator(**{**ROOMY, "RATE_LIMIT_PER_IP": f"{limit}/minute"}) for _ in range(2)]
     accepted_local = sum(local[i % 2].get("/events").status_code == 200 for i in range(2 * limit))

@@ -3,6 +3,7 @@ e2e-tests/security/test_rate_limits.py): the 429 in the error format with Retry-
 budgets counted on the outcome, per-account keys, trusted addresses and a counter storage that is down."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -14,8 +15,7 @@ from trcommon.web import create_flask_app, load_json_body
 
 
 def config(**changes) -> RateLimitConfig:
-    values = dict(storage_url="memory://", key_prefix=f"t{uuid.uuid4().hex[:8]}", strategy="moving-window",
-                  trusted_ips="", per_ip="1000/minute", auth_per_ip="1000/minute",
+    values = dict(storage_url="memory://", key_prefix=f"t{uuid.uuid4().hex[:8]}", trusted_ips="", per_ip="1000/minute", auth_per_ip="1000/minute",
                   login_failures_per_account="3/minute;5/hour", holds_per_account="2/minute",
                   holds_per_ip="3/minute")
     values.update(changes)
@@ -37,6 +37,7 @@ def make_app(cfg: RateLimitConfig):
         body = parse_body_as_dict()
         if not isinstance(body, dict):
             return jsonify({"error": {"code": "INVALID_INPUT", "message": "no"}}), 400
+        time.sleep(0.05)        # a password check takes a while: requests sent at once overlap
         if body.get("password") != "right":
             return jsonify({"error": {"code": "INVALID_CREDENTIALS", "message": "no"}}), 401
         return jsonify({"ok": True})
@@ -45,6 +46,7 @@ def make_app(cfg: RateLimitConfig):
     @limits.holds(lambda: request.headers["X-Test-User"])
     def reserve():
         # A taken seat (409) costs nothing; a hold made (201) counts.
+        time.sleep(0.05)
         return jsonify({}), 409 if request.args.get("taken") else 201
 
     @app.get("/open")
@@ -102,6 +104,35 @@ def test_holds_count_per_account_and_per_ip_and_only_when_made():
     assert [reserve("a") for _ in range(3)] == [201, 201, 429]           # per account: 2
     assert [reserve("b") for _ in range(2)] == [201, 429]                # per IP: 3 in all
     assert client_at(app, "10.0.0.5").post("/reserve", headers={"X-Test-User": "c"}).status_code == 201
+
+
+def test_requests_sent_at_once_never_get_past_an_outcome_counted_budget():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = make_app(config(holds_per_account="1000/minute", holds_per_ip="4/minute",
+                          login_failures_per_account="3/minute"))
+    barrier = threading.Barrier(12)
+
+    def slow_reserve(i):
+        client = client_at(app, "10.0.0.8")
+        barrier.wait()
+        return client.post("/reserve", headers={"X-Test-User": f"user{i}"}).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(slow_reserve, range(12)))
+    assert sorted(statuses) == [201] * 4 + [429] * 8, statuses
+
+    wrong = threading.Barrier(10)
+
+    def guess(_):
+        client = client_at(app, "10.0.0.9")
+        wrong.wait()
+        return client.post("/auth/login", json={"email": "target@example.com", "password": "guess"}).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(guess, range(10)))
+    assert sorted(statuses) == [401] * 3 + [429] * 7, statuses
 
 
 def test_trusted_addresses_are_never_limited():

@@ -13,6 +13,12 @@ Settings) in the limits notation `N/minute`, `N/5 minutes`, several joined with 
   counted on each hold made (201), so a lost race for a seat costs nothing, while many accounts from one address
   share the address's budget.
 
+The budgets counted on an outcome are charged before the request runs, like the others (an atomic take of one
+unit in the storage), and the unit is given back when the answer is not the counted one. Requests sent at once
+therefore never get past a budget: twenty concurrent holds from one address against 16 left make 16 holds, where
+charging after the answer would let every request then in flight through. Windows are moving: the budget is what
+was taken in the last window, never twice it at a window's edge.
+
 A refused request is 429 in the error format with `Retry-After` (and `retry_after` in the body); every limited
 answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until a unit frees up), as
 Kong's rate-limiting plugin writes them. Counters live in this process (memory://) or, with
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, TooManyRequests
@@ -57,7 +64,6 @@ def trusted_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6
 class RateLimitConfig:
     storage_url: str
     key_prefix: str
-    strategy: str
     trusted_ips: str
     per_ip: str
     auth_per_ip: str
@@ -89,8 +95,29 @@ def login_account() -> str:
     return g.login_account
 
 
-def _is(status: int) -> Callable[[Response], bool]:
-    return lambda response: response.status_code == status
+# Scopes of the budgets counted on an outcome, and the status that is counted; any other answer gives the unit back.
+COUNTED_ON = {"login-failures": 401, "holds-account": 201, "holds-ip": 201}
+
+
+def give_back(storage: Storage, key: str) -> None:
+    """Return one unit of a moving window taken by this request. The window is a list of the times units were
+    taken, newest first (limits' memory and Redis storages); the newest one goes, which frees the same count."""
+    if isinstance(storage, MemoryStorage):
+        with storage.locks[key]:
+            taken = storage.events.get(key)
+            if taken:
+                taken.pop(0)
+    elif isinstance(storage, RedisStorage):
+        storage.get_connection().lpop(storage.prefixed_key(key))
+    else:
+        raise TypeError(f"cannot give a unit back to {type(storage).__name__}")
+
+
+def storage_supported(url: str) -> str:
+    """A settings validator: the counters' storage, in this process or in Redis (the two give_back knows)."""
+    if not (url == "memory://" or url.split(":", 1)[0].split("+", 1)[0] in ("redis", "rediss")):
+        raise ValueError(f"{url!r}: the rate limit counters live in memory:// or redis://host:port/db")
+    return url
 
 
 class RateLimits:
@@ -111,7 +138,7 @@ class RateLimits:
         self.limiter = Limiter(
             client_ip,
             application_limits=[config.per_ip],
-            strategy=config.strategy,
+            strategy="moving-window",
             storage_uri=config.storage_url,
             key_prefix=config.key_prefix,
             # The headers are written below (Reset in seconds, as Kong and the RateLimit header draft do).
@@ -123,15 +150,14 @@ class RateLimits:
             config.auth_per_ip, scope="auth", error_message="too many sign-ups and logins from this address")
         self.login_failures = self.limiter.limit(
             config.login_failures_per_account, key_func=login_account, scope="login-failures",
-            exempt_when=lambda: not login_account(), deduct_when=_is(401),
-            error_message="too many failed logins for this account")
+            exempt_when=lambda: not login_account(), error_message="too many failed logins for this account")
 
     def holds(self, account: Callable[[], str]) -> Callable:
         """The hold budgets of POST /reserve; `account` names the caller (the decorated view runs after the
         caller is authenticated)."""
         per_account = self.limiter.limit(self.config.holds_per_account, key_func=account, scope="holds-account",
-                                         deduct_when=_is(201), error_message="too many holds for this account")
-        per_ip = self.limiter.limit(self.config.holds_per_ip, scope="holds-ip", deduct_when=_is(201),
+                                         error_message="too many holds for this account")
+        per_ip = self.limiter.limit(self.config.holds_per_ip, scope="holds-ip",
                                     error_message="too many holds from this address")
         return lambda view: per_ip(per_account(view))
 
@@ -149,9 +175,7 @@ class RateLimits:
         return any(address in network for network in self._trusted)
 
     def install(self, app: Flask) -> None:
-        # Registered before Flask-Limiter's own after_request, so it runs after it (Flask runs them in reverse):
-        # the outcome-counted limits have been charged when the headers are written.
-        app.after_request(self._headers)
+        app.after_request(self._settle)
         app.register_error_handler(RateLimitExceeded, self._refused)
         self.limiter.init_app(app)
 
@@ -166,10 +190,15 @@ class RateLimits:
         return error_response(TooManyRequests(f"{exceeded.description}; retry in {retry_after} s",
                                               retry_after=retry_after))
 
-    def _headers(self, response: Response) -> Response:
+    def _settle(self, response: Response) -> Response:
+        """Give back the units of outcome-counted budgets this answer does not count, then write the headers."""
         if self.limiter.current_limit is None:
             return response
         try:
+            for taken in self.limiter.current_limits:
+                counted = COUNTED_ON.get(taken.request_args[-1].rsplit(":", 1)[-1])
+                if counted is not None and not taken.breached and response.status_code != counted:
+                    give_back(self.limiter.storage, taken.key)
             # The limit this client will meet first: the one refused, else the one with the least left.
             current = self.limiter.current_limit
             if not current.breached:
@@ -178,6 +207,6 @@ class RateLimits:
             response.headers[LIMIT_HEADER] = str(current.limit.amount)
             response.headers[REMAINING_HEADER] = str(max(0, current.remaining))
             response.headers[RESET_HEADER] = str(reset)
-        except Exception:       # the counters' storage is down: the answer goes out without the headers
-            self.limiter.logger.warning("rate limit headers unavailable", exc_info=True)
+        except Exception:       # the counters' storage is down: the answer goes out as it is
+            self.limiter.logger.warning("rate limit counters unavailable", exc_info=True)
         return response

@@ -3,7 +3,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from trcommon.ratelimit import RateLimitConfig, trusted_networks, valid_limits
+from trcommon.ratelimit import RateLimitConfig, storage_supported, trusted_networks, valid_limits
 from trcommon.settings import DEV_QR_SIGNING_KEY, CommonSettings
 
 # A rate limit in the limits notation: `600/minute`, `16/5 minutes`, several joined with `;` (trcommon.ratelimit).
@@ -65,9 +65,8 @@ class OrchestratorSettings(CommonSettings):
     rate_limit_holds_per_account: RateLimit = "30/hour"
     rate_limit_holds_per_ip: RateLimit = "16/5 minutes"
     # memory:// counts in this process; redis://host:6379/0 shares the budgets between every replica.
-    rate_limit_storage_url: str = "memory://"
+    rate_limit_storage_url: Annotated[str, AfterValidator(storage_supported)] = "memory://"
     rate_limit_key_prefix: str = "ticketremaster"
-    rate_limit_strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = "moving-window"
     # Client addresses or networks (comma-separated, CIDR allowed) exempt from every limit, e.g. a load generator.
     rate_limit_trusted_ips: str = ""
     # Proxies in front of this process whose X-Forwarded-For entry names the client (1 behind Kong); 0 locally,
@@ -85,7 +84,7 @@ class OrchestratorSettings(CommonSettings):
     def rate_limits(self) -> RateLimitConfig:
         return RateLimitConfig(
             storage_url=self.rate_limit_storage_url, key_prefix=self.rate_limit_key_prefix,
-            strategy=self.rate_limit_strategy, trusted_ips=self.rate_limit_trusted_ips,
+            trusted_ips=self.rate_limit_trusted_ips,
             per_ip=self.rate_limit_per_ip, auth_per_ip=self.rate_limit_auth_per_ip,
             login_failures_per_account=self.rate_limit_login_failures_per_account,
             holds_per_account=self.rate_limit_holds_per_account, holds_per_ip=self.rate_limit_holds_per_ip)
