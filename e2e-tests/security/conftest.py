@@ -1,36 +1,28 @@
 """Fixtures of the security tests: extra orchestrators (the public API) with their own settings, sharing every
-service of the e2e stack, and clients that come from another loopback address."""
+service of the e2e stack, and a Redis for counters that replicas share."""
 from __future__ import annotations
 
-import dataclasses
 import socket
 import uuid
 
 import pytest
 
-from trcommon.devstack import Stack, free_port
-from e2e_support import E2E_ENV, Api
+from e2e_support import Api
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
-def orchestrator(stack, databases, amqp_url):
-    """Start another orchestrator API on a free port with settings of its own (e.g. small rate limits); it shares
-    the stack's services, databases and broker. Returns its Api."""
-    started = []
+def orchestrator(extra_process):
+    """Start another orchestrator API with settings of its own (e.g. small rate limits), sharing the stack's
+    services; returns its Api once it is healthy."""
 
     def start(**env: str) -> Api:
-        ports = dataclasses.replace(stack.ports, orchestrator=free_port())
-        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir, env={**E2E_ENV, **env})
-        s.start(["orchestrator-service"])
-        started.append(s)
+        s = extra_process("orchestrator-service", **env)
         s.wait_healthy(60)
         return Api(s.base_url)
 
-    yield start
-    for s in started:
-        s.stop()
+    return start
 
 
 @pytest.fixture
