@@ -148,6 +148,12 @@ def test_counters_that_cannot_be_reached_let_requests_through_rather_than_fail_t
 
 
 def test_limits_are_checked_when_settings_are_read():
+    from orchestrator_service.settings import OrchestratorSettings
+
     assert valid_limits("5/minute;20/hour") and valid_limits("16/5 minutes")
-    with pytest.raises(ValueError):
-        valid_limits("lots")
+    for wrong in ({"rate_limit_per_ip": "lots"}, {"rate_limit_trusted_ips": "127.0.0.1, not-an-address"},
+                  {"rate_limit_storage_url": "memcached://127.0.0.1:11211"}):
+        with pytest.raises(ValueError):
+            OrchestratorSettings(**wrong)
+    ok = OrchestratorSettings(rate_limit_storage_url="redis://127.0.0.1:6379/3", rate_limit_trusted_ips="10.0.0.0/8")
+    assert ok.rate_limits.storage_url == "redis://127.0.0.1:6379/3" and ok.rate_limits.per_ip == "600/minute"
