@@ -69,15 +69,15 @@ def api(stack):
 
 
 @pytest.fixture
-def crashing_process(stack, databases, amqp_url):
-    """An extra process of the orchestrator (its API or its recovery worker), sharing every service, that dies at
-    the given failpoint (docs/sagas.md). Returns its Stack: the API's base_url, or the worker's process."""
+def extra_process(stack, databases, amqp_url):
+    """An extra process of the orchestrator (its API on a free port, or its recovery worker) with settings of its
+    own on top of the suite's, sharing every service, database and the broker. Returns its Stack: the API's
+    base_url, or the worker's process."""
     started = []
 
-    def start(failpoint: str, process: str = "orchestrator-service") -> Stack:
+    def start(process: str = "orchestrator-service", **env: str) -> Stack:
         ports = dataclasses.replace(stack.ports, orchestrator=free_port())
-        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir,
-                  env={**E2E_ENV, "FAILPOINTS": failpoint})
+        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir, env={**E2E_ENV, **env})
         s.start([process])
         started.append(s)
         return s
@@ -85,6 +85,17 @@ def crashing_process(stack, databases, amqp_url):
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def crashing_process(extra_process):
+    """An extra process of the orchestrator (its API or its recovery worker) that dies at the given failpoint
+    (docs/sagas.md)."""
+
+    def start(failpoint: str, process: str = "orchestrator-service") -> Stack:
+        return extra_process(process, FAILPOINTS=failpoint)
+
+    return start
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 import sqlalchemy as sa
+from requests.adapters import HTTPAdapter
 
 from trcommon import demo
 from trcommon.devtools import development_payment
@@ -17,6 +18,17 @@ from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it 
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 STRIPE_WEBHOOK_SECRET = "whsec_e2e_test_secret"
+
+# The suite registers and logs in hundreds of fans and races for seats, all from 127.0.0.1: the rate limits stay on
+# (every request goes through them) but are sized far above that. e2e-tests/security starts its own orchestrators
+# with small limits.
+E2E_RATE_LIMITS = {
+    "RATE_LIMIT_PER_IP": "1000000/minute",
+    "RATE_LIMIT_AUTH_PER_IP": "1000000/minute",
+    "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_HOLDS_PER_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_HOLDS_PER_IP": "1000000/minute",
+}
 
 # Shortened timers and cheap password hashing keep the suite fast; the production defaults are in the README.
 E2E_ENV = {
@@ -37,6 +49,7 @@ E2E_ENV = {
     # The sweeper (for lost timer messages) waits long here, so expiry tests prove the broker path.
     "HOLD_SWEEP_GRACE_SECONDS": "30",
     "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+    **E2E_RATE_LIMITS,
 }
 
 
@@ -59,6 +72,24 @@ class Api:
 
     def post(self, path, token=None, **kw):
         return self.call("POST", path, token, **kw)
+
+
+class _FromAddress(HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def from_address(api: Api, address: str) -> Api:
+    """The same API called from another client address (any 127.x.y.z is this machine's loopback)."""
+    other = Api(api.base)
+    other.http = requests.Session()
+    other.http.mount("http://", _FromAddress(address))
+    return other
 
 
 @dataclasses.dataclass

@@ -120,6 +120,23 @@ def test_error_bodies_from_other_services_keep_status_and_code():
     assert error_from_body(500, "<html>").code == "BAD_GATEWAY"
 
 
+
+def test_a_retry_after_crosses_an_internal_hop_in_the_body_and_becomes_the_header_at_each_service():
+    from trcommon.settings import CommonSettings
+    from trcommon.web import create_flask_app, error_response
+
+    origin = AppError("too many codes", code="OTP_SEND_LIMIT", status=429, retry_after=1234)
+    assert origin.body() == {"error": {"code": "OTP_SEND_LIMIT", "message": "too many codes", "retry_after": 1234}}
+    rebuilt = error_from_body(429, origin.body())
+    assert (rebuilt.status, rebuilt.code, rebuilt.retry_after) == (429, "OTP_SEND_LIMIT", 1234)
+    with create_flask_app("edge", CommonSettings()).test_request_context():
+        reply = error_response(rebuilt)
+    assert reply.status_code == 429 and reply.headers["Retry-After"] == "1234"
+    assert reply.get_json()["error"]["retry_after"] == 1234
+    # Only a non-negative whole number of seconds is taken from another service's body.
+    for odd in ("soon", -5, 1.5, True, None):
+        assert error_from_body(429, {"error": {"code": "X", "message": "", "retry_after": odd}}).retry_after is None
+
 def test_lock_contention_maps_to_aborted_and_conflicts_to_failed_precondition():
     class Busy(AppError):
         status, code, contention = 409, "SEAT_UNAVAILABLE", True

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from limits import parse_many
 
 from trcommon import settings as trsettings
 from trcommon.logs import REQUEST_ID_HEADER
@@ -582,3 +583,40 @@ def test_the_request_id_starts_at_the_gateway(kong):
     (plugin,) = [p for p in kong["plugins"] if p["name"] == "correlation-id"]
     assert plugin["config"]["header_name"] == REQUEST_ID_HEADER
     assert plugin["config"]["echo_downstream"] is True
+
+
+KONG_WINDOWS = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+
+
+def kong_numbers(setting: str) -> dict[str, int]:
+    """A rate limit setting's default (`30/minute`, `5/minute;20/hour`) as Kong's rate-limiting config writes it."""
+    from orchestrator_service.settings import OrchestratorSettings
+
+    default = OrchestratorSettings.model_fields[setting].default
+    numbers = {}
+    for item in parse_many(default):
+        seconds = item.get_expiry()
+        assert seconds in KONG_WINDOWS, f"{setting}={default}: Kong counts per second, minute, hour or day only"
+        numbers[KONG_WINDOWS[seconds]] = item.amount
+    return numbers
+
+
+def kong_limits(config: dict) -> dict[str, int]:
+    return {window: config[window] for window in KONG_WINDOWS.values() if config.get(window) is not None}
+
+
+def test_kong_limits_per_ip_with_the_numbers_the_orchestrator_uses_at_the_edge(kong):
+    """One set of numbers: Kong in containers and the orchestrator locally refuse the same client at the same
+    count (README, Settings)."""
+    (overall,) = [p["config"] for p in kong["plugins"] if p["name"] == "rate-limiting"]
+    assert kong_limits(overall) == kong_numbers("rate_limit_per_ip")
+    for path in ("/auth/login", "/auth/register"):
+        (route,) = matching_routes(kong, "POST", path)
+        (own,) = [p["config"] for p in route.get("plugins", []) if p["name"] == "rate-limiting"]
+        assert kong_limits(own) == kong_numbers("rate_limit_auth_per_ip"), path
+
+
+def test_the_orchestrator_behind_kong_takes_the_client_address_from_kong(compose):
+    env = compose["services"]["orchestrator-service"]["environment"]
+    assert env["FORWARDED_PROXIES"] == "1"
+    assert default_of(env["RATE_LIMIT_STORAGE_URL"]) == "memory://"

@@ -1,5 +1,9 @@
 """The error vocabulary shared by every service: `{"error": {"code", "message"}}` plus an HTTP status.
-The codes themselves are declared in trcontracts (CommonError, and each service's own enum)."""
+The codes themselves are declared in trcontracts (CommonError, and each service's own enum).
+
+An error that ends by itself after a while (a send cap, a rate limit) carries `retry_after` seconds: it is the
+`retry_after` field of the error body, so it crosses internal hops with the body (an internal client rebuilds it
+from there), and every service's error map turns it into the `Retry-After` header of its answer."""
 from __future__ import annotations
 
 from trcontracts.base import CommonError, ErrorCode
@@ -21,7 +25,7 @@ class AppError(Exception):
             cls.status = cls.code.status
 
     def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
-                 details: object | None = None):
+                 details: object | None = None, retry_after: int | None = None):
         super().__init__(message or self.__class__.__name__)
         self.message = message or "internal error"
         if code:
@@ -31,11 +35,14 @@ class AppError(Exception):
         if status:
             self.status = status
         self.details = details
+        self.retry_after = retry_after
 
     def body(self) -> dict:
         err: dict = {"code": self.code, "message": self.message}
         if self.details is not None:
             err["details"] = self.details
+        if self.retry_after is not None:
+            err["retry_after"] = self.retry_after
         return {"error": err}
 
 
@@ -85,8 +92,11 @@ def error_from_body(status: int, body: object) -> AppError:
     """Rebuild an AppError from another service's error response, keeping its status and code."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
+        retry_after = err.get("retry_after")
+        if not (isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after >= 0):
+            retry_after = None
         return AppError(str(err.get("message", "")), code=str(err.get("code", CommonError.INTERNAL_ERROR)),
-                        status=status, details=err.get("details"))
+                        status=status, details=err.get("details"), retry_after=retry_after)
     return AppError(f"unexpected response ({status})", status=status if status >= 400 else 502,
                     code=CommonError.BAD_GATEWAY)
 

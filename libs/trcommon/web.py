@@ -108,8 +108,8 @@ def create_flask_app(name: str, settings: CommonSettings) -> Flask:
 def error_response(err: AppError):
     response = jsonify(err.body())
     response.status_code = err.status
-    for key, value in getattr(err, "headers", {}).items():
-        response.headers[key] = value
+    if err.retry_after is not None:
+        response.headers["Retry-After"] = str(err.retry_after)
     return response
 
 

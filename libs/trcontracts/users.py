@@ -346,7 +346,7 @@ LEDGER = Route("GET", "/internal/credits/ledger", LedgerEntries, query=LedgerQue
                doc="The entry of a reference, or a user's entries newest first.")
 OTP_SEND = Route("POST", "/internal/otp/send", OtpSent, 202, body=OtpSendBody,
                  errors=(E.USER_NOT_FOUND, E.OTP_SEND_LIMIT, E.OTP_PROVIDER_UNAVAILABLE),
-                 doc="A new code retires the previous one. OTP_SEND_LIMIT comes with `Retry-After`.")
+                 doc="A new code retires the previous one. OTP_SEND_LIMIT comes with `retry_after` (and `Retry-After`).")
 OTP_VERIFY = Route("POST", "/internal/otp/verify", OtpVerified, body=OtpVerifyBody,
                    errors=(E.USER_NOT_FOUND, *_OTP_CHECK), doc="A code is used once.")
 TOPUP = Route("POST", "/internal/credits/topup", Topup, 201, body=TopupBody,

@@ -1,9 +1,13 @@
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from trcommon.ratelimit import RateLimitConfig, storage_supported, trusted_networks, valid_limits
 from trcommon.settings import DEV_QR_SIGNING_KEY, CommonSettings
+
+# A rate limit in the limits notation: `600/minute`, `16/5 minutes`, several joined with `;` (trcommon.ratelimit).
+RateLimit = Annotated[str, AfterValidator(valid_limits)]
 
 # The repository root here, /app in the image: both keep the built pages in build/static beneath it.
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +58,20 @@ class OrchestratorSettings(CommonSettings):
     static_dir: Path = ROOT / "build" / "static"
     # orchestrator-worker touches this file after every pass (a health check reads its age); unset: no file.
     worker_heartbeat_file: str | None = None
+    # Rate limits of the public API (trcommon.ratelimit; README, Settings). kong/kong.yml holds the same per-IP numbers.
+    rate_limit_per_ip: RateLimit = "600/minute"
+    rate_limit_auth_per_ip: RateLimit = "30/minute"
+    rate_limit_login_failures_per_account: RateLimit = "5/minute;20/hour"
+    rate_limit_holds_per_account: RateLimit = "30/hour"
+    rate_limit_holds_per_ip: RateLimit = "16/5 minutes"
+    # memory:// counts in this process; redis://host:6379/0 shares the budgets between every replica.
+    rate_limit_storage_url: Annotated[str, AfterValidator(storage_supported)] = "memory://"
+    rate_limit_key_prefix: str = "ticketremaster"
+    # Client addresses or networks (comma-separated, CIDR allowed) exempt from every limit, e.g. a load generator.
+    rate_limit_trusted_ips: str = ""
+    # Proxies in front of this process whose X-Forwarded-For entry names the client (1 behind Kong); 0 locally,
+    # where the TCP peer is the client and a forged X-Forwarded-For is ignored.
+    forwarded_proxies: int = Field(0, ge=0, le=5)
     # Comma-separated saga step boundaries (e.g. `purchase:debit`, docs/sagas.md) at which this process dies as
     # if SIGKILLed, for crash tests only; refused in production, and unknown names stop the process at start-up.
     failpoints: str = ""
@@ -61,6 +79,23 @@ class OrchestratorSettings(CommonSettings):
     @property
     def failpoint_set(self) -> frozenset[str]:
         return frozenset(f.strip() for f in self.failpoints.split(",") if f.strip())
+
+    @property
+    def rate_limits(self) -> RateLimitConfig:
+        return RateLimitConfig(
+            storage_url=self.rate_limit_storage_url, key_prefix=self.rate_limit_key_prefix,
+            trusted_ips=self.rate_limit_trusted_ips,
+            per_ip=self.rate_limit_per_ip, auth_per_ip=self.rate_limit_auth_per_ip,
+            login_failures_per_account=self.rate_limit_login_failures_per_account,
+            holds_per_account=self.rate_limit_holds_per_account, holds_per_ip=self.rate_limit_holds_per_ip)
+
+    @model_validator(mode="after")
+    def _trusted_ips_are_addresses(self):
+        try:
+            trusted_networks(self.rate_limit_trusted_ips)
+        except ValueError as exc:
+            raise ValueError(f"RATE_LIMIT_TRUSTED_IPS: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _failpoints_only_in_tests(self):

@@ -8,9 +8,11 @@ token rules Kong enforces in the containerised deployment (and it re-verifies be
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from trcommon.auth import current_principal, require_auth
 from trcommon.process import start_app
+from trcommon.ratelimit import RateLimits
 from trcommon.web import (SegmentPreservingPaths, create_flask_app, health_blueprint, json_reply, parse_body,
                           parse_query)
 from trcontracts import users
@@ -30,15 +32,18 @@ from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, Lo
 PROFILE_FIELDS = {"user_id", "email", "phone", "role", "credit_balance", "pending_credits", "is_flagged"}
 
 
-def auth_routes(c: Container) -> Blueprint:
+def auth_routes(c: Container, limits: RateLimits) -> Blueprint:
     bp = Blueprint("auth", __name__)
     authed = require_auth(c.tokens)
 
     @bp.post("/auth/register")
+    @limits.auth
     def register():
         return json_reply(c.users.register(parse_body(RegisterBody).model_dump()), 201)
 
     @bp.post("/auth/login")
+    @limits.auth
+    @limits.login_failures
     def login():
         return json_reply(c.users.login(parse_body(LoginBody).model_dump()))
 
@@ -79,12 +84,13 @@ def event_routes(c: Container) -> Blueprint:
     return bp
 
 
-def purchase_routes(c: Container) -> Blueprint:
+def purchase_routes(c: Container, limits: RateLimits) -> Blueprint:
     bp = Blueprint("purchase", __name__)
     authed = require_auth(c.tokens)
 
     @bp.post("/reserve")
     @authed
+    @limits.holds(lambda: current_principal().user_id)
     def reserve():
         body = parse_body(ReserveBody)
         p = current_principal()
@@ -227,13 +233,17 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
     app = create_flask_app(settings.service_name, settings)
     # An escaped `/` or `%` stays inside its path segment (and is then no identifier), as on every service.
     app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
-    for bp in (auth_routes(c), event_routes(c), purchase_routes(c), transfer_routes(c), gate_routes(c), credit_routes(c),
-               openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
+    if settings.forwarded_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.forwarded_proxies)
+    limits = RateLimits(settings.rate_limits)
+    for bp in (auth_routes(c, limits), event_routes(c), purchase_routes(c, limits), transfer_routes(c), gate_routes(c),
+               credit_routes(c), openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
-    app.register_blueprint(health_blueprint({
+    app.register_blueprint(limits.exempt(health_blueprint({
         "user-service": c.users.http.health, "order-service": c.orders.http.health,
         "event-service": c.events.http.health, "inventory-service": c.inventory.health,
         "rabbitmq": c.holds.check,
-    }))
+    })))
+    limits.install(app)
 
     return app

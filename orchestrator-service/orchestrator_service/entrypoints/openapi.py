@@ -16,6 +16,11 @@ from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, Lo
                       TopupBody, TransferIdBody, TransferList, TransferView, VerifyBody)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+# Every route but the health check is rate-limited (trcommon.ratelimit): 429 with Retry-After.
+NOT_RATE_LIMITED = {"/health"}
+RATE_LIMITED = {"description": "too many requests (rate limits, or a route's own cap); retry after Retry-After "
+                               "seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": ERROR}}}
 BEARER = [{"bearerAuth": []}]
 
 # (method, path, summary, request model, success status, auth, error statuses[, answer model])
@@ -91,7 +96,9 @@ def _page_parameters() -> list[dict]:
 def build_document() -> dict:
     schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}}
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {},
+                       # Errors that end by themselves (429s) say when to try again, as the Retry-After header does.
+                       "retry_after": {"type": "integer", "minimum": 0}}}}}}
     paths: dict = {}
     for method, path, summary, model, ok, auth, errors, *answer in ROUTES:
         op: dict = {"summary": summary, "responses": {str(ok): {"description": "success"}}}
@@ -106,6 +113,8 @@ def build_document() -> dict:
         for status in errors:
             op["responses"][str(status)] = {"description": "error",
                                             "content": {"application/json": {"schema": ERROR}}}
+        if path not in NOT_RATE_LIMITED:
+            op["responses"]["429"] = RATE_LIMITED
         if model is not None:
             schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
             op["requestBody"] = {"required": True, "content": {"application/json": {

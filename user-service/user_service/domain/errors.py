@@ -79,9 +79,7 @@ class OtpSendLimit(_DefaultMessage, TooManyRequests):
     code, default_message = UserError.OTP_SEND_LIMIT, "too many codes sent in the last hour"
 
     def __init__(self, message: str = "", retry_after_seconds: int | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        # Read by trcommon.web.error_response.
-        self.headers = {"Retry-After": str(retry_after_seconds)} if retry_after_seconds else {}
+        super().__init__(message, retry_after=retry_after_seconds, **kwargs)
 
 
 class InvalidAmount(_DefaultMessage, InvalidInput):
