@@ -193,3 +193,64 @@ def released_by_timer(seat_ids: set[str]) -> set[str]:
     """The seats whose hold the release consumer ended because the hold's timer message came (its log)."""
     return {e["seat_id"] for e in log_entries("inventory-release-consumer")
             if e.get("message") == "hold released" and e.get("source") == "timer" and e["seat_id"] in seat_ids}
+
+
+# --- security cases (e2e-tests/security, docs/security.md) ---------------------------------------------------
+
+def operations(api: Api) -> list[tuple[str, str, dict, dict | None]]:
+    """Every operation of the public API as its OpenAPI document states it: (method, path, operation, the
+    request body's schema or None), so a test that sweeps them covers a new route without being edited."""
+    doc = api.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    found = []
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            found.append((method.upper(), path, op, schemas[ref["$ref"].rsplit("/", 1)[1]] if ref else None))
+    return found
+
+
+_LAPSED = {"orders": {"PENDING": "OPEN", "EXPIRED": "OPEN", "CANCELLED": "OPEN"},
+           "seats": {"HELD": "UNSOLD", "AVAILABLE": "UNSOLD"},
+           "transfers": {"PENDING_OTP": "OPEN", "EXPIRED": "OPEN"}}
+
+
+def books(engines, user_ids, seat_ids=()) -> dict:
+    """What a request may have changed for these users and seats, across the databases: accounts, ledger rows,
+    orders, transfers, seats, codes and messages sent. A hold or an offer lapsing on its own (its TTL) is not a
+    change, so a probe that took a few seconds compares equal."""
+    users, seats = [str(u) for u in user_ids], [str(s) for s in seat_ids]
+
+    def rows(engine, sql, **params):
+        with engines[engine].connect() as conn:
+            return sorted(tuple(str(v) for v in r) for r in conn.execute(sa.text(sql), params))
+
+    def lapse(table, rs, col):
+        return [r[:col] + (_LAPSED[table].get(r[col], r[col]),) + r[col + 1:] for r in rs]
+
+    return {
+        "users": rows("user-service", "SELECT user_id, email, phone, role, credit_balance, pending_credits, "
+                      "is_flagged FROM users WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users),
+        "ledger": rows("user-service", "SELECT user_id, amount, account, reference FROM credit_ledger "
+                       "WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users),
+        "otps": rows("user-service", "SELECT otp_id, purpose, attempts, used_at, superseded_at FROM otp_codes "
+                     "WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users),
+        "sms": rows("user-service", "SELECT s.id FROM sms_outbox s JOIN users u ON u.phone = s.phone "
+                    "WHERE u.user_id = ANY(CAST(:u AS uuid[]))", u=users),
+        "orders": lapse("orders", rows("order-service", "SELECT order_id, user_id, seat_id, amount, status, "
+                                       "payment_state FROM orders WHERE user_id = ANY(CAST(:u AS uuid[]))",
+                                       u=users), 4),
+        "transfers": lapse("transfers", rows(
+            "order-service", "SELECT transfer_id, seat_id, seller_user_id, buyer_user_id, amount, status, "
+            "dispute_reason, resolution FROM transfers WHERE seller_user_id = ANY(CAST(:u AS uuid[])) "
+            "OR buyer_user_id = ANY(CAST(:u AS uuid[]))", u=users), 5),
+        "seats": lapse("seats", rows("inventory-service", "SELECT seat_id, price, status, owner_user_id, "
+                                     "ticket_version FROM seats WHERE seat_id = ANY(CAST(:s AS uuid[]))",
+                                     s=seats), 2),
+    }
+
+
+def changes(before: dict, after: dict) -> dict:
+    """The rows of `books` that differ: {table: (removed, added)}."""
+    return {k: (sorted(set(before[k]) - set(after[k])), sorted(set(after[k]) - set(before[k])))
+            for k in before if before[k] != after[k]}
