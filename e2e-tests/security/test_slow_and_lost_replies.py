@@ -3,7 +3,6 @@ internal client timeout, and a reply lost after the dependency committed. A smal
 extra orchestrator API and order-service or user-service; it only forwards, delays or drops bytes."""
 from __future__ import annotations
 
-import dataclasses
 import socket
 import struct
 import threading
@@ -13,9 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from trcommon.devstack import Stack, free_port
-
-from e2e_support import (E2E_ENV, Api, balance, order_row, register_and_login, seat_row, topup, wait_until)
+from e2e_support import (Api, balance, order_row, register_and_login, seat_row, topup, wait_until)
 
 # The extra orchestrator's deadline per internal call (INTERNAL_TIMEOUT_SECONDS, trcommon.settings); a retried
 # idempotent call may spend it twice.
@@ -108,23 +105,20 @@ def _close(s: socket.socket) -> None:
 
 
 @pytest.fixture
-def proxied_api(stack, databases, amqp_url):
+def proxied_api(api, extra_process):
     """An extra orchestrator API whose calls to one service go through a Proxy, with a short client timeout."""
-    started: list[tuple[Stack, Proxy]] = []
+    proxies: list[Proxy] = []
 
     def start(service_url_variable: str, upstream_port: int) -> tuple[Api, Proxy]:
         proxy = Proxy(upstream_port)
-        ports = dataclasses.replace(stack.ports, orchestrator=free_port())
-        s = Stack(db_urls=databases, amqp_url=amqp_url, ports=ports, log_dir=stack.log_dir,
-                  env={**E2E_ENV, service_url_variable: proxy.url, "INTERNAL_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT)})
-        s.start(["orchestrator-service"])
-        started.append((s, proxy))
+        proxies.append(proxy)
+        s = extra_process("orchestrator-service", **{service_url_variable: proxy.url,
+                                                      "INTERNAL_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT)})
         s.wait_healthy(30)
-        return Api(s.base_url), proxy
+        return Api(s.base_url, api.users), proxy
 
     yield start
-    for s, proxy in started:
-        s.stop()
+    for proxy in proxies:
         proxy.close()
 
 
