@@ -4,6 +4,8 @@ nothing changes. Every write route of the document is called with fields a clien
 role, flag, price, owner...): each is refused with 400 or ignored, and prices always come from the server."""
 from __future__ import annotations
 
+import uuid
+
 import jwt
 import sqlalchemy as sa
 
@@ -126,7 +128,7 @@ def test_fields_a_client_must_not_set_are_refused_or_ignored_on_every_write_and_
     bystander_before = books(engines, [bystander.user_id])
 
     r = call(None, "/auth/register", {"email": f"x{fan.email}", "password": "correct-horse-battery",
-                                      "phone": "+6598765432"}, 201)
+                                      "phone": f"+658{uuid.uuid4().int % 10**7:07d}"}, 201)
     with engines["user-service"].connect() as conn:
         row = conn.execute(sa.text("SELECT user_id, role, credit_balance, pending_credits, is_flagged FROM users "
                                    "WHERE email = :e"), {"e": f"x{fan.email}"}).one()
