@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from .db import drop_database, ensure_database, upgrade
+from .devstack import free_port
 from .settings import TestServers, child_environment
 from .services import DB_SERVICES
 
@@ -190,35 +191,78 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
-def service_fixtures(service: str, **settings_overrides):
+# Few idle connections (the suites of all services share one server), bursts allowed for race tests.
+_TEST_SETTINGS = {"environment": "test", "db_pool_size": 2, "db_max_overflow": 60}
+
+
+def service_fixtures(service: str, prefix: str = "", **settings_overrides):
     """The standard fixtures of one service's integration tests, for its conftest:
 
         database_url, settings, container = service_fixtures("event-service")
 
     database_url: a fresh migrated database for the run; settings: the service's settings pointing at it;
     container: the service's composition root (its engine disposed at the end).
+    A caller's tests that run the service for real name them with a `prefix` (`inventory_database_url`, …), which
+    also gives them a database of their own, apart from the service's own suite in the same run.
     """
     import importlib
 
     info = DB_SERVICES[service]
 
-    @pytest.fixture(scope="session")
+    @pytest.fixture(scope="session", name=f"{prefix}database_url")
     def database_url(pg_server_url):
-        yield from migrated_database(pg_server_url, service)
+        yield from migrated_database(pg_server_url, service, f"_{prefix.rstrip('_')}" if prefix else "")
 
-    @pytest.fixture(scope="session")
-    def settings(database_url):
-        # Few idle connections (the suites of all services share one server), bursts allowed for race tests.
-        return info.settings(database_url=database_url, environment="test", db_pool_size=2, db_max_overflow=60,
+    @pytest.fixture(scope="session", name=f"{prefix}settings")
+    def settings(request):
+        return info.settings(database_url=request.getfixturevalue(f"{prefix}database_url"), **_TEST_SETTINGS,
                              **settings_overrides)
 
-    @pytest.fixture(scope="session")
-    def container(settings):
-        c = importlib.import_module(f"{info.package}.bootstrap").bootstrap(settings)
+    @pytest.fixture(scope="session", name=f"{prefix}container")
+    def container(request):
+        bootstrap = importlib.import_module(f"{info.package}.bootstrap").bootstrap
+        c = bootstrap(request.getfixturevalue(f"{prefix}settings"))
         yield c
         c.engine.dispose()
 
     return database_url, settings, container
+
+
+def grpc_server_fixtures(service: str, prefix: str = ""):
+    """The fixtures of a service's gRPC server (`<package>.entrypoints.grpc_server`) on the database of
+    service_fixtures with the same `prefix`, for a conftest:
+
+        start_server, grpc_server = grpc_server_fixtures("inventory-service")
+
+    start_server(): one more server process, returned once it reports SERVING; grpc_server: the session's one.
+    Every server started is stopped at the end of the session.
+    """
+    import importlib
+
+    module = f"{DB_SERVICES[service].package}.entrypoints.grpc_server"
+
+    @pytest.fixture(scope="session", name=f"{prefix}start_server")
+    def start_server(request, tmp_path_factory):
+        database_url = request.getfixturevalue(f"{prefix}database_url")
+        health_service = importlib.import_module(module).SERVICE_NAME
+        servers: list[GrpcServerProcess] = []
+
+        def start() -> GrpcServerProcess:
+            server = GrpcServerProcess(module, health_service, database_url,
+                                       tmp_path_factory.mktemp("grpc-server") / "server.log")
+            servers.append(server)
+            server.wait_serving()
+            return server
+
+        yield start
+        for server in servers:
+            server.stop()
+
+    @pytest.fixture(scope="session", name=f"{prefix}grpc_server")
+    def grpc_server(request):
+        return request.getfixturevalue(f"{prefix}start_server")()
+
+    return start_server, grpc_server
 
 
 def internal_client(app, settings):
@@ -298,6 +342,40 @@ class ChildProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+class GrpcServerProcess(ChildProcess):
+    """A gRPC server of ours as the deployment runs it: `python -m <module>` in its own process on a free
+    127.0.0.1 port, configured through the environment."""
+
+    def __init__(self, module: str, health_service: str, database_url: str, log_path: Path):
+        self.target = f"127.0.0.1:{free_port()}"
+        self.health_service = health_service
+        super().__init__(log_path, {
+            "DATABASE_URL": database_url, "GRPC_BIND": self.target, "STARTUP_WAIT_SECONDS": "10",
+            **{name.upper(): str(value) for name, value in _TEST_SETTINGS.items()}}, module=module)
+
+    def health(self, timeout: float = 1.0) -> int:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.target) as channel:
+            return health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=self.health_service), timeout=timeout).status
+
+    def serving(self) -> bool:
+        import grpc
+        from grpc_health.v1 import health_pb2
+
+        try:
+            return self.health() == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+    def wait_serving(self, seconds: float = 20.0) -> None:
+        self.wait_for(self.serving, seconds)
+
+
 def served_routes(app) -> set[tuple[str, str]]:
     """(method, rule) of every route an app serves, for comparing with a contract's route table."""
     return {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"

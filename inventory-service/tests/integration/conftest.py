@@ -2,97 +2,24 @@
 127.0.0.1 port, and the real broker vhost of trcommon.testing's `amqp_url`."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import grpc
 import pika
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trproto import inventory_pb2_grpc
 
 from inventory_service.bootstrap import bootstrap
 from inventory_service.domain.model import Seat
-from inventory_service.entrypoints.grpc_server import SERVICE_NAME
 from inventory_service.entrypoints.release_consumer import ReleaseConsumer
-from trcommon.devstack import free_port
 from trcommon.grpc_support import app_error_from_rpc, client_channel
-from trcommon.testing import service_fixtures
-
-
-class ServerProcess:
-    """The gRPC server as the deployment runs it: its own process, configured through the environment."""
-
-    def __init__(self, database_url: str, log_path: Path):
-        self.target = f"127.0.0.1:{free_port()}"
-        self.log_path = log_path
-        # Few idle connections once a burst is over: every suite of the run shares one PostgreSQL server.
-        env = {**os.environ, "DATABASE_URL": database_url, "GRPC_BIND": self.target, "ENVIRONMENT": "test",
-               "STARTUP_WAIT_SECONDS": "10", "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "60"}
-        with open(log_path, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "inventory_service.entrypoints.grpc_server"],
-                                         env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def health(self, timeout: float = 1.0) -> int:
-        with grpc.insecure_channel(self.target) as channel:
-            return health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout).status
-
-    def wait_serving(self, seconds: float = 20.0) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gRPC server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if self.health() == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gRPC server did not become healthy:\n{self.log()}")
-            time.sleep(0.1)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from trcommon.testing import grpc_server_fixtures, service_fixtures
 
 
 database_url, settings, container = service_fixtures("inventory-service")
-
-
-@pytest.fixture(scope="session")
-def start_server(database_url, tmp_path_factory):
-    servers: list[ServerProcess] = []
-
-    def start() -> ServerProcess:
-        server = ServerProcess(database_url, tmp_path_factory.mktemp("grpc-server") / "server.log")
-        servers.append(server)
-        server.wait_serving()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def grpc_server(start_server):
-    return start_server()
+start_server, grpc_server = grpc_server_fixtures("inventory-service")
 
 
 @pytest.fixture(scope="session")
