@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from trcommon.db import LOCK_NOT_AVAILABLE, UNIQUE_VIOLATION, sqlstate
+from trcommon.db import LOCK_NOT_AVAILABLE, UNIQUE_VIOLATION, Prepared, sqlstate
 
 from ..domain.exceptions import HoldIdInUse, SeatLocked
 from ..domain.model import HoldReleased, ScanResult, Seat, SeatStatus
@@ -34,28 +34,28 @@ _SEAT_FIELDS = tuple(f.name for f in dataclasses.fields(Seat))
 _SEAT_COLUMNS = [seats.c[name] for name in _SEAT_FIELDS]
 
 
-# The hot statements, built once: each is compiled once and then found in SQLAlchemy's compiled cache.
+# The hot statements, built once and run as Prepared statements (trcommon.db).
 # The seat's row lock is tried first (NOWAIT, in the subquery), the hold-cap lock taken only on the row it returns
 # (the outer projection runs above the row locking), so a busy seat fails at once, never after a wait.
 _LOCKED_SEAT = (sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
                 .where(seats.c.seat_id == sa.bindparam("p_seat_id")).with_for_update(nowait=True)
                 .subquery("locked"))
-_LOCK_FOR_HOLD = sa.select(
+_LOCK_FOR_HOLD = Prepared(sa.select(
     _LOCKED_SEAT, sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
-                                                sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
+                                                sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text)))))
 
-_GET = sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id"))
+_GET = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id")))
 
 _LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
                .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
                       seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
                .scalar_subquery())
-_SAVE_HOLD = (seats.update()
+_SAVE_HOLD = Prepared(seats.update()
               .where(seats.c.seat_id == sa.bindparam("p_seat_id"), _LIVE_HOLDS < sa.bindparam("p_max_holds"))
               .values({**{name: sa.bindparam("p_" + name) for name in _STATE_FIELDS}, "updated_at": DB_NOW})
               .returning(seats.c.seat_id))
 
-_CONFIRM = (seats.update()
+_CONFIRM = Prepared(seats.update()
             .where(seats.c.seat_id == sa.bindparam("p_seat_id"), seats.c.status == SeatStatus.HELD.value,
                    seats.c.hold_id == sa.bindparam("p_hold_id"), seats.c.held_by_user_id == sa.bindparam("p_user_id"),
                    seats.c.held_until > DB_NOW)
@@ -80,14 +80,14 @@ _CHECK_IN_LOGGED = (entry_logs.insert()
                                            _CHECKED_IN.c.ticket_version).select_from(_CHECKED_IN))
                     .returning(entry_logs.c.id)
                     .cte("logged"))
-_ADD_ENTRY = (entry_logs.insert()
+_ADD_ENTRY = Prepared(entry_logs.insert()
               .values(seat_id=sa.bindparam("p_seat_id"), hall_id=sa.bindparam("p_hall_id"),
                       result=sa.bindparam("p_result"), detail=sa.bindparam("p_detail"),
                       scanner_user_id=sa.bindparam("p_scanner_user_id"),
                       ticket_version=sa.bindparam("p_ticket_version"))
               .returning(entry_logs.c.id))
 # The entry row is written whenever the UPDATE matched (a data-modifying CTE runs whether or not it is read).
-_CHECK_IN = sa.select(_CHECKED_IN).add_cte(_CHECK_IN_LOGGED)
+_CHECK_IN = Prepared(sa.select(_CHECKED_IN).add_cte(_CHECK_IN_LOGGED))
 
 
 def _seat(m: RowMapping) -> Seat:
@@ -117,7 +117,7 @@ class SeatRepository:
         transaction ends, so that counting their live holds and adding one cannot interleave with another
         reservation of theirs)."""
         try:
-            row = self._conn.execute(_LOCK_FOR_HOLD, {"p_seat_id": seat_id, "p_user_id": user_id}).mappings().first()
+            row = _LOCK_FOR_HOLD.first(self._conn, {"p_seat_id": seat_id, "p_user_id": user_id})
         except DBAPIError as exc:
             if sqlstate(exc) == LOCK_NOT_AVAILABLE:
                 log.info("seat busy: row lock not available (55P03)", extra={"seat_id": seat_id})
@@ -133,7 +133,7 @@ class SeatRepository:
         return (_seat(row), row["db_now"]) if row else None
 
     def get(self, seat_id: str) -> tuple[Seat, datetime] | None:
-        row = self._conn.execute(_GET, {"p_seat_id": seat_id}).mappings().first()
+        row = _GET.first(self._conn, {"p_seat_id": seat_id})
         return (_seat(row), row["db_now"]) if row else None
 
     def list_by_event(self, event_id: str) -> list[tuple[Seat, datetime]]:
@@ -161,7 +161,8 @@ class SeatRepository:
         values = {name: getattr(held, name) for name in _STATE_FIELDS}
         values["status"] = held.status.value
         try:
-            row = self._conn.execute(_SAVE_HOLD, {**{"p_" + k: v for k, v in values.items()}, "p_seat_id": held.seat_id, "p_max_holds": max_holds}).first()
+            row = _SAVE_HOLD.first(self._conn, {**{"p_" + k: v for k, v in values.items()}, "p_seat_id": held.seat_id,
+                                                "p_max_holds": max_holds})
         except IntegrityError as exc:
             if sqlstate(exc) == UNIQUE_VIOLATION:
                 raise HoldIdInUse() from None
@@ -213,8 +214,7 @@ class SeatRepository:
         """HELD by this hold, live by the database clock → SOLD to the user, as one conditional UPDATE; None when
         the seat is not in that state (the caller reads it to tell why). A concurrent release of the hold is decided
         by the row lock: whichever commits first, the other re-checks the row and matches nothing."""
-        row = self._conn.execute(_CONFIRM, {"p_seat_id": seat_id, "p_user_id": user_id, "p_hold_id": hold_id}) \
-            .mappings().first()
+        row = _CONFIRM.first(self._conn, {"p_seat_id": seat_id, "p_user_id": user_id, "p_hold_id": hold_id})
         return _seat(row) if row else None
 
     def mark_checked_in(self, seat_id: str, hall_id: str, holder_user_id: str, ticket_version: int,
@@ -223,10 +223,10 @@ class SeatRepository:
         logging the CHECKED_IN entry in the same statement: of any number of concurrent calls exactly one matches
         (the others wait for its row lock, then find the seat no longer SOLD), and a transfer committed first
         leaves nothing to match. None, and nothing logged, when it did not match."""
-        row = self._conn.execute(_CHECK_IN, {
+        row = _CHECK_IN.first(self._conn, {
             "p_seat_id": seat_id, "p_hall_id": hall_id, "p_holder_user_id": holder_user_id,
             "p_log_seat_id": seat_id, "p_log_hall_id": hall_id,
-            "p_ticket_version": ticket_version, "p_scanner_user_id": scanner_user_id}).mappings().first()
+            "p_ticket_version": ticket_version, "p_scanner_user_id": scanner_user_id})
         return (_seat(row), row["db_now"]) if row else None
 
 
@@ -250,6 +250,6 @@ class EntryLogRepository:
 
     def add(self, seat_id: str | None, hall_id: str | None, result: ScanResult, detail: str = "",
             scanner_user_id: str | None = None, ticket_version: int | None = None) -> int:
-        return self._conn.execute(_ADD_ENTRY, {
+        return _ADD_ENTRY.first(self._conn, {
             "p_seat_id": seat_id, "p_hall_id": hall_id, "p_result": result.value, "p_detail": detail,
-            "p_scanner_user_id": scanner_user_id, "p_ticket_version": ticket_version}).scalar_one()
+            "p_scanner_user_id": scanner_user_id, "p_ticket_version": ticket_version})["id"]

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from trcommon.db import UNIQUE_VIOLATION, sqlstate
+from trcommon.db import UNIQUE_VIOLATION, Prepared, sqlstate
 
 from ..domain.model import (ORDER_TRANSITIONS, CreateOrder, CreateTransfer, Order, OrderStatus, PaymentState,
                             SeatAlreadyConfirmed, Transfer, TransferStatus, TransferStep)
@@ -19,15 +19,15 @@ ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
 # Single-statement moves of the order state machine, built once (then found in SQLAlchemy's compiled cache): each is
 # a conditional UPDATE whose WHERE is the rule, so it either makes the move or matches nothing; the service then
 # reads the order to say why (the same answers as the locked path).
-_ADD = (insert(orders)
+_ADD = Prepared(insert(orders)
         .values(order_id=sa.bindparam("p_order_id"), user_id=sa.bindparam("p_user_id"),
                 seat_id=sa.bindparam("p_seat_id"), event_id=sa.bindparam("p_event_id"),
                 amount=sa.bindparam("p_amount"), held_until=sa.bindparam("p_held_until"),
                 status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
         .on_conflict_do_nothing(index_elements=[orders.c.order_id])
         .returning(*orders.c))
-_GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("p_order_id"))
-_START_CHARGING = (
+_GET = Prepared(sa.select(orders).where(orders.c.order_id == sa.bindparam("p_order_id")))
+_START_CHARGING = Prepared(
     sa.update(orders)
     .where(orders.c.order_id == sa.bindparam("p_order_id"), orders.c.user_id == sa.bindparam("p_user_id"),
            orders.c.status == OrderStatus.PENDING.value, orders.c.payment_state == PaymentState.NONE.value,
@@ -36,12 +36,14 @@ _START_CHARGING = (
     .returning(*orders.c))
 
 
-_READ = sa.select(orders, sa.func.now().label("db_now")).where(orders.c.order_id == sa.bindparam("p_order_id"))
+_READ = Prepared(sa.select(orders, sa.func.now().label("db_now"))
+                 .where(orders.c.order_id == sa.bindparam("p_order_id")))
 
 
 def _move_statement(to: OrderStatus) -> sa.Update:
     sources = [s.value for s, targets in ORDER_TRANSITIONS.items() if to in targets]
-    where = [orders.c.order_id == sa.bindparam("p_order_id"), orders.c.status.in_(sources)]
+    # `=` joined by OR rather than IN: a Prepared statement has no expanding parameters.
+    where = [orders.c.order_id == sa.bindparam("p_order_id"), sa.or_(*(orders.c.status == s for s in sources))]
     values: dict = {"status": to.value, "updated_at": sa.func.now()}
     reason = sa.bindparam("p_reason", type_=sa.Text)
     if to == OrderStatus.EXPIRED:
@@ -55,7 +57,7 @@ def _move_statement(to: OrderStatus) -> sa.Update:
     return sa.update(orders).where(*where).values(values).returning(*orders.c)
 
 
-_MOVES = {to: _move_statement(to) for to in OrderStatus
+_MOVES = {to: Prepared(_move_statement(to)) for to in OrderStatus
           if any(to in targets for targets in ORDER_TRANSITIONS.values())}
 
 
@@ -83,18 +85,18 @@ class OrderRepository:
 
     def add(self, cmd: CreateOrder) -> Order | None:
         """Insert a PENDING order; None when an order with this id already exists (it is left untouched)."""
-        row = self._conn.execute(_ADD, {"p_order_id": cmd.order_id, "p_user_id": cmd.user_id,
-                                        "p_seat_id": cmd.seat_id, "p_event_id": cmd.event_id,
-                                        "p_amount": cmd.amount, "p_held_until": cmd.held_until}).first()
+        row = _ADD.first(self._conn, {"p_order_id": cmd.order_id, "p_user_id": cmd.user_id,
+                                      "p_seat_id": cmd.seat_id, "p_event_id": cmd.event_id,
+                                      "p_amount": cmd.amount, "p_held_until": cmd.held_until})
         return _order(row) if row else None
 
     def get(self, order_id: str) -> Order | None:
-        row = self._conn.execute(_GET, {"p_order_id": order_id}).first()
+        row = _GET.first(self._conn, {"p_order_id": order_id})
         return _order(row) if row else None
 
     def read(self, order_id: str) -> tuple[Order, datetime] | None:
         """The order with the database clock, without a lock; None if missing."""
-        row = self._conn.execute(_READ, {"p_order_id": order_id}).first()
+        row = _READ.first(self._conn, {"p_order_id": order_id})
         return (_order(row), row.db_now) if row else None
 
     def lock(self, order_id: str) -> tuple[Order, datetime] | None:
@@ -110,7 +112,7 @@ class OrderRepository:
 
     def start_charging(self, order_id: str, user_id: str) -> Order | None:
         """The user's live PENDING order with no charge started → CHARGING, in one statement; None otherwise."""
-        row = self._conn.execute(_START_CHARGING, {"p_order_id": order_id, "p_user_id": user_id}).first()
+        row = _START_CHARGING.first(self._conn, {"p_order_id": order_id, "p_user_id": user_id})
         return _order(row) if row else None
 
     def move(self, order_id: str, to: OrderStatus, reason: str | None) -> Order | None:
@@ -120,7 +122,7 @@ class OrderRepository:
         if stmt is None:
             return None
         try:
-            row = self._conn.execute(stmt, {"p_order_id": order_id, "p_reason": reason}).first()
+            row = stmt.first(self._conn, {"p_order_id": order_id, "p_reason": reason})
         except IntegrityError as exc:
             _raise_seat_already_confirmed(exc, f"the seat of order {order_id}")
             raise

@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from trcommon.db import UNIQUE_VIOLATION, sqlstate
+from trcommon.db import UNIQUE_VIOLATION, Prepared, sqlstate
 from trcontracts.users import Account
 
 from ..domain.errors import EmailTaken, UserNotFound
@@ -56,8 +56,9 @@ def _change_in_one_statement(balance: sa.Column, account: Account) -> sa.Insert:
             .add_cte(moved))
 
 
-_CHANGE_IN_ONE_STATEMENT = {Account.SPENDABLE: _change_in_one_statement(users.c.credit_balance, Account.SPENDABLE),
-                            Account.PENDING: _change_in_one_statement(users.c.pending_credits, Account.PENDING)}
+_CHANGE_IN_ONE_STATEMENT = {
+    Account.SPENDABLE: Prepared(_change_in_one_statement(users.c.credit_balance, Account.SPENDABLE)),
+    Account.PENDING: Prepared(_change_in_one_statement(users.c.pending_credits, Account.PENDING))}
 
 
 def _ledger_entry(row) -> LedgerEntry:
@@ -145,9 +146,9 @@ class LedgerRepository:
         balance would go below zero, the user is missing, flagged (with `refuse_flagged`) or `not_after` has
         passed. The caller tells these apart on the transactional path (`add`, `apply_to_balance`)."""
         try:
-            row = self._conn.execute(_CHANGE_IN_ONE_STATEMENT[account], {
+            row = _CHANGE_IN_ONE_STATEMENT[account].first(self._conn, {
                 "p_entry_id": entry_id, "p_user_id": user_id, "p_amount": amount, "p_reason": reason,
-                "p_reference": reference, "p_not_after": not_after, "p_refuse_flagged": refuse_flagged}).first()
+                "p_reference": reference, "p_not_after": not_after, "p_refuse_flagged": refuse_flagged})
         except IntegrityError as exc:
             if sqlstate(exc) == UNIQUE_VIOLATION:
                 return None
