@@ -39,7 +39,8 @@ def reserve_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: s
             return seat     # the same reservation again (a retried call): its hold stands, unchanged
         held = seat.hold(user_id, hold_id, now, hold_seconds)
         if not uow.seats.save_hold(held, max_holds):
-            raise hold_cap_reached(max_holds)   # the UPDATE matched nothing only because the user is capped
+            # The UPDATE matched nothing only because the user is capped.
+            raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id))
         uow.commit()
         return held
 
