@@ -72,8 +72,8 @@ def client_channel(target: str, token: str, timeout: float, service_config: str 
 
 
 # Business errors crossing the gRPC boundary: the AppError code travels in the status details, its HTTP status
-# (and its retry_after, if any) in trailing metadata, so "SEAT_UNAVAILABLE" (409) raised in inventory-service arrives unchanged in the
-# orchestrator; the gRPC status code itself follows gRPC's conventions for other clients (grpcurl, probes).
+# (and its retry_after, if any) in trailing metadata, so "SEAT_UNAVAILABLE" (409) raised in inventory-service
+# arrives unchanged in the orchestrator; the gRPC status code itself follows gRPC's conventions for other clients (grpcurl, probes).
 _HTTP_TO_GRPC = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
                  403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
                  409: grpc.StatusCode.FAILED_PRECONDITION, 410: grpc.StatusCode.FAILED_PRECONDITION,
