@@ -197,6 +197,26 @@ def released_by_timer(seat_ids: set[str]) -> set[str]:
 
 # --- security cases (e2e-tests/security, docs/security.md) ---------------------------------------------------
 
+RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+# What an orchestrator of the security tests leaves at the production defaults would not bite in a test, so each
+# sets the limits it does not test high.
+ROOMY_RATE_LIMITS = {"RATE_LIMIT_PER_IP": "10000/minute", "RATE_LIMIT_AUTH_PER_IP": "10000/minute",
+                     "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "10000/minute",
+                     "RATE_LIMIT_HOLDS_PER_ACCOUNT": "10000/minute", "RATE_LIMIT_HOLDS_PER_IP": "10000/minute"}
+
+
+def is_rate_limited(reply) -> bool:
+    """A 429 of the rate limits: the error format with Retry-After (seconds, also in the body) and the RateLimit-*
+    headers."""
+    if reply.status_code != 429:
+        return False
+    error = reply.json()["error"]
+    assert error["code"] == "TOO_MANY_REQUESTS" and error["message"], reply.text
+    assert int(reply.headers["Retry-After"]) == error["retry_after"] >= 1, reply.headers
+    assert reply.headers["RateLimit-Remaining"] == "0" and all(h in reply.headers for h in RATE_HEADERS)
+    return True
+
+
 def operations(api: Api) -> list[tuple[str, str, dict, dict | None]]:
     """Every operation of the public API as its OpenAPI document states it: (method, path, operation, the
     request body's schema or None), so a test that sweeps them covers a new route without being edited."""

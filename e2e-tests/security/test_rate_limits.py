@@ -6,31 +6,12 @@ import time
 
 import sqlalchemy as sa
 
-from e2e_support import from_address, register_and_login
+from e2e_support import ROOMY_RATE_LIMITS, from_address, is_rate_limited, register_and_login
 from trcommon.testing import run_together
-
-RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
-# What each limited orchestrator leaves at the production defaults would not bite in a test, so every test sets
-# the limits it does not test high.
-ROOMY = {"RATE_LIMIT_PER_IP": "10000/minute", "RATE_LIMIT_AUTH_PER_IP": "10000/minute",
-         "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "10000/minute", "RATE_LIMIT_HOLDS_PER_ACCOUNT": "10000/minute",
-         "RATE_LIMIT_HOLDS_PER_IP": "10000/minute"}
-
-
-def is_rate_limited(reply) -> bool:
-    """A 429 in the error format with Retry-After (seconds, also in the body) and the RateLimit-* headers."""
-    if reply.status_code != 429:
-        return False
-    error = reply.json()["error"]
-    assert error["code"] == "TOO_MANY_REQUESTS" and error["message"], reply.text
-    assert int(reply.headers["Retry-After"]) == error["retry_after"] >= 1, reply.headers
-    assert reply.headers["RateLimit-Remaining"] == "0" and all(h in reply.headers for h in RATE_HEADERS)
-    return True
-
 
 def test_one_client_sending_twice_the_per_minute_limit_gets_the_limit_and_429_with_retry_after(orchestrator):
     limit = 30
-    api = orchestrator(**{**ROOMY, "RATE_LIMIT_PER_IP": f"{limit}/minute"})
+    api = orchestrator(**{**ROOMY_RATE_LIMITS, "RATE_LIMIT_PER_IP": f"{limit}/minute"})
     replies = [api.get("/events") for _ in range(2 * limit)]
     accepted = [r for r in replies if r.status_code == 200]
     refused = [r for r in replies if is_rate_limited(r)]
@@ -50,7 +31,7 @@ def test_one_client_sending_twice_the_per_minute_limit_gets_the_limit_and_429_wi
 
 
 def test_register_and_login_share_a_tighter_budget_per_ip_than_the_rest(orchestrator):
-    api = orchestrator(**{**ROOMY, "RATE_LIMIT_AUTH_PER_IP": "4/minute"})
+    api = orchestrator(**{**ROOMY_RATE_LIMITS, "RATE_LIMIT_AUTH_PER_IP": "4/minute"})
     fans = [f"rl-{time.time_ns()}-{i}@example.com" for i in range(3)]
     statuses = [api.post("/auth/register", json={"email": e, "password": "correct-horse-battery",
                                                  "phone": "+6591234567"}).status_code for e in fans]
@@ -66,7 +47,7 @@ def test_register_and_login_share_a_tighter_budget_per_ip_than_the_rest(orchestr
 
 def test_login_failures_delay_then_lock_one_account_while_another_still_logs_in(api, orchestrator):
     victim, bystander = register_and_login(api), register_and_login(api)
-    limited = orchestrator(**{**ROOMY, "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "3/4 seconds;5/minute"})
+    limited = orchestrator(**{**ROOMY_RATE_LIMITS, "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "3/4 seconds;5/minute"})
 
     def login(fan, password, client=limited):
         return client.post("/auth/login", json={"email": fan.email, "password": password})
@@ -93,7 +74,7 @@ def test_login_failures_delay_then_lock_one_account_while_another_still_logs_in(
 def test_holds_are_capped_per_account_and_per_ip_and_many_accounts_on_one_ip_share_its_budget(api, orchestrator,
                                                                                                fresh_event):
     per_account, per_ip = 3, 5
-    limited = orchestrator(**{**ROOMY, "RATE_LIMIT_HOLDS_PER_ACCOUNT": f"{per_account}/minute",
+    limited = orchestrator(**{**ROOMY_RATE_LIMITS, "RATE_LIMIT_HOLDS_PER_ACCOUNT": f"{per_account}/minute",
                               "RATE_LIMIT_HOLDS_PER_IP": f"{per_ip}/minute"})
     ev = fresh_event(seats=30)
     seats = iter(ev.seat_ids)
@@ -128,7 +109,7 @@ def test_holds_are_capped_per_account_and_per_ip_and_many_accounts_on_one_ip_sha
 def test_a_redis_backed_limit_is_one_budget_for_two_orchestrators_where_in_process_counters_give_twice(
         api, orchestrator, redis_url, key_prefix, fresh_event):
     limit, holds = 20, 4
-    shared = {**ROOMY, "RATE_LIMIT_PER_IP": f"{limit}/minute", "RATE_LIMIT_HOLDS_PER_IP": f"{holds}/minute",
+    shared = {**ROOMY_RATE_LIMITS, "RATE_LIMIT_PER_IP": f"{limit}/minute", "RATE_LIMIT_HOLDS_PER_IP": f"{holds}/minute",
               "RATE_LIMIT_STORAGE_URL": redis_url, "RATE_LIMIT_KEY_PREFIX": key_prefix}
     replicas = [orchestrator(**shared), orchestrator(**shared)]
 
@@ -150,7 +131,7 @@ def test_a_redis_backed_limit_is_one_budget_for_two_orchestrators_where_in_proce
           f" {made.count(201)} made")
 
     accepted = sum(replicas[i % 2].get("/events").status_code == 200 for i in range(2 * limit))
-    local = [orchestrator(**{**ROOMY, "RATE_LIMIT_PER_IP": f"{limit}/minute"}) for _ in range(2)]
+    local = [orchestrator(**{**ROOMY_RATE_LIMITS, "RATE_LIMIT_PER_IP": f"{limit}/minute"}) for _ in range(2)]
     accepted_local = sum(local[i % 2].get("/events").status_code == 200 for i in range(2 * limit))
     print(f"\nper-IP limit {limit}/minute over 2 orchestrators, {2 * limit} requests alternating: Redis -> "
           f"{accepted} accepted; in-process counters -> {accepted_local}")

@@ -22,6 +22,8 @@ access_log = logging.getLogger("access")
 
 INTERNAL_TOKEN_METADATA = "x-internal-token"
 APP_STATUS_METADATA = "x-app-status"
+# An error that ends by itself says when (AppError.retry_after, the HTTP services' `retry_after`).
+APP_RETRY_AFTER_METADATA = "x-app-retry-after"
 
 
 class _ClientMetadata(grpc.UnaryUnaryClientInterceptor):
@@ -69,9 +71,9 @@ def client_channel(target: str, token: str, timeout: float, service_config: str 
     return grpc.intercept_channel(channel, _ClientMetadata(token, timeout))
 
 
-# Business errors crossing the gRPC boundary: the AppError code travels in the status details and its HTTP status
-# in trailing metadata, so "SEAT_UNAVAILABLE" (409) raised in inventory-service arrives unchanged in the
-# orchestrator; the gRPC status code itself follows gRPC's conventions for other clients (grpcurl, probes).
+# Business errors crossing the gRPC boundary: the AppError code travels in the status details, its HTTP status
+# (and its retry_after, if any) in trailing metadata, so "SEAT_UNAVAILABLE" (409) raised in inventory-service
+# arrives unchanged in the orchestrator; the gRPC status code itself follows gRPC's conventions for other clients (grpcurl, probes).
 _HTTP_TO_GRPC = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
                  403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
                  409: grpc.StatusCode.FAILED_PRECONDITION, 410: grpc.StatusCode.FAILED_PRECONDITION,
@@ -102,7 +104,9 @@ def app_error_from_rpc(exc: grpc.RpcError, service: str = "inventory-service") -
         else _GRPC_TO_HTTP.get(code)
     if status is None:
         return error_from_body(502, None)
-    return AppError(message or app_code, code=app_code or code.name, status=status)
+    retry_after = trailing.get(APP_RETRY_AFTER_METADATA, "")
+    return AppError(message or app_code, code=app_code or code.name, status=status,
+                    retry_after=int(retry_after) if retry_after.isdigit() else None)
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
@@ -134,7 +138,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         return inner(request, context)
                     except AppError as err:
                         outcome = err.code
-                        context.set_trailing_metadata(((APP_STATUS_METADATA, str(err.status)),))
+                        trailing = [(APP_STATUS_METADATA, str(err.status))]
+                        if err.retry_after is not None:
+                            trailing.append((APP_RETRY_AFTER_METADATA, str(err.retry_after)))
+                        context.set_trailing_metadata(tuple(trailing))
                         context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
                     except Exception:
                         outcome = "INTERNAL"

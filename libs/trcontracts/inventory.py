@@ -63,8 +63,9 @@ E = InventoryError
 RESERVE_SEAT = Rpc(
     "ReserveSeat", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE, E.TOO_MANY_HOLDS, E.HOLD_ID_IN_USE), idempotent=True,
     doc="SEAT_UNAVAILABLE: sold, or held by a live hold; with gRPC ABORTED when the row lock is taken (NOWAIT). "
-        "TOO_MANY_HOLDS: more than `MAX_HOLDS_PER_USER` (default 8) live holds. Repeated with the same hold and "
-        "user it returns that hold unchanged; a hold id already used for another seat is HOLD_ID_IN_USE.")
+        "TOO_MANY_HOLDS: more than `MAX_HOLDS_PER_USER` (default 8) live holds, with the seconds until the first "
+        "of them ends as retry_after. Repeated with the same hold and user it returns that hold unchanged; a hold id "
+        "already used for another seat is HOLD_ID_IN_USE.")
 CONFIRM_SEAT = Rpc(
     "ConfirmSeat", (E.SEAT_NOT_FOUND, E.HOLD_EXPIRED, E.SEAT_UNAVAILABLE), idempotent=True,
     doc="A seat already SOLD to this user by this hold is returned as is; HOLD_EXPIRED when the hold has lapsed; "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -168,6 +168,13 @@ class SeatRepository:
                 raise HoldIdInUse() from None
             raise
         return row is not None
+
+    def first_live_hold_ends_in(self, user_id: str) -> timedelta | None:
+        """How long until the user's first live hold ends, by the database clock; None when they have none."""
+        return self._conn.execute(
+            sa.select(sa.func.min(seats.c.held_until) - DB_NOW)
+            .where(seats.c.held_by_user_id == user_id, seats.c.status == SeatStatus.HELD.value,
+                   seats.c.held_until > DB_NOW)).scalar_one()
 
     def save(self, seat: Seat) -> None:
         """Write the seat's state (the caller holds its row lock)."""

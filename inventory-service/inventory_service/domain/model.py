@@ -6,6 +6,7 @@ database clock, read by the caller) so that one clock decides whether a hold is 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -119,8 +120,11 @@ class Seat:
         return replace(self, status=SeatStatus.AVAILABLE, held_by_user_id=None, hold_id=None, held_until=None)
 
 
-def hold_cap_reached(max_holds: int) -> TooManyHolds:
-    return TooManyHolds(f"at most {max_holds} seats can be held at once")
+def hold_cap_reached(max_holds: int, first_hold_ends_in: timedelta | None = None) -> TooManyHolds:
+    """The cap ends by itself when the user's first live hold ends (or sooner, if they pay or a hold is released):
+    the refusal says when, as every error that ends by itself does."""
+    retry_after = None if first_hold_ends_in is None else max(1, math.ceil(first_hold_ends_in.total_seconds()))
+    return TooManyHolds(f"at most {max_holds} seats can be held at once", retry_after=retry_after)
 
 
 def check_hold_cap(live_holds: int, max_holds: int) -> None:

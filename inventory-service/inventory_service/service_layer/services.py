@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 from ..domain.exceptions import HoldExpired, SeatNotFound
@@ -39,7 +40,9 @@ def reserve_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: s
             return seat     # the same reservation again (a retried call): its hold stands, unchanged
         held = seat.hold(user_id, hold_id, now, hold_seconds)
         if not uow.seats.save_hold(held, max_holds):
-            raise hold_cap_reached(max_holds)   # the UPDATE matched nothing only because the user is capped
+            # The UPDATE matched nothing only because the user is capped. No live hold left now means they lapsed
+            # since: retry at once.
+            raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id) or timedelta())
         uow.commit()
         return held
 

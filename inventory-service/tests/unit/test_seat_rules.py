@@ -5,7 +5,8 @@ import grpc
 import pytest
 
 from inventory_service.domain.exceptions import HoldExpired, NotOwner, SeatLocked, SeatUnavailable, TooManyHolds
-from inventory_service.domain.model import HoldReleased, ScanResult, Seat, SeatStatus, check_hold_cap
+from inventory_service.domain.model import (HoldReleased, ScanResult, Seat, SeatStatus, check_hold_cap,
+                                           hold_cap_reached)
 
 NOW = datetime(2030, 1, 1, 20, 0, tzinfo=timezone.utc)
 USER, OTHER = "user-1", "user-2"
@@ -115,6 +116,12 @@ def test_the_hold_cap_refuses_the_hold_beyond_the_limit():
     with pytest.raises(TooManyHolds) as caught:
         check_hold_cap(8, 8)
     assert (caught.value.code, caught.value.status) == ("TOO_MANY_HOLDS", 429)
+
+
+def test_a_capped_hold_says_in_whole_seconds_when_the_first_live_hold_ends():
+    assert hold_cap_reached(8, timedelta(seconds=2.1)).retry_after == 3
+    assert hold_cap_reached(8, timedelta(milliseconds=10)).retry_after == 1
+    assert hold_cap_reached(8).retry_after is None
 
 
 def test_a_release_reports_how_late_it_was():
