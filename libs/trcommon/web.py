@@ -145,7 +145,10 @@ def register_error_handlers(app: Flask) -> None:
 # NUL; the others have no place in a field).
 MAX_JSON_DEPTH = 32
 MAX_JSON_INT = 2**63 - 1
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The refused characters as a regular expression class (the same in Python, JSON Schema and JavaScript), so the
+# public API's OpenAPI document can state the rule.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 class _Refused(ValueError):

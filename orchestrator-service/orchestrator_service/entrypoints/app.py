@@ -237,7 +237,8 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.forwarded_proxies)
     limits = RateLimits(settings.rate_limits)
     for bp in (auth_routes(c, limits), event_routes(c), purchase_routes(c, limits), transfer_routes(c), gate_routes(c),
-               credit_routes(c), openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
+               credit_routes(c), openapi.docs_blueprint(settings.topup_min_amount, settings.topup_max_amount),
+               scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
     app.register_blueprint(limits.exempt(health_blueprint({
         "user-service": c.users.http.health, "order-service": c.orders.http.health,

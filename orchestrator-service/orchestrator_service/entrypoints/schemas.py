@@ -16,18 +16,21 @@ Id = Annotated[str, Field(pattern=UUID_PATTERN, examples=["7eff1b59-bb1a-5e39-99
 
 
 class RegisterBody(BaseModel):
-    email: str = Field(max_length=254, examples=["fan@example.com"])
-    password: str = Field(max_length=users.PASSWORD_MAX, examples=["a-long-password"])
-    phone: str = Field(max_length=20, examples=["+6591234567"])
+    # user-service applies the account rules (trcontracts.users.RegisterBody); the document states them.
+    email: str = Field(max_length=254, examples=["fan@example.com"], json_schema_extra={"format": "email"})
+    password: str = Field(min_length=users.PASSWORD_MIN, max_length=users.PASSWORD_MAX, examples=["a-long-password"],
+                          description="not the email address")
+    phone: str = Field(max_length=20, examples=["+6591234567"], description="E.164",
+                       json_schema_extra={"pattern": r"^\+[1-9][0-9]{7,14}$"})
 
 
 class LoginBody(BaseModel):
-    email: str = Field(max_length=254, examples=["fan1@demo.test"])
-    password: str = Field(max_length=users.PASSWORD_MAX, examples=["demo-password"])
+    email: str = Field(min_length=1, max_length=254, examples=["fan1@demo.test"])
+    password: str = Field(min_length=1, max_length=users.PASSWORD_MAX, examples=["demo-password"])
 
 
 class RefreshBody(BaseModel):
-    refresh_token: str = Field(max_length=4096)
+    refresh_token: str = Field(min_length=1, max_length=4096)
 
 
 class ReserveBody(BaseModel):
@@ -57,7 +60,8 @@ class InitiateTransferBody(BaseModel):
     buyer_email: str = Field(min_length=3, max_length=254, examples=["fan2@demo.test"])
     # strict: "50" or 50.0 is refused, not converted; 0 is a gift
     amount: int = Field(strict=True, ge=0, le=1_000_000_000,
-                        description="credits the buyer pays: 0 (a gift) up to the seat's face value")
+                        description="credits the buyer pays: 0 (a gift) up to the seat's face value, a JSON integer "
+                                    "(50.0 or \"50\" is refused)")
 
 
 class ConfirmTransferBody(BaseModel):
