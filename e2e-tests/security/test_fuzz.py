@@ -29,27 +29,18 @@ from orchestrator_service.entrypoints.openapi import ROUTES
 
 # Examples per operation and generation mode. Each example is sent by 2 to 4 callers (and valid ones once more with
 # live ids), so the whole file stays near a minute on a 2-core machine.
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
+# The test system runs without a Stripe key (test_credits checks this answer), so a valid top-up ends in its
+# documented 503: counted apart, not as a server error.
+UNCONFIGURED = {("POST", "/credits/topup"): "PAYMENTS_NOT_CONFIGURED"}
 # The document marks the routes only some roles may call by the start of their summary (as test_bfla does).
 ROLE_CALLERS = {"Admin:": ("admin",), "Scanner or admin:": ("scanner", "admin")}
 # Collected from the same table the served document is built from; a test below proves the two agree.
 OPERATIONS = [(method.upper(), path) for method, path, *_ in ROUTES]
 # Findings of this pass not fixed yet: the operation fails its test, marked so until the fix lands.
-KNOWN_UNFIXED = {
-    ("POST", "/auth/register"): "valid per the document (any email, password, phone) but refused as INVALID_INPUT",
-    ("POST", "/auth/login"): "an empty email or password is valid per the document but refused as INVALID_INPUT",
-    ("POST", "/auth/refresh"): "an empty refresh_token answers 400, which the document does not list",
-    ("POST", "/credits/topup"): "amounts 1-99 are valid per the document but refused (TOPUP_MIN_AMOUNT); 503 "
-                                "PAYMENTS_NOT_CONFIGURED without a Stripe key",
-    **{(m, p): "control characters in an unknown field (which the document allows and the API ignores) refuse the "
-               "whole body" for m, p in [("POST", "/reserve"), ("POST", "/pay"), ("POST", "/verify"),
-                                         ("POST", "/transfer/initiate"), ("POST", "/transfer/confirm"),
-                                         ("POST", "/transfer/codes"), ("POST", "/transfer/cancel"),
-                                         ("POST", "/transfer/dispute"), ("POST", "/transfer/reverse"),
-                                         ("POST", "/transfer/resolve")]},
-}
+KNOWN_UNFIXED: dict[tuple[str, str], str] = {}
 
 SETTINGS = hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
                                phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
@@ -64,12 +55,14 @@ class Tally:
         self.requests = 0
         self.server_errors: collections.Counter = collections.Counter()
         self.violations = 0
+        self.unconfigured = 0
         self.by_status: collections.Counter = collections.Counter()
 
     def summary(self) -> str:
         return (f"fuzz: {len(self.operations)} operations, {self.requests} requests, "
                 f"5xx {sum(self.server_errors.values())} {dict(self.server_errors)}, "
-                f"answers outside the documented schema {self.violations}; statuses "
+                f"answers outside the documented schema {self.violations} (besides {self.unconfigured} 503 "
+                "PAYMENTS_NOT_CONFIGURED of a system without a Stripe key); statuses "
                 + ", ".join(f"{s}: {n}" for s, n in sorted(self.by_status.items())))
 
 
@@ -162,6 +155,17 @@ def _error_code(response) -> str | None:
         return None
 
 
+def _integral_floats_refused(case, response) -> bool:
+    """JSON Schema counts 87.0 as an integer; the API takes credits only as integer literals (no coercion of 87.0,
+    as the document says of each amount). A refusal naming only such fields is the documented answer."""
+    try:
+        details = response.json()["error"]["details"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    return bool(details) and all(isinstance(body.get(d.get("field")), float) for d in details)
+
+
 def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings: dict) -> None:
     callers = callers_of(operation)
 
@@ -170,8 +174,13 @@ def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings:
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         tally.requests += 1
         tally.by_status[response.status_code] += 1
-        if response.status_code >= 500:
-            tally.server_errors[f"{case.method} {case.operation.path} {response.status_code} {_error_code(response)}"] += 1
+        unconfigured = (response.status_code == 503
+                        and UNCONFIGURED.get((case.method, case.operation.path)) == _error_code(response))
+        if unconfigured:
+            tally.unconfigured += 1
+        elif response.status_code >= 500:
+            tally.server_errors[f"{case.method} {case.operation.path} {response.status_code} "
+                                f"{_error_code(response)}"] += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
         except (FailureGroup, Failure) as e:
@@ -179,11 +188,14 @@ def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings:
             for f in failures:
                 if not isinstance(f, Failure):
                     raise
+                if f.title == "Server error" and unconfigured:
+                    continue
                 if f.title != "Server error":
                     tally.violations += 1
                 key = (f.title, response.status_code, f.message.splitlines()[0] if f.message else "")
                 findings.setdefault(key, (describe(case, who, response), f.message))
-        if valid and response.status_code == 400 and _error_code(response) == "INVALID_INPUT":
+        if (valid and response.status_code == 400 and _error_code(response) == "INVALID_INPUT"
+                and not _integral_floats_refused(case, response)):
             # The document accepts what the API refuses: its request schema is looser than the API.
             tally.violations += 1
             findings.setdefault(("Valid request refused as INVALID_INPUT", 400, ""),
