@@ -168,9 +168,14 @@ def _integral_floats_refused(case, response) -> bool:
 
 def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings: dict) -> None:
     callers = callers_of(operation)
+    # Answers in other media types than JSON (the gate code's PNG) are asked for with Accept.
+    other_answers = [m for r in operation.definition.raw["responses"].values() for m in r.get("content", {})
+                     if m != "application/json"]
 
-    def send(case, who: str, valid: bool) -> None:
-        headers = {"Authorization": f"Bearer {live['tokens'][who]}"} if who != "anonymous" else None
+    def send(case, who: str, valid: bool, accept: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {live['tokens'][who]}"} if who != "anonymous" else {}
+        if accept:
+            headers["Accept"] = accept
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         tally.requests += 1
         tally.by_status[response.status_code] += 1
@@ -213,6 +218,8 @@ def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings:
             if valid and with_live_ids(case, live):
                 for who in callers[1:]:
                     send(case, who, valid)
+                for media_type in other_answers:
+                    send(case, "fan", valid, accept=media_type)
 
         generated()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, Field
 
 from trcontracts import users
@@ -15,9 +16,20 @@ Id = Annotated[str, Field(pattern=UUID_PATTERN, examples=["7eff1b59-bb1a-5e39-99
                AfterValidator(canonical_uuid)]
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else "\\" + c for c in word)
+
+
+# An email at a special-use domain (RFC 6761: .test, .local, .invalid, ...) cannot receive mail: user-service's
+# email check refuses it. Written for JSON Schema (no inline flags).
+SPECIAL_USE_DOMAIN = "[.@](" + "|".join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES)) + ")$"
+
+
 class RegisterBody(BaseModel):
     # user-service applies the account rules (trcontracts.users.RegisterBody); the document states them.
-    email: str = Field(max_length=254, examples=["fan@example.com"], json_schema_extra={"format": "email"})
+    email: str = Field(max_length=254, examples=["fan@example.com"],
+                       description="an address that can receive mail (not at a special-use domain such as .test)",
+                       json_schema_extra={"format": "email", "not": {"pattern": SPECIAL_USE_DOMAIN}})
     password: str = Field(min_length=users.PASSWORD_MIN, max_length=users.PASSWORD_MAX, examples=["a-long-password"],
                           description="not the email address")
     phone: str = Field(max_length=20, examples=["+6591234567"], description="E.164",
