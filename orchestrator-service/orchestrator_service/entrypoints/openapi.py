@@ -121,6 +121,8 @@ def _guarded(schema: dict) -> dict:
         for option in prop.get("anyOf", [prop]):
             if option.get("type") == "string" and "pattern" not in option:
                 option["pattern"] = TEXT_PATTERN
+            elif option.get("type") == "string" and not option["pattern"].startswith("^"):
+                option["allOf"] = [{"pattern": TEXT_PATTERN}]     # a pattern found anywhere in the text
     schema["propertyNames"] = {"pattern": TEXT_PATTERN}
     schema["additionalProperties"] = {"$ref": "#/components/schemas/JsonValue"}
     return schema

@@ -86,12 +86,17 @@ class TransferIdBody(BaseModel):
     transfer_id: Id
 
 
+# Free text is kept trimmed (order-service), so it needs a character that is not whitespace.
+NOT_BLANK = r"\S"
+
+
 class DisputeBody(TransferIdBody):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, description="not only whitespace")
 
 
 class ResolveBody(TransferIdBody):
-    resolution: str = Field(min_length=1, max_length=500, description="why the dispute is closed without reversal")
+    resolution: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK,
+                            description="why the dispute is closed without reversal (not only whitespace)")
 
 
 # --- answers (documented in /openapi.json) ------------------------------------------------------------------------
