@@ -167,7 +167,7 @@ def _integral_floats_refused(case, response) -> bool:
 
 
 def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings: dict) -> None:
-    callers = callers_of(operation)
+    callers, schema = callers_of(operation), operation.schema
     # Answers in other media types than JSON (the gate code's PNG) are asked for with Accept.
     other_answers = [m for r in operation.definition.raw["responses"].values() for m in r.get("content", {})
                      if m != "application/json"]
@@ -207,19 +207,27 @@ def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings:
                                 (describe(case, who, response), ""))
 
 
-    def fuzz(mode: GenerationMode) -> None:
-        valid = mode is GenerationMode.POSITIVE
+    def send_all(case, valid: bool) -> None:
+        for who in callers:
+            send(case, who, valid)
+        if valid and with_live_ids(case, live):
+            for who in callers[1:]:
+                send(case, who, valid)
+            for media_type in other_answers:
+                send(case, "fan", valid, accept=media_type)
 
+    # Schemathesis's coverage phase first: each documented bound, format and type at its edges and just past them
+    # (deterministic by construction).
+    for case in schema.iter_coverage_cases(operation, generation_modes=list(GenerationMode),
+                                           generation_config=schema.config.generation_for(operation=operation)):
+        send_all(case, case.meta.generation.mode is GenerationMode.POSITIVE)
+
+    # Then generated requests, valid and invalid.
+    def fuzz(mode: GenerationMode) -> None:
         @SETTINGS
         @given(case=operation.as_strategy(mode))
         def generated(case):
-            for who in callers:
-                send(case, who, valid)
-            if valid and with_live_ids(case, live):
-                for who in callers[1:]:
-                    send(case, who, valid)
-                for media_type in other_answers:
-                    send(case, "fan", valid, accept=media_type)
+            send_all(case, mode is GenerationMode.POSITIVE)
 
         generated()
 
