@@ -3,10 +3,10 @@
 (positive) and ones that break them (negative: wrong types, missing fields, ids that are no UUID, NUL characters,
 huge integers, garbage tokens...). Each request is sent anonymously (with the generated token, if any) and with a
 valid fan token, role routes also with a scanner's and an admin's, and valid ones once more with the ids replaced
-by live ones (the fan's own order, ticket, transfers; a real hall and event), so the deep code paths run, not only
-the 404 of an unknown id. Every answer is checked: no 5xx at all, its status code and content type documented,
-its body and headers conforming to the documented schema. The run is derandomized (a fixed seed), so CI sees the
-same requests every time."""
+by live ones (the fan's own order, ticket, transfers; a flagged fan's order; a real hall and event), so the deep
+code paths run, not only the 404 of an unknown id. Every answer is checked: no 5xx at all, its status code and
+content type documented, its body and headers conforming to the documented schema. The run is derandomized (a
+fixed seed), so CI sees the same requests every time."""
 from __future__ import annotations
 
 import collections
@@ -16,6 +16,7 @@ import zlib
 import hypothesis
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -85,8 +86,10 @@ _LIVE: dict = {}
 @pytest.fixture
 def live(api, engines, fresh_event) -> dict:
     """Callers and live ids, made once for the module: a fan with credits who bought two tickets, holds a third
-    seat, offers one ticket to another fan and sold the other to them; a scanner; an admin."""
+    seat, offers one ticket to another fan and sold the other to them; the flagged demo fan holding a seat; a
+    scanner; an admin."""
     if _LIVE:
+        _refresh_flagged_hold(api)
         return _LIVE
     ev = fresh_event(seats=6, price=50)
     fan, buyer = register_and_login(api), register_and_login(api)
@@ -107,12 +110,30 @@ def live(api, engines, fresh_event) -> dict:
     offered = api.post("/transfer/initiate", fan.token, json={"seat_id": ev.seat_ids[0], "buyer_email": buyer.email,
                                                               "amount": 5}).json()["transfer_id"]
     qr = api.get(f"/tickets/{ev.seat_ids[0]}/qr", fan.token).json()["qr"]
+    # A flagged fan's own order, held anew for each operation (holds last seconds here): paying it asks for a
+    # code (428) and sends one, until the send cap (429). A fan of this test alone (flagged as test_rate_limits
+    # does), so no other test finds the demo account's sends used up.
+    suspect = register_and_login(api)
+    with engines["user-service"].begin() as conn:
+        conn.execute(sa.text("UPDATE users SET is_flagged = true WHERE user_id = :u"), {"u": suspect.user_id})
+    flagged = suspect.token
+    orders.append(api.post("/reserve", flagged, json={"seat_id": ev.seat_ids[3]}).json()["order_id"])
     _LIVE.update(
-        tokens={"fan": fan.token, "scanner": login(api, "scanner@demo.test"), "admin": login(api, "admin@demo.test")},
+        tokens={"fan": fan.token, "flagged": flagged, "scanner": login(api, "scanner@demo.test"),
+                "admin": login(api, "admin@demo.test")},
         ids={"seat_id": ev.seat_ids, "order_id": orders, "transfer_id": [offered, sold], "event_id": [ev.event_id],
              "hall_id": [ev.hall_id, ev.other_hall_id]},
+        flagged_seats=ev.seat_ids[3:],
         values={"qr": [qr], "buyer_email": [buyer.email], "refresh_token": [fan.refresh_token]})
     return _LIVE
+
+
+def _refresh_flagged_hold(api) -> None:
+    for seat in _LIVE["flagged_seats"]:
+        r = api.post("/reserve", _LIVE["tokens"]["flagged"], json={"seat_id": seat})
+        if r.status_code == 201:
+            _LIVE["ids"]["order_id"][-1] = r.json()["order_id"]
+            return
 
 
 def _pick(pool: list, seed: str):
@@ -168,6 +189,8 @@ def _integral_floats_refused(case, response) -> bool:
 
 def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings: dict) -> None:
     callers, schema = callers_of(operation), operation.schema
+    # Valid requests with live ids: every caller with a token, and the flagged fan on routes that take one.
+    live_callers = callers[1:] + (["flagged"] if operation.definition.raw.get("security") else [])
     # Answers in other media types than JSON (the gate code's PNG) are asked for with Accept.
     other_answers = [m for r in operation.definition.raw["responses"].values() for m in r.get("content", {})
                      if m != "application/json"]
@@ -211,7 +234,7 @@ def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings:
         for who in callers:
             send(case, who, valid)
         if valid and with_live_ids(case, live):
-            for who in callers[1:]:
+            for who in live_callers:
                 send(case, who, valid)
             for media_type in other_answers:
                 send(case, "fan", valid, accept=media_type)
