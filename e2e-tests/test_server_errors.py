@@ -1,9 +1,11 @@
 """Requests the public edge's HTTP server refuses before any route runs still get the error format."""
+import collections
 import json
 import socket
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 
 def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -37,3 +39,18 @@ def test_a_request_the_server_cannot_parse_is_answered_in_the_error_format(stack
     assert set(error) <= {"code", "message", "details"}
     if status == 400:
         assert error["code"] == "INVALID_INPUT"
+
+
+@pytest.mark.parametrize("path, status", [("/reserve", 401), ("/auth/login", 413)])
+def test_an_answer_given_before_the_body_is_read_reaches_the_client(api, path, status):
+    """A 401 (no token) or a 413 (over MAX_BODY_BYTES) is answered without reading the body; the rest of the body
+    is read after it, so the client gets the answer, not a connection reset."""
+    answers = collections.Counter()
+    for size in (70_000, 1_000_000):
+        for _ in range(15):
+            try:
+                r = api.post(path, data=b"{" + b" " * size + b"}", headers={"Content-Type": "application/json"})
+                answers[(r.status_code, r.headers.get("Content-Type"))] += 1
+            except requests.ConnectionError:
+                answers["reset"] += 1
+    assert answers == {(status, "application/json"): 30}

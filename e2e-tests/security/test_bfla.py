@@ -4,13 +4,17 @@ nothing changes. Every write route of the document is called with fields a clien
 role, flag, price, owner...): each is refused with 400 or ignored, and prices always come from the server."""
 from __future__ import annotations
 
+import json
+import time
 import uuid
 
 import jwt
 import sqlalchemy as sa
+import stripe
 
-from e2e_support import (balance, books, changes, latest_sms_code, login, operations, order_row, register_and_login,
-                         seat_row, topup)
+from e2e_support import (STRIPE_WEBHOOK_SECRET, balance, books, changes, latest_sms_code, login, operations,
+                         order_row, register_and_login, seat_row, topup)
+from trcommon.devtools import development_payment
 
 ADMIN, SCANNER, FLAGGED = "admin@demo.test", "scanner@demo.test", "flagged@demo.test"
 # The document marks the routes only some roles may call by the start of their summary.
@@ -196,6 +200,28 @@ def test_fields_a_client_must_not_set_are_refused_or_ignored_on_every_write_and_
     assert r.status_code in (400, 503), r.text
     outcomes[("POST", "/credits/topup")] = [r.status_code]
 
+    # A signed Stripe event credits the payment as it was recorded (user, amount), whatever else the event says:
+    # forbidden fields beside it are ignored; an event claiming another user or amount credits nothing.
+    def signed_event(change_payment: bool) -> tuple[str, str]:
+        payload, _ = development_payment(api.users, fan.user_id, 100, STRIPE_WEBHOOK_SECRET)
+        event = json.loads(payload)
+        event.update({k: v for k, v in EXTRA_FIELDS.items() if k not in event})
+        event.update({k: bystander.user_id for k in USER_FIELDS})
+        if change_payment:
+            payment = event["data"]["object"]
+            payment.update(amount=10**6, amount_received=10**6,
+                           metadata={**payment.get("metadata", {}), "user_id": bystander.user_id})
+        payload = json.dumps(event)
+        return payload, stripe.WebhookSignature.generate_signature_header(payload, STRIPE_WEBHOOK_SECRET,
+                                                                           int(time.time()))
+
+    for change_payment in (False, True):
+        payload, signature = signed_event(change_payment)
+        r = api.post("/webhooks/stripe", data=payload, headers={"Content-Type": "application/json",
+                                                                "Stripe-Signature": signature})
+        assert r.status_code == 200, r.text
+        outcomes.setdefault(("POST", "/webhooks/stripe"), []).append(r.status_code)
+
     # A flagged fan cannot unflag themselves by saying so: paying still needs the code.
     flagged = login(api, FLAGGED)
     held = api.post("/reserve", flagged, json={"seat_id": ev.seat_ids[2]}).json()["order_id"]
@@ -203,7 +229,7 @@ def test_fields_a_client_must_not_set_are_refused_or_ignored_on_every_write_and_
     assert r.status_code == 428, r.text
 
     me = api.get("/me", fan.token).json()
-    assert me["role"] == "fan" and me["credit_balance"] + me["pending_credits"] == 1000 - 70 - 70 + 10
+    assert me["role"] == "fan" and me["credit_balance"] + me["pending_credits"] == 1000 - 70 - 70 + 10 + 100
     assert api.get("/me", other.token).json()["role"] == "fan"
     assert not changes(bystander_before, books(engines, [bystander.user_id]))
     missing = set(write_routes) - set(outcomes)

@@ -145,7 +145,10 @@ def register_error_handlers(app: Flask) -> None:
 # NUL; the others have no place in a field).
 MAX_JSON_DEPTH = 32
 MAX_JSON_INT = 2**63 - 1
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The refused characters as a regular expression class (the same in Python, JSON Schema and JavaScript), so the
+# public API's OpenAPI document can state the rule.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 class _Refused(ValueError):
@@ -257,6 +260,50 @@ class SegmentPreservingPaths:
                 for segment in path.split("/"))
             environ[_SEGMENTS_KEPT] = True
         return self.wsgi_app(environ, start_response)
+
+
+# The most of an unread request body the edge reads after its answer (DrainUnreadBody); a larger one may still
+# lose its answer to a reset.
+DRAIN_MAX_BYTES = 1024 * 1024
+
+
+class DrainUnreadBody:
+    """WSGI middleware: after the answer, read what is left of the request body (at most DRAIN_MAX_BYTES).
+
+    An answer given before the body was read (a 401 for a missing token, a 413 for a body over MAX_BODY_BYTES) is
+    otherwise often lost: gunicorn closes the connection with the unread body still in the socket's buffer, the
+    kernel then resets the connection, and the client sees the reset instead of the answer. Requests without a
+    body keep their response as it is (gunicorn's sendfile for static files)."""
+
+    def __init__(self, wsgi_app, limit: int = DRAIN_MAX_BYTES):
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+
+    def __call__(self, environ, start_response):
+        result = self.wsgi_app(environ, start_response)
+        has_body = environ.get("CONTENT_LENGTH", "") not in ("", "0") or "chunked" in environ.get(
+            "HTTP_TRANSFER_ENCODING", "").lower()
+        return _DrainedOnClose(result, environ.get("wsgi.input"), self.limit) if has_body else result
+
+
+class _DrainedOnClose:
+    def __init__(self, result, stream, limit: int):
+        self.result, self.stream, self.limit = result, stream, limit
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.result, "close"):
+                self.result.close()
+        finally:
+            left = self.limit
+            try:
+                while left > 0 and (chunk := self.stream.read(min(65536, left))):
+                    left -= len(chunk)
+            except (OSError, ValueError):     # the client went away, or the server closed the stream
+                pass
 
 
 def _path_parameter(value: str) -> str:

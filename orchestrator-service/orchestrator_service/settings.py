@@ -48,6 +48,10 @@ class OrchestratorSettings(CommonSettings):
     # After held_until no debit is accepted; this margin covers a debit transaction already under way.
     debit_fence_seconds: float = 2.0
     http_pool_size: int = 64
+    # The bounds of one top-up, which user-service enforces (the same variables); here they only state them in
+    # /openapi.json.
+    topup_min_amount: int = Field(100, ge=1)
+    topup_max_amount: int = Field(1_000_000, ge=1)
     # How long an event read from event-service (its hall, name) is reused for seat maps and gate scans; 0: never.
     event_cache_seconds: float = Field(10.0, ge=0)
     # How old a public seat map may be (one read of inventory serves every fan asking meanwhile); 0: always fresh.

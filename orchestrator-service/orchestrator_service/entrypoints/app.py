@@ -13,8 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from trcommon.auth import current_principal, require_auth
 from trcommon.process import start_app
 from trcommon.ratelimit import RateLimits
-from trcommon.web import (SegmentPreservingPaths, create_flask_app, health_blueprint, json_reply, parse_body,
-                          parse_query)
+from trcommon.web import (DrainUnreadBody, SegmentPreservingPaths, create_flask_app, health_blueprint, json_reply,
+                          parse_body, parse_query)
 from trcontracts import users
 from trcontracts.base import Page
 
@@ -233,11 +233,14 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
     app = create_flask_app(settings.service_name, settings)
     # An escaped `/` or `%` stays inside its path segment (and is then no identifier), as on every service.
     app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
+    # An answer given before the body was read (401, 413) reaches the client instead of a connection reset.
+    app.wsgi_app = DrainUnreadBody(app.wsgi_app)
     if settings.forwarded_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.forwarded_proxies)
     limits = RateLimits(settings.rate_limits)
     for bp in (auth_routes(c, limits), event_routes(c), purchase_routes(c, limits), transfer_routes(c), gate_routes(c),
-               credit_routes(c), openapi.docs_blueprint(), scanner_blueprint(settings.static_dir)):
+               credit_routes(c), openapi.docs_blueprint(settings.topup_min_amount, settings.topup_max_amount),
+               scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
     app.register_blueprint(limits.exempt(health_blueprint({
         "user-service": c.users.http.health, "order-service": c.orders.http.health,

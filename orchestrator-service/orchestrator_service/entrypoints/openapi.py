@@ -7,6 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
+from trcommon.web import CONTROL_CHARACTERS, MAX_JSON_DEPTH, MAX_JSON_INT
+from trcontracts import users
 from trcontracts.base import Page
 from trcontracts.events import VenueList
 
@@ -22,12 +24,18 @@ RATE_LIMITED = {"description": "too many requests (rate limits, or a route's own
                                "seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                 "content": {"application/json": {"schema": ERROR}}}
 BEARER = [{"bearerAuth": []}]
+# Every route that calls another service answers 503 while it is down (retry later; nothing is half-done).
+NO_DEPENDENCY = {"/verify/keys"}
+DEPENDENCY_DOWN = {"description": "a service or the broker this request needs is down; retry later",
+                   "content": {"application/json": {"schema": ERROR}}}
+TOO_LARGE = {"description": "the body is larger than MAX_BODY_BYTES",
+             "content": {"application/json": {"schema": ERROR}}}
 
 # (method, path, summary, request model, success status, auth, error statuses[, answer model])
 ROUTES = [
     ("post", "/auth/register", "Create a fan account", RegisterBody, 201, False, [400, 409]),
     ("post", "/auth/login", "Log in; returns access and refresh tokens", LoginBody, 200, False, [400, 401]),
-    ("post", "/auth/refresh", "Exchange a refresh token for a new access token", RefreshBody, 200, False, [401]),
+    ("post", "/auth/refresh", "Exchange a refresh token for a new access token", RefreshBody, 200, False, [400, 401]),
     ("get", "/me", "The caller's profile: spendable and pending credits, role and flag", None, 200, True, [401],
      Profile),
     ("get", "/events", "List events", None, 200, False, []),
@@ -83,6 +91,43 @@ ALSO_ANSWERS = {("get", "/tickets/{seat_id}/qr"): {"image/png": {"schema": {
                 ("get", "/scanner"): {"text/html": {"schema": {"type": "string", "contentMediaType": "text/html"}}}}
 
 
+# The Stripe webhook's body is Stripe's event, passed on as raw bytes and verified against its signature.
+WEBHOOK = ("post", "/webhooks/stripe")
+STRIPE_EVENT = {"type": "object", "description": "a Stripe event; anything not signed with STRIPE_WEBHOOK_SECRET is "
+                                                "a 400"}
+WEBHOOK_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/StripeEvent"}}}}
+WEBHOOK_SIGNATURE = {"name": users.STRIPE_SIGNATURE_HEADER, "in": "header", "required": True,
+                     "schema": {"type": "string"}}
+
+# Every JSON body passes the edge's request guard (trcommon.web.load_json_body) before its route sees it: text
+# without control characters (field names included), integers within 64 bits, at most MAX_JSON_DEPTH levels of
+# nesting; fields the route does not know are ignored, but under the same rules.
+TEXT_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
+JSON_VALUE = {"description": f"any JSON value under the request guard's rules (nested at most {MAX_JSON_DEPTH} "
+                             "levels)",
+              "anyOf": [{"type": "null"}, {"type": "boolean"},
+                        {"type": "number", "minimum": -MAX_JSON_INT, "maximum": MAX_JSON_INT},
+                        {"type": "string", "pattern": TEXT_PATTERN},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+                        {"type": "object", "propertyNames": {"pattern": TEXT_PATTERN},
+                         "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}]}
+
+
+def _guarded(schema: dict) -> dict:
+    """A request body's schema with the request guard's rules stated: its text fields hold no control character,
+    and the fields it does not name (ignored) are JSON values under the same rules."""
+    for prop in schema.get("properties", {}).values():
+        for option in prop.get("anyOf", [prop]):
+            if option.get("type") == "string" and "pattern" not in option:
+                option["pattern"] = TEXT_PATTERN
+            elif option.get("type") == "string" and not option["pattern"].startswith("^"):
+                option["allOf"] = [{"pattern": TEXT_PATTERN}]     # a pattern found anywhere in the text
+    schema["propertyNames"] = {"pattern": TEXT_PATTERN}
+    schema["additionalProperties"] = {"$ref": "#/components/schemas/JsonValue"}
+    return schema
+
+
 # Routes that read a page of results from the query string (`Page`).
 PAGED = {("get", "/events"), ("get", "/venues"), ("get", "/me/orders"), ("get", "/me/transfers")}
 
@@ -93,8 +138,11 @@ def _page_parameters() -> list[dict]:
              "schema": {k: v for k, v in schema.items() if k != "title"}} for name, schema in fields.items()]
 
 
-def build_document() -> dict:
-    schemas = {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
+def build_document(topup_min: int = 100, topup_max: int = 1_000_000) -> dict:
+    """The document; `topup_min` and `topup_max` are the bounds of one top-up that user-service enforces
+    (TOPUP_MIN_AMOUNT, TOPUP_MAX_AMOUNT)."""
+    schemas = {"JsonValue": JSON_VALUE, "StripeEvent": STRIPE_EVENT,
+               "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {},
                        # Errors that end by themselves (429s) say when to try again, as the Retry-After header does.
@@ -115,8 +163,10 @@ def build_document() -> dict:
                                             "content": {"application/json": {"schema": ERROR}}}
         if path not in NOT_RATE_LIMITED:
             op["responses"]["429"] = RATE_LIMITED
+        if path not in NO_DEPENDENCY:
+            op["responses"].setdefault("503", DEPENDENCY_DOWN)
         if model is not None:
-            schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas[model.__name__] = _guarded(model.model_json_schema(ref_template="#/components/schemas/{model}"))
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
         if auth:
@@ -129,10 +179,16 @@ def build_document() -> dict:
                                 for p in params]
         if (method, path) in PAGED:
             op["parameters"] = _page_parameters()
+        if (method, path) == WEBHOOK:
+            op["requestBody"], op["parameters"] = WEBHOOK_BODY, [WEBHOOK_SIGNATURE]
+        if "requestBody" in op:
+            op["responses"]["413"] = TOO_LARGE
         if params or (method, path) in PAGED:
             op["responses"].setdefault("400", {"description": "error",
                                                "content": {"application/json": {"schema": ERROR}}})
         paths.setdefault(path, {})[method] = op
+    amount = schemas["TopupBody"]["properties"]["amount"]
+    amount["minimum"], amount["maximum"] = topup_min, topup_max
     return {"openapi": "3.1.0",
             "info": {"title": "TicketRemaster public API", "version": "1.0.0",
                      "description": "Errors are {\"error\": {\"code\", \"message\"}} with a fitting HTTP status."},
@@ -150,9 +206,9 @@ DOCS_PAGE = """<!doctype html>
 </body></html>"""
 
 
-def docs_blueprint() -> Blueprint:
+def docs_blueprint(topup_min: int, topup_max: int) -> Blueprint:
     bp = Blueprint("docs", __name__)
-    document = build_document()
+    document = build_document(topup_min, topup_max)
 
     @bp.get("/openapi.json")
     def openapi_json():

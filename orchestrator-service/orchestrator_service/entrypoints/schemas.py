@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, Field
 
 from trcontracts import users
@@ -15,19 +16,33 @@ Id = Annotated[str, Field(pattern=UUID_PATTERN, examples=["7eff1b59-bb1a-5e39-99
                AfterValidator(canonical_uuid)]
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else "\\" + c for c in word)
+
+
+# An email at a special-use domain (RFC 6761: .test, .local, .invalid, ...) cannot receive mail: user-service's
+# email check refuses it. Written for JSON Schema (no inline flags).
+SPECIAL_USE_DOMAIN = "[.@](" + "|".join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES)) + ")$"
+
+
 class RegisterBody(BaseModel):
-    email: str = Field(max_length=254, examples=["fan@example.com"])
-    password: str = Field(max_length=users.PASSWORD_MAX, examples=["a-long-password"])
-    phone: str = Field(max_length=20, examples=["+6591234567"])
+    # user-service applies the account rules (trcontracts.users.RegisterBody); the document states them.
+    email: str = Field(max_length=254, examples=["fan@example.com"],
+                       description="an address that can receive mail (not at a special-use domain such as .test)",
+                       json_schema_extra={"format": "email", "not": {"pattern": SPECIAL_USE_DOMAIN}})
+    password: str = Field(min_length=users.PASSWORD_MIN, max_length=users.PASSWORD_MAX, examples=["a-long-password"],
+                          description="not the email address")
+    phone: str = Field(max_length=20, examples=["+6591234567"], description="E.164",
+                       json_schema_extra={"pattern": r"^\+[1-9][0-9]{7,14}$"})
 
 
 class LoginBody(BaseModel):
-    email: str = Field(max_length=254, examples=["fan1@demo.test"])
-    password: str = Field(max_length=users.PASSWORD_MAX, examples=["demo-password"])
+    email: str = Field(min_length=1, max_length=254, examples=["fan1@demo.test"])
+    password: str = Field(min_length=1, max_length=users.PASSWORD_MAX, examples=["demo-password"])
 
 
 class RefreshBody(BaseModel):
-    refresh_token: str = Field(max_length=4096)
+    refresh_token: str = Field(min_length=1, max_length=4096)
 
 
 class ReserveBody(BaseModel):
@@ -57,7 +72,8 @@ class InitiateTransferBody(BaseModel):
     buyer_email: str = Field(min_length=3, max_length=254, examples=["fan2@demo.test"])
     # strict: "50" or 50.0 is refused, not converted; 0 is a gift
     amount: int = Field(strict=True, ge=0, le=1_000_000_000,
-                        description="credits the buyer pays: 0 (a gift) up to the seat's face value")
+                        description="credits the buyer pays: 0 (a gift) up to the seat's face value, a JSON integer "
+                                    "(50.0 or \"50\" is refused)")
 
 
 class ConfirmTransferBody(BaseModel):
@@ -70,12 +86,17 @@ class TransferIdBody(BaseModel):
     transfer_id: Id
 
 
+# Free text is kept trimmed (order-service), so it needs a character that is not whitespace.
+NOT_BLANK = r"\S"
+
+
 class DisputeBody(TransferIdBody):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, description="not only whitespace")
 
 
 class ResolveBody(TransferIdBody):
-    resolution: str = Field(min_length=1, max_length=500, description="why the dispute is closed without reversal")
+    resolution: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK,
+                            description="why the dispute is closed without reversal (not only whitespace)")
 
 
 # --- answers (documented in /openapi.json) ------------------------------------------------------------------------
