@@ -16,10 +16,11 @@ from trcommon.devstack import Ports, Stack, free_port
 from trcommon.http_client import ServiceClient
 from trcommon.services import DB_SERVICES
 from trcommon.settings import LocalSettings, load_settings
-from trcommon.testing import all_migrated_databases, throwaway_amqp
+from trcommon.testing import StripeApi, all_migrated_databases, throwaway_amqp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import E2E_ENV, LOG_DIR, Api, Fan, FreshEvent, register_and_login  # noqa: E402
+from e2e_support import (E2E_ENV, LOG_DIR, STRIPE_SECRET_KEY, Api, Fan, FreshEvent,  # noqa: E402
+                         register_and_login)
 
 
 
@@ -47,11 +48,20 @@ def amqp_url():
 
 
 @pytest.fixture(scope="session")
-def stack(databases, amqp_url):
+def stripe_api():
+    """Stripe's API, the one third party of a top-up, stood in for on loopback at its HTTP boundary."""
+    api = StripeApi(STRIPE_SECRET_KEY)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def stack(databases, amqp_url, stripe_api):
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     for old in LOG_DIR.glob("*.log"):
         old.unlink()
-    s = Stack(db_urls=databases, amqp_url=amqp_url, ports=Ports.free(), env=dict(E2E_ENV), log_dir=LOG_DIR)
+    env = {**E2E_ENV, "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY, "STRIPE_API_BASE": stripe_api.url}
+    s = Stack(db_urls=databases, amqp_url=amqp_url, ports=Ports.free(), env=env, log_dir=LOG_DIR)
     s.start()
     try:
         s.wait_healthy(90)

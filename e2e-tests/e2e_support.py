@@ -18,6 +18,8 @@ from trcommon.testing import wait_until  # noqa: F401 - the e2e tests import it 
 
 LOG_DIR = ROOT / "build" / "e2e-logs"
 STRIPE_WEBHOOK_SECRET = "whsec_e2e_test_secret"
+# The suite's Stripe API is a stand-in on loopback (conftest `stripe_api`) that accepts this key.
+STRIPE_SECRET_KEY = "sk_test_e2e_standin"
 
 # The suite registers and logs in hundreds of fans and races for seats, all from 127.0.0.1: the rate limits stay on
 # (every request goes through them) but are sized far above that. e2e-tests/security starts its own orchestrators

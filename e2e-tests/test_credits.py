@@ -54,9 +54,25 @@ def test_a_failed_payment_event_adds_nothing(api, fan):
     assert balance(api, fan.token) == 0
 
 
-def test_topup_without_a_stripe_key_is_503_payments_not_configured(api, fan):
+def test_a_top_up_creates_a_stripe_payment_intent_whose_payment_adds_exactly_those_credits_once(api, fan, stripe_api):
     r = api.post("/credits/topup", fan.token, json={"amount": 1000})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "PAYMENTS_NOT_CONFIGURED"
+    assert r.status_code == 201, r.text
+    intent = r.json()
+    assert intent["amount"] == 1000 and intent["client_secret"].startswith(intent["payment_intent_id"])
+    sent = stripe_api.forms()[-1]                 # what reached Stripe's API
+    assert sent["amount"] == "1000" and sent["metadata[user_id]"] == fan.user_id
+    assert balance(api, fan.token) == 0          # nothing until Stripe says the payment succeeded
+    event = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "payment_intent.succeeded",
+                        "data": {"object": {"id": intent["payment_intent_id"], "object": "payment_intent",
+                                            "amount": 1000, "amount_received": 1000, "currency": sent["currency"],
+                                            "metadata": {"user_id": fan.user_id}}}})
+    header = stripe.WebhookSignature.generate_signature_header(event, STRIPE_WEBHOOK_SECRET, int(time.time()))
+    for _ in range(3):                            # Stripe resends until it is acknowledged
+        assert _post(api, event, header).status_code == 200
+    assert balance(api, fan.token) == 1000
+
+
+def test_a_top_up_needs_a_fan_and_a_whole_positive_amount(api, fan):
     assert api.post("/credits/topup", json={"amount": 1000}).status_code == 401
     assert api.post("/credits/topup", fan.token, json={"amount": -5}).status_code == 400
     # Only a JSON integer is an amount: no coercion of a float, a string or a boolean into credits.

@@ -433,3 +433,34 @@ class StandIn:
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+class StripeApi:
+    """Stripe's API for the one call user-service makes (POST /v1/payment_intents), answered as Stripe answers it,
+    on a StandIn: point user-service at it with STRIPE_API_BASE and STRIPE_SECRET_KEY = `secret_key`. Every
+    request is recorded (`forms()`: the form bodies sent)."""
+
+    def __init__(self, secret_key: str, stand_in=None):
+        self.secret_key = secret_key
+        self.server = (stand_in or StandIn)(self.handle)
+        self.url = self.server.url
+
+    def handle(self, method, path, headers, body):
+        if headers.get("Authorization") != f"Bearer {self.secret_key}":
+            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+        if (method, path) != ("POST", "/v1/payment_intents"):
+            return 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}}
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        pi = f"pi_{uuid.uuid4().hex[:24]}"
+        return 200, {"id": pi, "object": "payment_intent", "amount": int(form["amount"]),
+                     "currency": form["currency"], "client_secret": f"{pi}_secret_{uuid.uuid4().hex[:12]}",
+                     "status": "requires_payment_method",
+                     "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+                     "livemode": False}
+
+    def forms(self) -> list[dict]:
+        return [{k: v[0] for k, v in urllib.parse.parse_qs(r["body"].decode()).items()} for r in self.server.requests]
+
+    def close(self) -> None:
+        self.server.close()
+

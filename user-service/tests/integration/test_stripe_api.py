@@ -2,12 +2,13 @@
 the PaymentIntent call goes to a local stand-in of Stripe's API."""
 import json
 import time
-import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
+
+from trcommon.testing import StripeApi
 
 WEBHOOK, TOPUP = "/internal/webhooks/stripe", "/internal/credits/topup"
 DEV_INTENT = "/internal/credits/dev-payment-intents"
@@ -272,32 +273,9 @@ def test_a_top_up_is_503_payments_not_configured_without_a_stripe_key(client, us
     assert resp.status_code == 400 and resp.get_json()["error"]["details"][0]["field"] == "amount"
 
 
-class StripeStandIn:
-    """Answers POST /v1/payment_intents like Stripe's API does, for the one call user-service makes."""
-
-    def __init__(self, stand_in):
-        self.server = stand_in(self.handle)
-        self.url = self.server.url
-
-    def handle(self, method, path, headers, body):
-        if headers.get("Authorization") != f"Bearer {SECRET_KEY}":
-            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
-        if (method, path) != ("POST", "/v1/payment_intents"):
-            return 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}}
-        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
-        pi = f"pi_{uuid.uuid4().hex[:24]}"
-        return 200, {"id": pi, "object": "payment_intent", "amount": int(form["amount"]),
-                     "currency": form["currency"], "client_secret": f"{pi}_secret_{uuid.uuid4().hex[:12]}",
-                     "status": "requires_payment_method",
-                     "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
-                     "livemode": False}
-
-    def forms(self):
-        return [{k: v[0] for k, v in urllib.parse.parse_qs(r["body"].decode()).items()} for r in self.server.requests]
-
 
 def test_a_top_up_creates_a_payment_intent_whose_success_credits_the_user_once(make_client, stand_in, users):
-    stripe_api = StripeStandIn(stand_in)
+    stripe_api = StripeApi(SECRET_KEY, stand_in)
     client = make_client(stripe_secret_key=SECRET_KEY, stripe_api_base=stripe_api.url,
                          stripe_webhook_secret=WHSEC)
     user = users.new()
@@ -321,7 +299,7 @@ def test_a_top_up_creates_a_payment_intent_whose_success_credits_the_user_once(m
 
 def test_a_top_up_outside_the_allowed_range_or_for_an_unknown_user_is_refused(make_client, stand_in, users,
                                                                               settings):
-    stripe_api = StripeStandIn(stand_in)
+    stripe_api = StripeApi(SECRET_KEY, stand_in)
     client = make_client(stripe_secret_key=SECRET_KEY, stripe_api_base=stripe_api.url)
     user = users.new()
     for amount in (settings.topup_min_amount - 1, settings.topup_max_amount + 1):
@@ -333,7 +311,7 @@ def test_a_top_up_outside_the_allowed_range_or_for_an_unknown_user_is_refused(ma
 
 
 def test_a_top_up_is_503_when_stripe_refuses_or_cannot_be_reached(make_client, stand_in, closed_port_url, users):
-    stripe_api = StripeStandIn(stand_in)
+    stripe_api = StripeApi(SECRET_KEY, stand_in)
     user = users.new()
     for client in (make_client(stripe_secret_key="sk_test_wrong", stripe_api_base=stripe_api.url),
                    make_client(stripe_secret_key=SECRET_KEY, stripe_api_base=closed_port_url,
