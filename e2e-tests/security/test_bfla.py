@@ -110,7 +110,7 @@ USER_FIELDS = ("user_id", "owner_user_id", "seller_user_id", "buyer_user_id", "h
 
 
 def test_fields_a_client_must_not_set_are_refused_or_ignored_on_every_write_and_prices_come_from_the_server(
-        api, fresh_event, engines):
+        api, fresh_event, engines, stripe_api):
     fan, other, bystander = (register_and_login(api) for _ in range(3))
     admin, scanner = login(api, ADMIN), login(api, SCANNER)
     write_routes = {(m, p): body for m, p, _, body in operations(api) if m == "POST" and body}
@@ -194,10 +194,16 @@ def test_fields_a_client_must_not_set_are_refused_or_ignored_on_every_write_and_
     r = call(scanner, "/verify", {"qr": qr, "hall_id": ev.other_hall_id}, 200)
     assert r.json()["result"] == "WRONG_HALL" and seat_row(engines, ev.seat_ids[0])["status"] == "SOLD"
 
-    # No Stripe account in this suite: the top-up is refused whatever it carries, and nothing is credited.
+    # A top-up orders the amount asked for, for the caller: the user and credit fields beside it go nowhere (the
+    # PaymentIntent sent to Stripe names the fan and 1000), and nothing is credited before Stripe's webhook.
+    before = balance(api, fan.token), balance(api, bystander.token)
     r = api.post("/credits/topup", fan.token, json={"amount": 1000, **{k: bystander.user_id for k in USER_FIELDS},
                                                     "credits": 10**6})
-    assert r.status_code in (400, 503), r.text
+    assert r.status_code in (201, 400), r.text
+    if r.status_code == 201:
+        sent = stripe_api.forms()[-1]
+        assert r.json()["amount"] == 1000 and sent["amount"] == "1000" and sent["metadata[user_id]"] == fan.user_id
+    assert (balance(api, fan.token), balance(api, bystander.token)) == before
     outcomes[("POST", "/credits/topup")] = [r.status_code]
 
     # A signed Stripe event credits the payment as it was recorded (user, amount), whatever else the event says:
