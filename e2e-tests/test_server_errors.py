@@ -2,10 +2,13 @@
 import collections
 import json
 import socket
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+
+from e2e_support import LOG_DIR, log_entries, wait_until
 
 
 def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -54,3 +57,15 @@ def test_an_answer_given_before_the_body_is_read_reaches_the_client(api, path, s
             except requests.ConnectionError:
                 answers["reset"] += 1
     assert answers == {(status, "application/json"): 30}
+
+
+def test_a_refused_request_is_one_json_warning_in_the_edges_log_never_a_logging_traceback(stack):
+    marker = uuid.uuid4().hex
+    got, _, _ = raw_request(stack.base_url, f"GET /events HTTP/1.1 {marker}\r\nHost: x\r\n\r\n".encode())
+    assert got == 400
+    log_file = LOG_DIR / "orchestrator-service.log"
+    warning = wait_until(lambda: [e for e in log_entries("orchestrator-service")
+                                  if e.get("logger") == "gunicorn.error" and marker in str(e.get("message"))],
+                         10, what="the refusal's log line")
+    assert warning[0]["level"] == "WARNING" and warning[0]["service"] == "orchestrator-service"
+    assert "Logging error" not in log_file.read_text(errors="replace")

@@ -4,12 +4,13 @@ A request that gunicorn itself refuses before any application code runs (a malfo
 version or header, a request line over 4094 bytes, more than 100 headers, a bad chunk size) is answered in the
 project's error format, `{"error": {"code", "message"}}` as JSON, instead of gunicorn's HTML page: clients of the
 public API parse one format whatever refused them. gunicorn writes that answer through `gunicorn.util.write_error`
-only; it is replaced here, in the arbiter, before any worker is forked.
+only; it is replaced here, in the arbiter, before any worker is forked. gunicorn's own log messages go to the
+process's JSON log lines (`JsonLogs`).
 """
 from __future__ import annotations
 
 import orjson
-from gunicorn import util
+from gunicorn import glogging, util
 
 from trcontracts.base import CommonError
 
@@ -31,3 +32,19 @@ def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 util.write_error = _write_error
+
+
+class JsonLogs(glogging.Logger):
+    """gunicorn's own messages (a refused request is a WARNING) through the process's logging, i.e. the JSON lines
+    of trcommon.logs that the app configures in each worker, instead of gunicorn's text handlers, whose format
+    wants the process id our logging does not look up (each refused request printed a "Logging error" traceback).
+    The access log stays off: the app writes its own."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            log.handlers[:] = []
+            log.propagate = True
+
+
+logger_class = JsonLogs
