@@ -21,6 +21,7 @@ import yaml
 from limits import parse_many
 
 from trcommon import settings as trsettings
+from trcommon.devstack import GRANIAN_LOGGING
 from trcommon.logs import REQUEST_ID_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -401,6 +402,7 @@ def test_the_orchestrator_reaches_every_backend_by_its_compose_name(compose):
         assert env[key] == f"http://{target}:{port}"
         cmd = next(rest for kw, rest in dockerfile_instructions(target) if kw == "CMD")
         assert f"--host 0.0.0.0 --port {port}" in cmd, target
+        assert f"--log-config {GRANIAN_LOGGING}" in cmd and (ROOT / GRANIAN_LOGGING).is_file(), target
         assert f"127.0.0.1:{port}/health" in services[target]["healthcheck"]["test"][3]
     assert env["INVENTORY_GRPC_TARGET"] == "inventory-service:50051"
     assert services["inventory-service"]["environment"]["GRPC_BIND"] == "0.0.0.0:50051"

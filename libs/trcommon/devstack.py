@@ -71,10 +71,15 @@ def _gunicorn(app: str, port: int, threads: int = HTTP_THREADS) -> list[str]:
             "--keep-alive", "75", "--log-level", "warning", app]
 
 
+# granian's own messages as JSON lines, like every other log line (the path is relative to the repository root,
+# the working directory of every process here and /app in the images).
+GRANIAN_LOGGING = "libs/trcommon/granian_logging.json"
+
+
 def _granian(factory: str, port: int, threads: int = HTTP_THREADS) -> list[str]:
     return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", factory,
             "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port), "--http", "1",
-            "--no-ws", "--log-level", "warning", "--workers-kill-timeout", "5"]
+            "--no-ws", "--log-level", "warning", "--log-config", GRANIAN_LOGGING, "--workers-kill-timeout", "5"]
 
 
 @dataclass
