@@ -41,7 +41,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, TooManyRequests
-from .web import error_response, load_json_body
+from .web import error_response, request_json
 
 LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER = "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"
 
@@ -87,7 +87,7 @@ def login_account() -> str:
     and no account's failures are counted."""
     if "login_account" not in g:
         try:
-            body = load_json_body(request.get_data(cache=True))
+            body = request_json()
         except (AppError, HTTPException):     # not JSON, or over MAX_BODY_BYTES: the view answers 400 or 413
             body = None
         email = body.get("email") if isinstance(body, dict) else None

@@ -204,12 +204,20 @@ def load_json_body(raw: bytes) -> object:
         raise InvalidInput("request body must be a JSON object (Content-Type: application/json)") from None
 
 
+def request_json() -> object:
+    """The current request's body as load_json_body reads it, parsed once per request however many readers ask
+    (the login-failure rate limit and the route's model both read the login body)."""
+    if "json_body" not in g:
+        g.json_body = load_json_body(request.get_data(cache=True))
+    return g.json_body
+
+
 def parse_body(model: type[M]) -> M:
     """Validate the JSON body against a pydantic model; anything else is a 400 in the error format, a body over
     MAX_BODY_BYTES a 413."""
     if not request.is_json:
         raise InvalidInput("request body must be a JSON object (Content-Type: application/json)")
-    data = load_json_body(request.get_data(cache=True))
+    data = request_json()
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object")
     return model.model_validate(data)
