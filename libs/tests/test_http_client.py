@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -113,6 +114,48 @@ def test_a_write_not_marked_idempotent_is_not_repeated(server):
     with pytest.raises(DependencyUnavailable):
         client.call(UNKEYED_WRITE, {"key": "k3"})          # e.g. register: a repeat would answer EMAIL_TAKEN
     assert Flaky.calls == 1
+
+
+class KeptAlive(Flaky):
+    """Flaky over HTTP/1.1 keep-alive: a connection that answered once is reused by the client."""
+
+    protocol_version = "HTTP/1.1"
+
+
+@pytest.fixture
+def kept_alive_server():
+    KeptAlive.applied, KeptAlive.calls = {}, 0
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), KeptAlive)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_a_write_not_marked_idempotent_is_not_repeated_on_a_reused_connection(kept_alive_server):
+    """A kept-alive connection that dies after the server applied the request looks, to an HTTP client, like a
+    stale connection; some clients then send the request again by themselves. An unkeyed write must not be."""
+    client = ServiceClient("flaky", kept_alive_server, "t", timeout=2)
+    assert client.call(KEYED_WRITE, {"key": "warm-up"}).key == "warm-up"      # leaves a kept-alive connection
+    calls = KeptAlive.calls
+    with pytest.raises(DependencyUnavailable):
+        client.call(UNKEYED_WRITE, {"key": "k5"})
+    assert KeptAlive.calls == calls + 1 and "k5" in KeptAlive.applied
+    # and a keyed write on a kept-alive connection is repeated once, applied once
+    assert client.call(KEYED_WRITE, {"key": "k6"}).key == "k6"
+    assert KeptAlive.calls == calls + 3 and len(KeptAlive.applied) == 3
+
+
+def test_calls_from_many_threads_each_get_their_own_answer(kept_alive_server):
+    client = ServiceClient("flaky", kept_alive_server, "t", timeout=5)
+    for i in range(40):
+        KeptAlive.applied[f"t{i}"] = {"key": f"t{i}", "request_id": None, "token": "t"}   # answered at once
+
+    def one(i):
+        return client.call(KEYED_WRITE, {"key": f"t{i}"}).key
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, range(40))) == [f"t{i}" for i in range(40)]
+    client.close()
 
 
 @pytest.mark.parametrize("order_id", ["x/../y?z=1", "..", "a#b", "50%", "é/ü"])

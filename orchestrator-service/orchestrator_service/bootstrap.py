@@ -40,8 +40,7 @@ class Container:
 
 def bootstrap(settings: OrchestratorSettings) -> Container:
     def http(name: str, url: str) -> ServiceClient:
-        return ServiceClient(name, url, settings.internal_service_token, settings.internal_timeout_seconds,
-                             settings.http_pool_size)
+        return ServiceClient(name, url, settings.internal_service_token, settings.internal_timeout_seconds)
 
     from .service_layer.sagas import SAGAS     # the sagas' steps call this container's clients
 

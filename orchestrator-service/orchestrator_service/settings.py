@@ -47,7 +47,6 @@ class OrchestratorSettings(CommonSettings):
     recovery_batch: int = Field(100, ge=1, le=1000)
     # After held_until no debit is accepted; this margin covers a debit transaction already under way.
     debit_fence_seconds: float = 2.0
-    http_pool_size: int = 64
     # The bounds of one top-up, which user-service enforces (the same variables); here they only state them in
     # /openapi.json.
     topup_min_amount: int = Field(100, ge=1)
