@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 from pathlib import Path
 
 import pika
@@ -24,13 +26,7 @@ TCP_KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
 def connect(url: str, name: str = "ticketremaster", heartbeat: int = 30) -> pika.BlockingConnection:
     """A blocking connection; `heartbeat` seconds (0: none) must suit how often its owner calls into pika, since
     a BlockingConnection answers heartbeats only inside a blocking call."""
-    params = pika.URLParameters(url)
-    params.client_properties = {"connection_name": name}
-    params.heartbeat = heartbeat
-    params.tcp_options = TCP_KEEPALIVE
-    params.blocked_connection_timeout = 30
-    params.socket_timeout = 5
-    return pika.BlockingConnection(params)
+    return pika.BlockingConnection(_parameters(url, name, heartbeat))
 
 
 def wait_for_broker(url: str, seconds: float) -> None:
@@ -86,46 +82,40 @@ def message_headers(**extra) -> dict:
 
 
 class ConfirmedPublisher:
-    """Publishes persistent JSON messages with publisher confirms.
+    """Publishes persistent JSON messages with publisher confirms, pipelined.
 
-    pika connections are not thread-safe, so each thread of a threaded WSGI worker gets its own connection and
-    channel, opened on first use and kept for the life of the thread. A publish returns only after the broker
-    has confirmed it; a nack (e.g. `x-overflow: reject-publish`), an unroutable message or a broker that cannot
-    be reached raises PublishFailed so the caller can compensate.
-
-    These connections negotiate no heartbeats. A thread's connection sits idle between requests, for minutes
-    on a quiet system, and pika answers heartbeats only while the thread is inside pika: the broker would close
-    every idle one for missed heartbeats, and the next publish would find it dead (pika logging the loss as
-    ERRORs with tracebacks). A publish is a request/confirm round trip, which finds a dead connection by itself
-    (one retry on a fresh one); TCP keepalive notices a peer that vanished in between.
+    One connection and one confirm-mode channel per publisher, driven by its own I/O thread (pika's
+    SelectConnection). A request thread hands its message to that thread and waits for the broker's answer to
+    it; meanwhile other threads' messages go out on the same channel, so many are in flight at once and the
+    broker confirms them in batches (an ack with `multiple`), instead of one round trip and one quorum-queue
+    commit per message. `publish` returns only after the broker confirmed its message; a nack (e.g. a quorum
+    queue's `x-overflow: reject-publish`), an unroutable message, no answer within `timeout` or a broker that
+    cannot be reached raises PublishFailed so the caller can compensate. Since the I/O thread always runs, the
+    connection answers heartbeats, idle or not.
     """
 
-    def __init__(self, url: str, exchange: str, routing_key: str, name: str = "publisher"):
-        import threading
-
-        self._url = url
+    def __init__(self, url: str, exchange: str, routing_key: str, name: str = "publisher", heartbeat: int = 30,
+                 timeout: float = 5.0):
+        self._params = _parameters(url, name, heartbeat)
         self._exchange = exchange
         self._routing_key = routing_key
-        self._name = name
-        self._local = threading.local()
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._link: _PublishLink | None = None
 
-    def _channel(self):
-        ch = getattr(self._local, "channel", None)
-        if ch is None or ch.is_closed or ch.connection.is_closed:
-            conn = connect(self._url, self._name, heartbeat=0)
-            ch = conn.channel()
-            ch.confirm_delivery()
-            self._local.channel = ch
-        return ch
+    def _live_link(self) -> _PublishLink:
+        with self._lock:
+            if self._link is None or not self._link.usable:
+                if self._link is not None:
+                    self._link.close()
+                self._link = _PublishLink(self._params, self._exchange, self._routing_key, self._timeout)
+            return self._link
 
-    def _drop(self) -> None:
-        ch = getattr(self._local, "channel", None)
-        self._local.channel = None
-        if ch is not None:
-            try:
-                ch.connection.close()
-            except Exception:  # noqa: BLE001 - it is being discarded anyway
-                pass
+    def _drop(self, link: _PublishLink) -> None:
+        with self._lock:
+            if self._link is link:
+                self._link = None
+        link.close()
 
     def publish(self, body: dict, *, expiration_ms: int | None = None, message_id: str | None = None) -> None:
         props = pika.BasicProperties(
@@ -133,27 +123,197 @@ class ConfirmedPublisher:
             expiration=str(expiration_ms) if expiration_ms is not None else None,
             message_id=message_id, headers=message_headers())
         payload = json.dumps(body).encode()
-        # One retry on a fresh connection: a dead pooled connection is normal after a broker restart, and a
-        # duplicate message is harmless because every consumer of ours is idempotent.
+        # One retry on a fresh connection: a connection lost before the broker answered is normal after a broker
+        # restart, and a duplicate message is harmless because every consumer of ours is idempotent.
         for attempt in (1, 2):
+            link = self._live_link()
             try:
-                self._channel().basic_publish(self._exchange, self._routing_key, payload, props, mandatory=True)
+                link.publish(payload, props)
                 return
-            except (pika.exceptions.NackError, pika.exceptions.UnroutableError) as exc:
+            except _Refused as exc:
                 # A quorum queue that overflowed (x-overflow reject-publish) goes on refusing a channel it has
                 # refused once, even after it has room again; a new channel is judged afresh.
-                self._drop()
-                raise PublishFailed(f"broker refused the message: {type(exc).__name__}") from exc
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                self._drop()
+                self._drop(link)
+                raise PublishFailed(f"broker refused the message: {exc}") from exc
+            except _LinkLost as exc:
+                self._drop(link)
                 if attempt == 2:
-                    raise PublishFailed(f"broker unavailable: {exc!r}") from exc
+                    raise PublishFailed(f"broker unavailable: {exc}") from exc
 
     def check(self) -> None:
-        self._channel()
+        """Raises PublishFailed when no connection to the broker can be opened now."""
+        link = self._live_link()
+        try:
+            link.wait_open()
+        except _LinkLost as exc:
+            self._drop(link)
+            raise PublishFailed(f"broker unavailable: {exc}") from exc
 
     def close(self) -> None:
-        self._drop()
+        with self._lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+
+def _parameters(url: str, name: str, heartbeat: int) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.client_properties = {"connection_name": name}
+    params.heartbeat = heartbeat
+    params.tcp_options = TCP_KEEPALIVE
+    params.blocked_connection_timeout = 30
+    params.socket_timeout = 5
+    return params
+
+
+class _LinkLost(Exception):
+    """The connection could not be opened or was lost before the broker answered."""
+
+
+class _Refused(Exception):
+    """The broker nacked the message or returned it as unroutable."""
+
+
+# The header that ties a returned (unroutable) message to its publish; never read by consumers.
+_SEQ_HEADER = "x-publish-seq"
+
+
+class _PublishLink:
+    """One SelectConnection with one confirm-mode channel, run by its own daemon thread. Every pika call happens
+    on that thread; other threads reach it only through `add_callback_threadsafe` and their own Futures."""
+
+    def __init__(self, params: pika.URLParameters, exchange: str, routing_key: str, timeout: float):
+        self._exchange = exchange
+        self._routing_key = routing_key
+        self._timeout = timeout
+        self._opened = threading.Event()
+        self._failure: str | None = None
+        self._channel = None
+        self._closing = False
+        self._next_tag = 1
+        self._pending: dict[int, Future] = {}
+        self._returned: set[int] = set()
+        self._conn = pika.SelectConnection(params, on_open_callback=self._on_open,
+                                           on_open_error_callback=self._on_open_error,
+                                           on_close_callback=self._on_closed)
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+        self._thread.start()
+
+    @property
+    def usable(self) -> bool:
+        return self._failure is None and not self._closing
+
+    # --- request threads ---
+
+    def wait_open(self) -> None:
+        if not self._opened.wait(self._timeout):
+            raise _LinkLost("no connection to the broker within the deadline")
+        if self._failure is not None:
+            raise _LinkLost(self._failure)
+
+    def publish(self, payload: bytes, props: pika.BasicProperties) -> None:
+        self.wait_open()
+        done: Future = Future()
+        try:
+            self._conn.ioloop.add_callback_threadsafe(lambda: self._send(payload, props, done))
+        except Exception as exc:  # noqa: BLE001 - the loop has stopped: the connection is gone
+            raise _LinkLost(repr(exc)) from exc
+        try:
+            done.result(self._timeout)
+        except FutureTimeout:
+            raise _LinkLost("the broker did not confirm within the deadline") from None
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            self._conn.ioloop.add_callback_threadsafe(self._close_now)
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+
+    # --- the I/O thread ---
+
+    def _run(self) -> None:
+        try:
+            self._conn.ioloop.start()
+        except Exception as exc:  # noqa: BLE001 - a dead loop fails what is pending, below
+            log.warning("publisher I/O loop stopped", extra={"error": repr(exc)})
+        self._fail_all(self._failure or "the publisher's connection ended")
+
+    def _on_open(self, conn) -> None:
+        conn.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel) -> None:
+        self._channel = channel
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._opened.set())
+
+    def _on_open_error(self, _conn, err) -> None:
+        self._failure = f"cannot connect: {err!r}"
+        self._opened.set()
+        self._conn.ioloop.stop()
+
+    def _on_channel_closed(self, _channel, reason) -> None:
+        self._failure = self._failure or f"channel closed: {reason!r}"
+        self._fail_all(self._failure)
+        if self._conn.is_open:
+            self._conn.close()
+
+    def _on_closed(self, _conn, reason) -> None:
+        self._failure = self._failure or f"connection closed: {reason!r}"
+        self._opened.set()
+        self._fail_all(self._failure)
+        self._conn.ioloop.stop()
+
+    def _close_now(self) -> None:
+        self._failure = self._failure or "closed"
+        if self._conn.is_open:
+            self._conn.close()
+        elif not self._conn.is_closing:
+            self._conn.ioloop.stop()
+
+    def _send(self, payload: bytes, props: pika.BasicProperties, done: Future) -> None:
+        if self._failure is not None or self._channel is None or not self._channel.is_open:
+            done.set_exception(_LinkLost(self._failure or "channel not open"))
+            return
+        tag = self._next_tag
+        self._next_tag += 1
+        props.headers = {**(props.headers or {}), _SEQ_HEADER: tag}
+        self._pending[tag] = done
+        try:
+            self._channel.basic_publish(self._exchange, self._routing_key, payload, props, mandatory=True)
+        except Exception as exc:  # noqa: BLE001 - the channel or socket is gone
+            self._pending.pop(tag, None)
+            done.set_exception(_LinkLost(repr(exc)))
+
+    def _on_return(self, _channel, _method, props, _body) -> None:
+        tag = (props.headers or {}).get(_SEQ_HEADER)
+        if isinstance(tag, int):
+            self._returned.add(tag)      # its ack follows; the publish fails then
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        last = method.delivery_tag
+        tags = sorted(t for t in self._pending if t <= last) if method.multiple else [last]
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        for tag in tags:
+            done = self._pending.pop(tag, None)
+            returned = tag in self._returned
+            self._returned.discard(tag)
+            if done is None or done.done():
+                continue
+            if not acked:
+                done.set_exception(_Refused("nack"))
+            elif returned:
+                done.set_exception(_Refused("unroutable"))
+            else:
+                done.set_result(None)
+
+    def _fail_all(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for done in pending.values():
+            if not done.done():
+                done.set_exception(_LinkLost(why))
 
 
 class PublishFailed(Exception):
