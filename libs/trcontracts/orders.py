@@ -179,7 +179,9 @@ class Order(BaseModel):
     order_id: str
     user_id: str
     seat_id: str             # the first of seat_ids
-    seat_ids: list[str]      # every seat of the order (1-8), ascending
+    # Every seat of the order (1-8), ascending; an answer without it (an order-service from before multi-seat
+    # orders) means the one seat_id.
+    seat_ids: list[str] = Field(default_factory=list)
     event_id: str
     amount: int
     status: OrderStatus
@@ -189,6 +191,12 @@ class Order(BaseModel):
     confirmed_at: UtcTimestamp | None
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+
+    @model_validator(mode="after")
+    def _one_seat_unless_told(self):
+        if not self.seat_ids:
+            self.seat_ids = [self.seat_id]
+        return self
 
 
 class OrderList(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from trcontracts import users
+from trcommon.errors import InvalidInput
+from trcontracts import inventory, users
 
 from ..domain.ids import UUID_PATTERN, canonical_uuid
 
@@ -46,7 +47,26 @@ class RefreshBody(BaseModel):
 
 
 class ReserveBody(BaseModel):
-    seat_id: Id
+    """One seat (`seat_id`) or a party's seats (`seat_ids`), held together under one order or not at all."""
+
+    seat_id: Id | None = Field(None, description="one seat; or give seat_ids")
+    seat_ids: list[Id] | None = Field(None, min_length=1, max_length=inventory.MAX_SEATS_PER_HOLD,
+                                      description=f"1 to {inventory.MAX_SEATS_PER_HOLD} distinct seats of one event, "
+                                                  "held together or not at all; or give seat_id")
+
+    @field_validator("seat_ids")
+    @classmethod
+    def _distinct(cls, seat_ids: list[str] | None) -> list[str] | None:
+        if seat_ids is not None and len(set(seat_ids)) != len(seat_ids):
+            raise ValueError("a seat appears more than once")
+        return seat_ids
+
+    def seats(self) -> list[str]:
+        """The seats asked for; exactly one of seat_id and seat_ids must be given."""
+        if (self.seat_id is None) == (self.seat_ids is None):
+            raise InvalidInput("request is invalid", details=[
+                {"field": "seat_ids", "message": "give either seat_id or seat_ids"}])
+        return self.seat_ids or [self.seat_id]
 
 
 class PayBody(BaseModel):
