@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from trcommon.errors import InvalidInput
 from trcontracts import inventory, users
@@ -46,13 +46,22 @@ class RefreshBody(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
-class ReserveBody(BaseModel):
-    """One seat (`seat_id`) or a party's seats (`seat_ids`), held together under one order or not at all."""
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
 
-    seat_id: Id | None = Field(None, description="one seat; or give seat_ids")
-    seat_ids: list[Id] | None = Field(None, min_length=1, max_length=inventory.MAX_SEATS_PER_HOLD,
-                                      description=f"1 to {inventory.MAX_SEATS_PER_HOLD} distinct seats of one event, "
-                                                  "held together or not at all; or give seat_id")
+
+class ReserveBody(BaseModel):
+    """One seat (`seat_id`) or a party's seats (`seat_ids`), held together under one order or not at all: exactly
+    one of the two (the document says so with `oneOf`)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["seat_id"]}, {"required": ["seat_ids"]}]})
+
+    # Not nullable: a field that is given must be a seat (None only stands for "absent", so no default is shown).
+    seat_id: Id = Field(None, description="one seat; or give seat_ids", json_schema_extra=_no_default)
+    seat_ids: list[Id] = Field(None, min_length=1, max_length=inventory.MAX_SEATS_PER_HOLD,
+                               description=f"1 to {inventory.MAX_SEATS_PER_HOLD} distinct seats of one event (ids "
+                                           "compared in any case), held together or not at all; or give seat_id",
+                               json_schema_extra=lambda schema: _no_default(schema) or schema.update(uniqueItems=True))
 
     @field_validator("seat_ids")
     @classmethod
