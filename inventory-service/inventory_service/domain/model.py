@@ -143,7 +143,7 @@ def hold_seats(found: list[Seat], seat_ids: list[str], user_id: str, hold_id: st
     if taken:
         if len(found) == 1:
             raise SeatUnavailable("seat is not available")
-        raise SeatUnavailable(f"{len(taken)} of the {len(found)} seats are not available: {', '.join(taken)}",
+        raise SeatUnavailable(f"not available ({len(taken)} of {len(found)} seats): {', '.join(taken)}",
                               seat_ids=taken)
     return [s.hold(user_id, hold_id, now, hold_seconds) for s in found]
 
