@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from e2e_support import (balance, ledger_refs, order_row, register_and_login, released_by_timer, seat_row, topup,
+from e2e_support import (balance, ledger_refs, login, order_row, register_and_login, released_by_timer, seat_row, topup,
                          wait_until)
 
 HOLD_TTL = 3
@@ -61,6 +61,13 @@ def test_a_party_of_four_is_one_order_charged_four_times_the_price_once_with_fou
     assert api.get(f"/orders/{order['order_id']}", fan.token).json()["seat_ids"] == sorted(party)
     tickets = api.get("/me/tickets", fan.token).json()["tickets"]
     assert sorted((t["seat_id"], t["status"]) for t in tickets) == [(s, "SOLD") for s in sorted(party)]
+
+    # Each seat of the party is a ticket of its own at the gate (not only the order's first seat).
+    scanner = login(api, "scanner@demo.test")
+    for seat in party:
+        qr = api.get(f"/tickets/{seat}/qr", fan.token).json()["qr"]
+        verdict = api.post("/verify", scanner, json={"qr": qr, "hall_id": ev.hall_id}).json()
+        assert verdict["result"] == "CHECKED_IN", verdict
 
 
 def test_an_unpaid_party_hold_is_released_whole_by_its_timer_and_its_order_expires(api, fresh_event, engines):

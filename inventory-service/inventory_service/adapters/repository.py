@@ -70,7 +70,8 @@ _SAVE_HOLD = Prepared(seats.update()
 # one lock order too (ascending seat_id, in a locking CTE): two such calls on overlapping seats never deadlock.
 _TO_CONFIRM = (sa.select(seats.c.seat_id)
                .where(_IN_SEAT_IDS, seats.c.status == SeatStatus.HELD.value,
-                      seats.c.hold_id == sa.bindparam("p_hold_id"), seats.c.held_by_user_id == sa.bindparam("p_user_id"),
+                      seats.c.hold_id == sa.bindparam("p_hold_id"),
+                      seats.c.held_by_user_id == sa.bindparam("p_user_id"),
                       seats.c.held_until > DB_NOW)
                .order_by(seats.c.seat_id).with_for_update().cte("to_confirm"))
 _CONFIRM = Prepared(seats.update()
@@ -210,7 +211,8 @@ class SeatRepository:
         """Every one of these seats HELD by this hold → AVAILABLE, as one conditional UPDATE (rows locked in lock
         order); the seats it released: none when no seat is held by it (already released, sold, or held again by
         another hold), or, with only_if_lapsed, when the hold is still live."""
-        condition = sa.and_(seats.c.seat_id.in_(seat_ids), seats.c.hold_id == hold_id, seats.c.status == SeatStatus.HELD.value)
+        condition = sa.and_(seats.c.seat_id.in_(seat_ids), seats.c.hold_id == hold_id,
+                            seats.c.status == SeatStatus.HELD.value)
         if only_if_lapsed:
             condition = sa.and_(condition, seats.c.held_until <= DB_NOW)
         return self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)

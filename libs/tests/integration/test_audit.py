@@ -109,7 +109,8 @@ def sold_then_transferred(urls, status="COMPLETED", amount=40, rows=("debit", "c
     order, transfer = str(uuid.uuid4()), str(uuid.uuid4())
     seat = new_seat(urls, "SOLD", owner=buyer if owner == "buyer" else seller, hold=order)
     run(urls["order-service"], "INSERT INTO orders (order_id, user_id, seat_id, seat_ids, event_id, amount, status, "
-        "payment_state, held_until) VALUES (:o, :u, :s, ARRAY[CAST(:s AS uuid)], :e, 50, 'CONFIRMED', 'CHARGING', now())",
+        "payment_state, held_until) VALUES (:o, :u, :s, ARRAY[CAST(:s AS uuid)], :e, 50, 'CONFIRMED', 'CHARGING', "
+        "now())",
         o=order, u=seller, s=seat, e=str(uuid.uuid4()))
     ledger_row(urls, seller, -50, f"order:{order}:debit")
     run(urls["order-service"], "INSERT INTO transfers (transfer_id, seat_id, event_id, seller_user_id, buyer_user_id, "
@@ -171,8 +172,8 @@ def test_each_kind_of_transfer_violation_is_reported(urls):
 def party_order(urls, seat_states=("SOLD",) * 4, charged=200, amount=200):
     """A CONFIRMED order of four 50-credit seats, its seats in the given states and its debit of `charged`."""
     fan, order = new_user(urls, 1000 - charged, [1000]), str(uuid.uuid4())
-    seats = sorted(new_seat(urls, state, owner=fan if state == "SOLD" else None, hold=order if state == "SOLD" else None)
-                   for state in seat_states)
+    sold = {"owner": fan, "hold": order}
+    seats = sorted(new_seat(urls, state, **(sold if state == "SOLD" else {})) for state in seat_states)
     run(urls["order-service"], "INSERT INTO orders (order_id, user_id, seat_id, seat_ids, event_id, amount, status, "
         "payment_state, held_until) VALUES (:o, :u, :s, CAST(:ss AS uuid[]), :e, :a, 'CONFIRMED', 'CHARGING', now())",
         o=order, u=fan, s=seats[0], ss=seats, e=str(uuid.uuid4()), a=amount)

@@ -73,7 +73,8 @@ def _publish_timer(p: Purchase, key: str) -> None:
 
 def _debit(p: Purchase, key: str) -> None:
     o = p.order
-    p.c.users.debit(o.user_id, o.amount, key, rules.purchase_reason(len(o.seat_ids)), otp_purpose=rules.otp_purpose(p.saga_id),
+    p.c.users.debit(o.user_id, o.amount, key, rules.purchase_reason(len(o.seat_ids)),
+                    otp_purpose=rules.otp_purpose(p.saga_id),
                     otp_code=p.otp_code, not_after=o.held_until)
 
 

@@ -65,8 +65,8 @@ _MOVES = {to: Prepared(_move_statement(to)) for to in OrderStatus
 
 def _order(row: Row) -> Order:
     m = row._mapping
-    return Order(order_id=m["order_id"], user_id=m["user_id"], seat_id=m["seat_id"], seat_ids=tuple(str(i) for i in m["seat_ids"]),
-                 event_id=m["event_id"],
+    return Order(order_id=m["order_id"], user_id=m["user_id"], seat_id=m["seat_id"],
+                 seat_ids=tuple(str(i) for i in m["seat_ids"]), event_id=m["event_id"],
                  amount=m["amount"], status=OrderStatus(m["status"]), payment_state=PaymentState(m["payment_state"]),
                  held_until=m["held_until"], failure_reason=m["failure_reason"], confirmed_at=m["confirmed_at"],
                  created_at=m["created_at"], updated_at=m["updated_at"])
