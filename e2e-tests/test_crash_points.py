@@ -99,6 +99,58 @@ CASES = {
 }
 
 
+# Party orders (three seats under one hold) at the boundaries where several seats make a difference: a hold that
+# lapses with no order, a timer that must release every seat, a debit of the sum that must end with every seat
+# sold or none.
+def a_party_hold_with_no_order_returns_every_seat(api, crashing, fresh_event, engines):
+    ev, fan = fresh_event(seats=3), register_and_login(api)
+    dies(lambda: crashing.post("/reserve", fan.token, json={"seat_ids": ev.seat_ids}))
+    assert {seat_row(engines, s)["status"] for s in ev.seat_ids} == {"HELD"}
+    assert api.get("/me/orders", fan.token).json()["orders"] == []
+    other = register_and_login(api)
+    wait_until(lambda: api.post("/reserve", other.token, json={"seat_ids": ev.seat_ids}).status_code == 201,
+               HOLD_TTL + 5, interval=0.3, what="the whole party to be on sale again")
+
+
+def a_party_whose_timer_was_published_is_released_whole_by_it(api, crashing, fresh_event, engines):
+    ev, fan = fresh_event(seats=3), register_and_login(api)
+    dies(lambda: crashing.post("/reserve", fan.token, json={"seat_ids": ev.seat_ids}))
+    [order] = api.get("/me/orders", fan.token).json()["orders"]
+    assert order["seat_ids"] == sorted(ev.seat_ids)
+    wait_until(lambda: order_row(engines, order["order_id"])["status"] == "EXPIRED", HOLD_TTL + 5,
+               what="the order to expire")
+    wait_until(lambda: released_by_timer(set(ev.seat_ids)) == set(ev.seat_ids), 10,
+               what="the hold's one timer to release every seat")
+
+
+def a_party_debited_converges_with_every_seat_sold_or_none(api, crashing, fresh_event, engines):
+    ev = fresh_event(seats=3, price=60)
+    fan = register_and_login(api)
+    topup(api, fan.user_id, 200)
+    order_id = api.post("/reserve", fan.token, json={"seat_ids": ev.seat_ids}).json()["order_id"]
+    dies(lambda: crashing.post("/pay", fan.token, json={"order_id": order_id}))
+    assert ledger_refs(engines, f"order:{order_id}:debit")
+    final = wait_until(lambda: (o := order_row(engines, order_id))["status"] != "PENDING" and o, HOLD_TTL + 10,
+                       what="the saga to end")
+    statuses = [seat_row(engines, s)["status"] for s in ev.seat_ids]
+    if final["status"] == "CONFIRMED":
+        assert statuses == ["SOLD"] * 3 and balance(api, fan.token) == 200 - 180
+    else:
+        assert final["status"] == "FAILED" and balance(api, fan.token) == 200 and "SOLD" not in statuses
+
+
+PARTY_CASES = {
+    "purchase:hold": a_party_hold_with_no_order_returns_every_seat,
+    "purchase:timer": a_party_whose_timer_was_published_is_released_whole_by_it,
+    "purchase:debit": a_party_debited_converges_with_every_seat_sold_or_none,
+}
+
+
+@pytest.mark.parametrize("failpoint", sorted(PARTY_CASES))
+def test_the_orchestrator_dying_during_a_party_purchase_converges(failpoint, api, crashing_api, fresh_event, engines):
+    PARTY_CASES[failpoint](api, crashing_api(failpoint), fresh_event, engines)
+
+
 def test_every_step_boundary_of_the_purchase_saga_has_a_crash_case():
     assert set(CASES) == set(PURCHASE.failpoints())
 

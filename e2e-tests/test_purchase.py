@@ -41,7 +41,8 @@ def test_a_fan_reserves_and_pays_and_the_seat_is_sold_for_exactly_its_price(api,
 
     r = api.post("/pay", fan.token, json={"order_id": order["order_id"]})
     assert r.status_code == 200, r.text
-    assert r.json() == {"order_id": order["order_id"], "status": "CONFIRMED", "seat_id": seat, "amount": 120}
+    assert r.json() == {"order_id": order["order_id"], "status": "CONFIRMED", "seat_id": seat, "seat_ids": [seat],
+                        "amount": 120}
     assert seat_status(api, ev.event_id, seat) == "SOLD"
     assert balance(api, fan.token) == 380
     assert api.get(f"/orders/{order['order_id']}", fan.token).json()["status"] == "CONFIRMED"

@@ -3,7 +3,8 @@
 It reads each service's database directly (an operator tool, read-only) and reports every violation it finds:
   1. a seat is never sold twice and never has two live holds
   2. every SOLD/CHECKED_IN seat has exactly one CONFIRMED order (or a COMPLETED transfer to its owner), whose
-     buyer was charged exactly once; no charge exists without a seat (every debit is for a confirmed order or
+     buyer was charged exactly once, the order's amount (the sum of its seats' prices); every seat of a CONFIRMED
+     order is sold (no partial order); no charge exists without a seat (every debit is for a confirmed order or
      has its refund)
   3. credits are conserved: each user's spendable balance (credit_balance) and pending credits each equal the sum
      of the ledger rows of that account, and neither is negative
@@ -59,9 +60,9 @@ def audit(urls: dict[str, str], tolerance_seconds: float = 30.0) -> tuple[list[V
 def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], dict]:
     inv, orders_db, users_db = engines["inventory-service"], engines["order-service"], engines["user-service"]
     v: list[Violation] = []
-    seats = _rows(inv, "SELECT seat_id::text, status, owner_user_id::text, hold_id::text, held_until, "
+    seats = _rows(inv, "SELECT seat_id::text, status, owner_user_id::text, hold_id::text, held_until, price, "
                        "held_until < now() - make_interval(secs => :t) AS overdue FROM seats", t=tol)
-    orders = _rows(orders_db, "SELECT order_id::text, user_id::text, seat_id::text, amount, status, payment_state, "
+    orders = _rows(orders_db, "SELECT order_id::text, user_id::text, seat_ids::text[], amount, status, payment_state, "
                               "held_until < now() - make_interval(secs => :t) AS overdue FROM orders", t=tol)
     transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, seller_user_id::text, "
                                  "buyer_user_id::text, amount, status, step, completed_at, released_at, "
@@ -82,10 +83,12 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     confirmed_by_seat: dict[str, list[dict]] = defaultdict(list)
     for o in orders:
         if o["status"] == OrderStatus.CONFIRMED:
-            confirmed_by_seat[o["seat_id"]].append(o)
+            for seat_id in o["seat_ids"]:
+                confirmed_by_seat[seat_id].append(o)
     # Seats that changed hands by transfer: their owner is checked against the transfers (invariant 7).
     transferred_seats = {t["seat_id"] for t in transfers if t["status"] in MOVED}
     refs = Counter(e["reference"] for e in ledger)
+    charged = {e["reference"]: -e["amount"] for e in ledger}
 
     # 1. never sold twice (seat_id is the primary key of seats, so one row = at most one live hold)
     for seat_id, confirmed in confirmed_by_seat.items():
@@ -108,12 +111,18 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
         debits = refs.get(f"order:{o['order_id']}:debit", 0)
         refunds = refs.get(f"order:{o['order_id']}:refund", 0)
         if o["status"] == OrderStatus.CONFIRMED:
-            seat = seat_by_id.get(o["seat_id"])
             if debits != 1 or refunds:
                 v.append(Violation(2, f"confirmed order {o['order_id']} has {debits} debits and {refunds} refunds"))
-            if seat is None or seat["status"] not in SOLD:
-                v.append(Violation(2, f"confirmed order {o['order_id']} but seat {o['seat_id']} is "
-                                      f"{seat['status'] if seat else 'missing'}"))
+            elif (paid := charged[f"order:{o['order_id']}:debit"]) != o["amount"]:
+                v.append(Violation(2, f"confirmed order {o['order_id']} of {o['amount']} credits was charged {paid}"))
+            order_seats = [seat_by_id.get(seat_id) for seat_id in o["seat_ids"]]
+            for seat_id, seat in zip(o["seat_ids"], order_seats):
+                if seat is None or seat["status"] not in SOLD:
+                    v.append(Violation(2, f"confirmed order {o['order_id']} but seat {seat_id} is "
+                                          f"{seat['status'] if seat else 'missing'}"))
+            if all(order_seats) and o["amount"] != sum(seat["price"] for seat in order_seats):
+                v.append(Violation(2, f"confirmed order {o['order_id']} costs {o['amount']}, its "
+                                      f"{len(order_seats)} seats {sum(seat['price'] for seat in order_seats)}"))
         elif debits and not refunds and not (o["status"] == OrderStatus.PENDING and o["payment_state"] == PaymentState.CHARGING
                                              and not o["overdue"]):
             v.append(Violation(2, f"order {o['order_id']} ({o['status']}) was charged without a seat or refund"))

@@ -24,6 +24,8 @@ INTERNAL_TOKEN_METADATA = "x-internal-token"
 APP_STATUS_METADATA = "x-app-status"
 # An error that ends by itself says when (AppError.retry_after, the HTTP services' `retry_after`).
 APP_RETRY_AFTER_METADATA = "x-app-retry-after"
+# Its details (AppError.details, e.g. the seats at fault), as JSON.
+APP_DETAILS_METADATA = "x-app-details"
 
 
 class _ClientMetadata(grpc.UnaryUnaryClientInterceptor):
@@ -105,7 +107,11 @@ def app_error_from_rpc(exc: grpc.RpcError, service: str = "inventory-service") -
     if status is None:
         return error_from_body(502, None)
     retry_after = trailing.get(APP_RETRY_AFTER_METADATA, "")
-    return AppError(message or app_code, code=app_code or code.name, status=status,
+    try:
+        details = json.loads(trailing[APP_DETAILS_METADATA]) if APP_DETAILS_METADATA in trailing else None
+    except ValueError:
+        details = None
+    return AppError(message or app_code, code=app_code or code.name, status=status, details=details,
                     retry_after=int(retry_after) if retry_after.isdigit() else None)
 
 
@@ -141,6 +147,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         trailing = [(APP_STATUS_METADATA, str(err.status))]
                         if err.retry_after is not None:
                             trailing.append((APP_RETRY_AFTER_METADATA, str(err.retry_after)))
+                        if err.details is not None:
+                            trailing.append((APP_DETAILS_METADATA, json.dumps(err.details)))
                         context.set_trailing_metadata(tuple(trailing))
                         context.abort(grpc_status_for(err), f"{err.code}: {err.message}")
                     except Exception:

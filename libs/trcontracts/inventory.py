@@ -22,6 +22,12 @@ class InventoryError(ErrorCode):
     TOO_MANY_HOLDS = auto(), 429
     NOT_OWNER = auto(), 409
     HOLD_ID_IN_USE = auto(), 409
+    # One hold covers seats of one event only.
+    SEATS_NOT_IN_ONE_EVENT = auto(), 400
+
+
+# A hold (one order) covers 1 to MAX_SEATS_PER_HOLD distinct seats of one event.
+MAX_SEATS_PER_HOLD = 8
 
 
 class SeatStatus(StrEnum):
@@ -61,17 +67,21 @@ class Rpc:
 E = InventoryError
 
 RESERVE_SEAT = Rpc(
-    "ReserveSeat", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE, E.TOO_MANY_HOLDS, E.HOLD_ID_IN_USE), idempotent=True,
-    doc="SEAT_UNAVAILABLE: sold, or held by a live hold; with gRPC ABORTED when the row lock is taken (NOWAIT). "
-        "TOO_MANY_HOLDS: more than `MAX_HOLDS_PER_USER` (default 8) live holds, with the seconds until the first "
-        "of them ends as retry_after. Repeated with the same hold and user it returns that hold unchanged; a hold id "
-        "already used for another seat is HOLD_ID_IN_USE.")
+    "ReserveSeat", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE, E.TOO_MANY_HOLDS, E.HOLD_ID_IN_USE,
+                    E.SEATS_NOT_IN_ONE_EVENT), idempotent=True,
+    doc="`seat_id`, or `seat_ids` (1 to 8 distinct seats of one event): all held under one hold id or none. "
+        "The rows are locked NOWAIT in ascending seat_id order. SEAT_UNAVAILABLE: a seat is sold, or held by a "
+        "live hold (`details.seat_ids` names them); with gRPC ABORTED when a row lock is taken (NOWAIT; "
+        "`details.seat_ids` names the seats requested). SEAT_NOT_FOUND names the missing seats the same way. "
+        "TOO_MANY_HOLDS: the user would hold more than `MAX_HOLDS_PER_USER` (default 8) seats in live holds, with "
+        "the seconds until the first of them ends as retry_after. Repeated with the same hold, seats and user it "
+        "returns that hold unchanged; a hold id already holding other seats is HOLD_ID_IN_USE.")
 CONFIRM_SEAT = Rpc(
     "ConfirmSeat", (E.SEAT_NOT_FOUND, E.HOLD_EXPIRED, E.SEAT_UNAVAILABLE), idempotent=True,
-    doc="A seat already SOLD to this user by this hold is returned as is; HOLD_EXPIRED when the hold has lapsed; "
-        "SEAT_UNAVAILABLE when another hold or owner has it.")
+    doc="Every seat of the request, or none. Seats already SOLD to this user by this hold are returned as they "
+        "are; HOLD_EXPIRED when the hold has lapsed; SEAT_UNAVAILABLE when another hold or owner has a seat.")
 RELEASE_SEAT = Rpc("ReleaseSeat", (E.SEAT_NOT_FOUND,), idempotent=True,
-                   doc="`released=false` when the seat is not HELD by this hold.")
+                   doc="Every seat of the request still HELD by this hold; `released=false` when none was.")
 UPDATE_OWNER = Rpc("UpdateOwner", (E.SEAT_NOT_FOUND, E.NOT_OWNER), idempotent=True,
                    doc="Moves a SOLD ticket and bumps `ticket_version`, once per `change_key` (the transfer step's "
                        "key): a repeat returns the seat as it is now, never an error; another change with a stale "

@@ -8,7 +8,7 @@ from enum import StrEnum, auto
 from pydantic import BaseModel, Field, model_validator
 
 from .base import MAX_OFFSET, Credits, ErrorCode, QueryInt, Route, Timestamp, UtcTimestamp
-from .inventory import InventoryError
+from .inventory import MAX_SEATS_PER_HOLD, InventoryError
 
 
 class OrderStatus(StrEnum):
@@ -67,12 +67,31 @@ class OrderError(ErrorCode):
 # --- requests ----------------------------------------------------------------------------------------------------
 
 class CreateOrderBody(BaseModel):
+    """The order's seats: `seat_id`, or `seat_ids` (1 to MAX_SEATS_PER_HOLD distinct seats of `event_id`; `seat_id`,
+    if given too, must be the first of them by id). `amount` is the sum of their prices."""
+
     order_id: uuid.UUID
     user_id: uuid.UUID
-    seat_id: uuid.UUID
+    seat_id: uuid.UUID | None = None
+    seat_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_SEATS_PER_HOLD)
     event_id: uuid.UUID
     amount: Credits
     held_until: Timestamp
+
+    @model_validator(mode="after")
+    def _seats(self):
+        if len(set(self.seat_ids)) != len(self.seat_ids):
+            raise ValueError("seat_ids must not repeat a seat")
+        if not self.seat_ids and self.seat_id is None:
+            raise ValueError("give seat_id or seat_ids")
+        if self.seat_ids and self.seat_id is not None and self.seat_id != min(self.seat_ids, key=str):
+            raise ValueError("seat_id must be the first of seat_ids by id")
+        return self
+
+    @property
+    def all_seat_ids(self) -> list[uuid.UUID]:
+        """Every seat, ascending by id (the order in which inventory locks them)."""
+        return sorted(self.seat_ids, key=str) if self.seat_ids else [self.seat_id]
 
 
 class BeginPaymentBody(BaseModel):
@@ -159,7 +178,10 @@ class StaleQuery(BaseModel):
 class Order(BaseModel):
     order_id: str
     user_id: str
-    seat_id: str
+    seat_id: str             # the first of seat_ids
+    # Every seat of the order (1-8), ascending; an answer without it (an order-service from before multi-seat
+    # orders) means the one seat_id.
+    seat_ids: list[str] = Field(default_factory=list)
     event_id: str
     amount: int
     status: OrderStatus
@@ -169,6 +191,12 @@ class Order(BaseModel):
     confirmed_at: UtcTimestamp | None
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+
+    @model_validator(mode="after")
+    def _one_seat_unless_told(self):
+        if not self.seat_ids:
+            self.seat_ids = [self.seat_id]
+        return self
 
 
 class OrderList(BaseModel):
@@ -206,11 +234,11 @@ E = OrderError
 
 CREATE_ORDER = Route(
     "POST", "/internal/orders", Order, 201, body=CreateOrderBody, errors=(E.ORDER_CONFLICT,), idempotent=True,
-    doc="A PENDING order. Keyed by `order_id`: the same order again is 200 with the existing order; the same id "
-        "with other details is ORDER_CONFLICT.")
+    doc="A PENDING order of `seat_id` or `seat_ids` (1-8 seats). Keyed by `order_id`: the same order again is 200 "
+        "with the existing order; the same id with other details is ORDER_CONFLICT.")
 GET_ORDER = Route("GET", "/internal/orders/{order_id}", Order, errors=(E.ORDER_NOT_FOUND,), idempotent=True)
 LIST_ORDERS = Route("GET", "/internal/orders", OrderList, query=OrderQuery, idempotent=True,
-                    doc="At least one of user_id/seat_id; newest first.")
+                    doc="At least one of user_id/seat_id (any of an order's seats); newest first.")
 STALE_ORDERS = Route(
     "GET", "/internal/orders/stale", OrderList, query=StaleQuery, idempotent=True,
     doc="Oldest `held_until` first: PENDING orders with payment_state NONE whose `held_until` has passed, and "

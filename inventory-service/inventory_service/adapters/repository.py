@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
-from trcommon.db import LOCK_NOT_AVAILABLE, UNIQUE_VIOLATION, Prepared, sqlstate
+from trcommon.db import LOCK_NOT_AVAILABLE, Prepared, sqlstate
 
-from ..domain.exceptions import HoldIdInUse, SeatLocked
+from ..domain.exceptions import SeatLocked
 from ..domain.model import HoldReleased, ScanResult, Seat, SeatStatus
 from .tables import entry_logs, ownership_changes, seats
 
@@ -35,30 +35,47 @@ _SEAT_COLUMNS = [seats.c[name] for name in _SEAT_FIELDS]
 
 
 # The hot statements, built once and run as Prepared statements (trcommon.db).
-# The seat's row lock is tried first (NOWAIT, in the subquery), the hold-cap lock taken only on the row it returns
-# (the outer projection runs above the row locking), so a busy seat fails at once, never after a wait.
-_LOCKED_SEAT = (sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
-                .where(seats.c.seat_id == sa.bindparam("p_seat_id")).with_for_update(nowait=True)
-                .subquery("locked"))
+# A list of seat ids travels as one array parameter (a Prepared statement cannot expand IN lists).
+_SEAT_IDS = sa.cast(sa.bindparam("p_seat_ids"), ARRAY(UUID(as_uuid=False)))
+_IN_SEAT_IDS = seats.c.seat_id == sa.func.any(_SEAT_IDS)
+# The seats' row locks are tried first (NOWAIT, in the subquery, in ascending seat_id: model.lock_order), the
+# hold-cap lock taken only on the rows it returns (the outer projection runs above the row locking; taking it again
+# for the next row of the same transaction is granted at once), so a busy seat fails at once, never after a wait.
+_LOCKED_SEATS = (sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
+                 .where(_IN_SEAT_IDS).order_by(seats.c.seat_id).with_for_update(nowait=True)
+                 .subquery("locked"))
 _LOCK_FOR_HOLD = Prepared(sa.select(
-    _LOCKED_SEAT, sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
-                                                sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text)))))
+    _LOCKED_SEATS, sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
+                                                 sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
+    .order_by(_LOCKED_SEATS.c.seat_id))
 
 _GET = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id")))
+_GET_MANY = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(_IN_SEAT_IDS)
+                     .order_by(seats.c.seat_id))
+# Seats a hold id has outside the given ones (held or sold by it): a hold id names one set of seats.
+_HOLD_ELSEWHERE = Prepared(sa.select(seats.c.seat_id).where(seats.c.hold_id == sa.bindparam("p_hold_id"),
+                                                             sa.not_(_IN_SEAT_IDS)).limit(1))
 
+# The seats the user holds in live holds (the hold cap counts seats, not holds).
 _LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
                .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
                       seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
                .scalar_subquery())
 _SAVE_HOLD = Prepared(seats.update()
-              .where(seats.c.seat_id == sa.bindparam("p_seat_id"), _LIVE_HOLDS < sa.bindparam("p_max_holds"))
+              .where(_IN_SEAT_IDS, _LIVE_HOLDS + sa.bindparam("p_seat_count") <= sa.bindparam("p_max_holds"))
               .values({**{name: sa.bindparam("p_" + name) for name in _STATE_FIELDS}, "updated_at": DB_NOW})
               .returning(seats.c.seat_id))
 
+# Confirm and release wait for a row lock held by a (short) concurrent transaction, so they take their rows in the
+# one lock order too (ascending seat_id, in a locking CTE): two such calls on overlapping seats never deadlock.
+_TO_CONFIRM = (sa.select(seats.c.seat_id)
+               .where(_IN_SEAT_IDS, seats.c.status == SeatStatus.HELD.value,
+                      seats.c.hold_id == sa.bindparam("p_hold_id"),
+                      seats.c.held_by_user_id == sa.bindparam("p_user_id"),
+                      seats.c.held_until > DB_NOW)
+               .order_by(seats.c.seat_id).with_for_update().cte("to_confirm"))
 _CONFIRM = Prepared(seats.update()
-            .where(seats.c.seat_id == sa.bindparam("p_seat_id"), seats.c.status == SeatStatus.HELD.value,
-                   seats.c.hold_id == sa.bindparam("p_hold_id"), seats.c.held_by_user_id == sa.bindparam("p_user_id"),
-                   seats.c.held_until > DB_NOW)
+            .where(seats.c.seat_id == _TO_CONFIRM.c.seat_id)
             .values(status=SeatStatus.SOLD.value, owner_user_id=sa.bindparam("p_user_id"), held_by_user_id=None,
                     held_until=None, updated_at=DB_NOW)
             .returning(*_SEAT_COLUMNS))
@@ -111,19 +128,23 @@ class SeatRepository:
         if rows:
             self._conn.execute(insert(seats).on_conflict_do_nothing(), rows)
 
-    def lock_for_hold(self, seat_id: str, user_id: str) -> tuple[Seat, datetime] | None:
-        """Lock the seat's row NOWAIT (SeatLocked at once if another transaction has it, never a wait) and then, in
-        the same statement, take the user's hold-cap lock (serialising this user's reservations until the
-        transaction ends, so that counting their live holds and adding one cannot interleave with another
-        reservation of theirs)."""
+    def lock_for_hold(self, seat_ids: list[str], user_id: str) -> tuple[list[Seat], datetime | None]:
+        """Lock the seats' rows NOWAIT in ascending seat_id (SeatLocked at once if another transaction has one,
+        never a wait) and then, in the same statement, take the user's hold-cap lock (serialising this user's
+        reservations until the transaction ends, so that counting their held seats and adding some cannot
+        interleave with another reservation of theirs). The seats found, in lock order, and the database clock."""
         try:
-            row = _LOCK_FOR_HOLD.first(self._conn, {"p_seat_id": seat_id, "p_user_id": user_id})
+            rows = _LOCK_FOR_HOLD.rows(self._conn, {"p_seat_ids": seat_ids, "p_user_id": user_id})
         except DBAPIError as exc:
             if sqlstate(exc) == LOCK_NOT_AVAILABLE:
-                log.info("seat busy: row lock not available (55P03)", extra={"seat_id": seat_id})
-                raise SeatLocked() from None
+                log.info("seat busy: row lock not available (55P03)", extra={"seat_ids": seat_ids})
+                raise SeatLocked("seat busy" if len(seat_ids) == 1 else "one of the seats is busy; try again",
+                                 seat_ids=None if len(seat_ids) == 1 else seat_ids) from None
             raise
-        return (_seat(row), row["db_now"]) if row else None
+        return [_seat(r) for r in rows], (rows[0]["db_now"] if rows else None)
+
+    def hold_id_used_elsewhere(self, hold_id: str, seat_ids: list[str]) -> bool:
+        return bool(_HOLD_ELSEWHERE.rows(self._conn, {"p_hold_id": hold_id, "p_seat_ids": seat_ids}))
 
     def lock_for_update(self, seat_id: str) -> tuple[Seat, datetime] | None:
         """Lock the seat's row, waiting for a concurrent (short) transaction on it to finish."""
@@ -135,6 +156,11 @@ class SeatRepository:
     def get(self, seat_id: str) -> tuple[Seat, datetime] | None:
         row = _GET.first(self._conn, {"p_seat_id": seat_id})
         return (_seat(row), row["db_now"]) if row else None
+
+    def get_many(self, seat_ids: list[str]) -> tuple[list[Seat], datetime | None]:
+        """The seats found, by seat_id, and the database clock (None when none was found)."""
+        rows = _GET_MANY.rows(self._conn, {"p_seat_ids": seat_ids})
+        return [_seat(r) for r in rows], (rows[0]["db_now"] if rows else None)
 
     def list_by_event(self, event_id: str) -> list[tuple[Seat, datetime]]:
         rows = self._conn.execute(
@@ -154,20 +180,18 @@ class SeatRepository:
                       seats.c.number)).mappings()
         return [(_seat(r), r["db_now"]) for r in rows]
 
-    def save_hold(self, held: Seat, max_holds: int) -> bool:
-        """Write a new hold (the caller holds the seat's row lock and the user's hold-cap lock), only while the user
-        has fewer than `max_holds` live holds: the count runs in this statement, whose snapshot is taken after the
-        hold-cap lock was granted, so it sees every hold of theirs committed before. False when capped."""
-        values = {name: getattr(held, name) for name in _STATE_FIELDS}
-        values["status"] = held.status.value
-        try:
-            row = _SAVE_HOLD.first(self._conn, {**{"p_" + k: v for k, v in values.items()}, "p_seat_id": held.seat_id,
-                                                "p_max_holds": max_holds})
-        except IntegrityError as exc:
-            if sqlstate(exc) == UNIQUE_VIOLATION:
-                raise HoldIdInUse() from None
-            raise
-        return row is not None
+    def save_hold(self, held: list[Seat], max_holds: int) -> bool:
+        """Write a new hold of the seats `held` (one hold: the same holder, hold id and held_until; the caller holds
+        their row locks and the user's hold-cap lock), only while the user's held seats plus these stay within
+        `max_holds`: the count runs in this statement, whose snapshot is taken after the hold-cap lock was granted,
+        so it sees every hold of theirs committed before. False (nothing written) when capped."""
+        first = held[0]
+        values = {name: getattr(first, name) for name in _STATE_FIELDS}
+        values["status"] = first.status.value
+        rows = _SAVE_HOLD.rows(self._conn, {**{"p_" + k: v for k, v in values.items()},
+                                            "p_seat_ids": [s.seat_id for s in held], "p_seat_count": len(held),
+                                            "p_max_holds": max_holds})
+        return len(rows) == len(held)
 
     def first_live_hold_ends_in(self, user_id: str) -> timedelta | None:
         """How long until the user's first live hold ends, by the database clock; None when they have none."""
@@ -180,24 +204,19 @@ class SeatRepository:
         """Write the seat's state (the caller holds its row lock)."""
         values = {name: getattr(seat, name) for name in _STATE_FIELDS}
         values["status"] = seat.status.value
-        try:
-            self._conn.execute(seats.update().where(seats.c.seat_id == seat.seat_id)
-                               .values(**values, updated_at=DB_NOW))
-        except IntegrityError as exc:
-            if sqlstate(exc) == UNIQUE_VIOLATION:
-                raise HoldIdInUse() from None
-            raise
+        self._conn.execute(seats.update().where(seats.c.seat_id == seat.seat_id).values(**values, updated_at=DB_NOW))
 
-    def release_hold(self, seat_id: str, hold_id: str, *, only_if_lapsed: bool = False) -> HoldReleased | None:
-        """HELD by this hold → AVAILABLE, as one conditional UPDATE; None when the seat is not held by it (already
-        released, sold, or held again by another hold), or, with only_if_lapsed, when the hold is still live."""
-        condition = sa.and_(seats.c.seat_id == seat_id, seats.c.hold_id == hold_id,
+    def release_hold(self, seat_ids: list[str], hold_id: str, *,
+                     only_if_lapsed: bool = False) -> list[HoldReleased]:
+        """Every one of these seats HELD by this hold → AVAILABLE, as one conditional UPDATE (rows locked in lock
+        order); the seats it released: none when no seat is held by it (already released, sold, or held again by
+        another hold), or, with only_if_lapsed, when the hold is still live."""
+        condition = sa.and_(seats.c.seat_id.in_(seat_ids), seats.c.hold_id == hold_id,
                             seats.c.status == SeatStatus.HELD.value)
         if only_if_lapsed:
             condition = sa.and_(condition, seats.c.held_until <= DB_NOW)
-        released = self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
-                                  .where(condition).with_for_update())
-        return released[0] if released else None
+        return self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
+                             .where(condition).order_by(seats.c.seat_id).with_for_update())
 
     def release_lapsed_holds(self, grace_seconds: float, limit: int) -> list[HoldReleased]:
         """Release up to `limit` holds whose held_until passed more than grace_seconds ago, oldest first; rows
@@ -217,12 +236,13 @@ class SeatRepository:
                            target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
         return [_released(m) for m in self._conn.execute(stmt).mappings()]
 
-    def confirm(self, seat_id: str, user_id: str, hold_id: str) -> Seat | None:
-        """HELD by this hold, live by the database clock → SOLD to the user, as one conditional UPDATE; None when
-        the seat is not in that state (the caller reads it to tell why). A concurrent release of the hold is decided
-        by the row lock: whichever commits first, the other re-checks the row and matches nothing."""
-        row = _CONFIRM.first(self._conn, {"p_seat_id": seat_id, "p_user_id": user_id, "p_hold_id": hold_id})
-        return _seat(row) if row else None
+    def confirm(self, seat_ids: list[str], user_id: str, hold_id: str) -> list[Seat]:
+        """Those of the seats HELD by this hold, live by the database clock → SOLD to the user, as one conditional
+        UPDATE (rows locked in lock order); the seats it sold (the caller, in a transaction, keeps the change only
+        if that is all of them, and reads the seats to tell why otherwise). A concurrent release of the hold is
+        decided by the row locks: whichever commits first, the other re-checks the rows and matches nothing."""
+        rows = _CONFIRM.rows(self._conn, {"p_seat_ids": seat_ids, "p_user_id": user_id, "p_hold_id": hold_id})
+        return sorted((_seat(r) for r in rows), key=lambda s: s.seat_id)
 
     def mark_checked_in(self, seat_id: str, hall_id: str, holder_user_id: str, ticket_version: int,
                         scanner_user_id: str | None) -> tuple[Seat, datetime] | None:

@@ -25,7 +25,8 @@ seats = sa.Table(
     sa.UniqueConstraint("event_id", "section", "row", "number", name="uq_seats_event_position"),
 )
 
-sa.Index("ux_seats_hold_id", seats.c.hold_id, unique=True)
+# A hold id (an order id) covers the 1-8 seats of its order.
+sa.Index("ix_seats_hold_id", seats.c.hold_id)
 sa.Index("ix_seats_holds_by_user", seats.c.held_by_user_id, seats.c.held_until,
          postgresql_where=sa.text("status = 'HELD'"))
 sa.Index("ix_seats_held_until", seats.c.held_until, postgresql_where=sa.text("status = 'HELD'"))

@@ -3,21 +3,25 @@
 trcommon.errors is plain Python, so the domain can raise these without knowing any transport; the gRPC
 interceptor turns them into status codes in one place.
 """
-from trcommon.errors import Conflict, Gone, NotFound, TooManyRequests
+from trcommon.errors import Conflict, Gone, InvalidInput, NotFound, TooManyRequests
 from trcontracts.inventory import InventoryError
 
 
 class SeatNotFound(NotFound):
     code = InventoryError.SEAT_NOT_FOUND
 
-    def __init__(self, message: str = "no such seat"):
-        super().__init__(message)
+    def __init__(self, message: str = "no such seat", *, seat_ids: list[str] | None = None):
+        super().__init__(message, details=None if seat_ids is None else {"seat_ids": seat_ids})
 
 
 class SeatUnavailable(Conflict):
-    """The seat is sold, checked in, or held by another live hold."""
+    """The seat is sold, checked in, or held by another live hold. `seat_ids` (in `details`) names the seats at
+    fault when a request named several."""
 
     code = InventoryError.SEAT_UNAVAILABLE
+
+    def __init__(self, message: str = "seat is not available", *, seat_ids: list[str] | None = None):
+        super().__init__(message, details=None if seat_ids is None else {"seat_ids": seat_ids})
 
 
 class SeatLocked(SeatUnavailable):
@@ -29,8 +33,8 @@ class SeatLocked(SeatUnavailable):
 
     contention = True
 
-    def __init__(self, message: str = "seat busy"):
-        super().__init__(message)
+    def __init__(self, message: str = "seat busy", *, seat_ids: list[str] | None = None):
+        super().__init__(message, seat_ids=seat_ids)
 
 
 class HoldExpired(Gone):
@@ -49,9 +53,16 @@ class NotOwner(Conflict):
 
 
 class HoldIdInUse(Conflict):
-    """A hold id is an order id: it names one seat, so it cannot hold a second one."""
+    """A hold id is an order id: it names one set of seats, so it cannot hold others."""
 
     code = InventoryError.HOLD_ID_IN_USE
 
-    def __init__(self, message: str = "this hold id already holds another seat"):
+    def __init__(self, message: str = "this hold id already holds other seats"):
+        super().__init__(message)
+
+
+class SeatsNotInOneEvent(InvalidInput):
+    code = InventoryError.SEATS_NOT_IN_ONE_EVENT
+
+    def __init__(self, message: str = "the seats of one hold must all be of one event"):
         super().__init__(message)

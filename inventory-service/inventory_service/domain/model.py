@@ -9,8 +9,9 @@ import enum
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Iterable
 
-from .exceptions import HoldExpired, NotOwner, SeatUnavailable, TooManyHolds
+from .exceptions import HoldExpired, NotOwner, SeatNotFound, SeatsNotInOneEvent, SeatUnavailable, TooManyHolds
 
 MIN_HOLD_SECONDS = 1
 MAX_HOLD_SECONDS = 3600
@@ -120,6 +121,33 @@ class Seat:
         return replace(self, status=SeatStatus.AVAILABLE, held_by_user_id=None, hold_id=None, held_until=None)
 
 
+def lock_order(seat_ids: Iterable[str]) -> list[str]:
+    """The one order in which every multi-seat call locks its rows: ascending seat_id. Two holds of overlapping
+    seats then never wait for each other in a cycle (and reservations never wait at all: NOWAIT)."""
+    return sorted(set(seat_ids))
+
+
+def hold_seats(found: list[Seat], seat_ids: list[str], user_id: str, hold_id: str, now: datetime,
+               hold_seconds: int) -> list[Seat] | None:
+    """The seats `found` (locked, in lock order) held under one hold: all of them, or an error naming the seats at
+    fault, so that nothing is written. None when this same hold already has every one of them (a repeated call)."""
+    missing = sorted(set(seat_ids) - {s.seat_id for s in found})
+    if missing:
+        raise SeatNotFound("no such seat" if len(seat_ids) == 1 else f"no such seats: {', '.join(missing)}",
+                           seat_ids=None if len(seat_ids) == 1 else missing)
+    if len({s.event_id for s in found}) > 1:
+        raise SeatsNotInOneEvent()
+    if all(s.is_held_by(hold_id, user_id, now) for s in found):
+        return None
+    taken = [s.seat_id for s in found if not s.is_free(now)]
+    if taken:
+        if len(found) == 1:
+            raise SeatUnavailable("seat is not available")
+        raise SeatUnavailable(f"not available ({len(taken)} of {len(found)} seats): {', '.join(taken)}",
+                              seat_ids=taken)
+    return [s.hold(user_id, hold_id, now, hold_seconds) for s in found]
+
+
 def hold_cap_reached(max_holds: int, first_hold_ends_in: timedelta | None = None) -> TooManyHolds:
     """The cap ends by itself when the user's first live hold ends (or sooner, if they pay or a hold is released):
     the refusal says when, as every error that ends by itself does."""
@@ -127,10 +155,10 @@ def hold_cap_reached(max_holds: int, first_hold_ends_in: timedelta | None = None
     return TooManyHolds(f"at most {max_holds} seats can be held at once", retry_after=retry_after)
 
 
-def check_hold_cap(live_holds: int, max_holds: int) -> None:
-    """A user may have at most `max_holds` live holds (a guard against hoarding and scalping); the hold's UPDATE
-    applies the same rule in SQL (SeatRepository.save_hold)."""
-    if live_holds >= max_holds:
+def check_hold_cap(held_seats: int, new_seats: int, max_holds: int) -> None:
+    """A user may hold at most `max_holds` seats in live holds (a guard against hoarding and scalping): a hold of
+    `new_seats` more must fit. The hold's UPDATE applies the same rule in SQL (SeatRepository.save_hold)."""
+    if held_seats + new_seats > max_holds:
         raise hold_cap_reached(max_holds)
 
 

@@ -9,10 +9,11 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from trproto import inventory_pb2, inventory_pb2_grpc
 
 from trcommon.errors import InvalidInput
+from trcontracts.inventory import MAX_SEATS_PER_HOLD
 from trcommon.grpc_support import serve
 from trcommon.process import running
 
@@ -37,21 +38,37 @@ class _Input(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class ReserveSeatInput(_Input):
-    seat_id: Id
+class _SeatsInput(_Input):
+    """The seats of a hold: `seat_id`, or `seat_ids` (1 to MAX_SEATS_PER_HOLD distinct seats), not both."""
+
+    seat_id: OptionalId = None
+    seat_ids: list[Id] = Field(default_factory=list, max_length=MAX_SEATS_PER_HOLD)
+
+    @model_validator(mode="after")
+    def _one_way_of_naming_seats(self):
+        if (self.seat_id is None) == (not self.seat_ids):
+            raise ValueError("give seat_id or seat_ids (not both)")
+        if len(set(self.seat_ids)) != len(self.seat_ids):
+            raise ValueError("seat_ids must not repeat a seat")
+        return self
+
+    @property
+    def seats(self) -> list[str]:
+        return [str(i) for i in self.seat_ids] if self.seat_ids else [str(self.seat_id)]
+
+
+class ReserveSeatInput(_SeatsInput):
     user_id: Id
     hold_id: Id
     hold_seconds: int = Field(ge=MIN_HOLD_SECONDS, le=MAX_HOLD_SECONDS)
 
 
-class ConfirmSeatInput(_Input):
-    seat_id: Id
+class ConfirmSeatInput(_SeatsInput):
     user_id: Id
     hold_id: Id
 
 
-class ReleaseSeatInput(_Input):
-    seat_id: Id
+class ReleaseSeatInput(_SeatsInput):
     hold_id: Id
 
 
@@ -98,7 +115,8 @@ M = TypeVar("M", bound=_Input)
 def parse(model: type[M], request) -> M:
     """Validate a request message's fields; anything malformed is INVALID_INPUT (400, INVALID_ARGUMENT)."""
     try:
-        return model.model_validate({f.name: getattr(request, f.name) for f in request.DESCRIPTOR.fields})
+        return model.model_validate({f.name: list(getattr(request, f.name)) if f.is_repeated
+                                     else getattr(request, f.name) for f in request.DESCRIPTOR.fields})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in exc.errors(include_url=False, include_input=False))
@@ -118,6 +136,11 @@ def seat_message(seat: Seat) -> inventory_pb2.Seat:
         checked_in_at=_rfc3339(seat.checked_in_at), checked_in_hall_id=seat.checked_in_hall_id or "")
 
 
+def _seats_reply(seats: list[Seat]) -> inventory_pb2.SeatReply:
+    messages = [seat_message(s) for s in seats]
+    return inventory_pb2.SeatReply(seat=messages[0], seats=messages)
+
+
 def _str(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
 
@@ -129,19 +152,19 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
 
     def ReserveSeat(self, request, context):
         cmd = parse(ReserveSeatInput, request)
-        seat = services.reserve_seat(self._uow, str(cmd.seat_id), str(cmd.user_id), str(cmd.hold_id),
-                                     cmd.hold_seconds, self._settings.max_holds_per_user)
-        return inventory_pb2.SeatReply(seat=seat_message(seat))
+        seats = services.reserve_seats(self._uow, cmd.seats, str(cmd.user_id), str(cmd.hold_id), cmd.hold_seconds,
+                                       self._settings.max_holds_per_user)
+        return _seats_reply(seats)
 
     def ConfirmSeat(self, request, context):
         cmd = parse(ConfirmSeatInput, request)
-        seat = services.confirm_seat(self._uow, str(cmd.seat_id), str(cmd.user_id), str(cmd.hold_id))
-        return inventory_pb2.SeatReply(seat=seat_message(seat))
+        return _seats_reply(services.confirm_seats(self._uow, cmd.seats, str(cmd.user_id), str(cmd.hold_id)))
 
     def ReleaseSeat(self, request, context):
         cmd = parse(ReleaseSeatInput, request)
-        released, seat = services.release_seat(self._uow, str(cmd.seat_id), str(cmd.hold_id))
-        return inventory_pb2.ReleaseSeatReply(released=released, seat=seat_message(seat))
+        released, seats = services.release_seats(self._uow, cmd.seats, str(cmd.hold_id))
+        messages = [seat_message(s) for s in seats]
+        return inventory_pb2.ReleaseSeatReply(released=released, seat=messages[0], seats=messages)
 
     def UpdateOwner(self, request, context):
         cmd = parse(UpdateOwnerInput, request)

@@ -25,13 +25,14 @@ from functools import partial
 
 import pika
 import pika.exceptions
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from trcommon.amqp import connect
 from trcommon.errors import DependencyUnavailable
 from trcommon.logs import REQUEST_ID_METADATA, request_context
 from trcommon.process import running
+from trcontracts.inventory import MAX_SEATS_PER_HOLD
 
 from ..bootstrap import Container, bootstrap
 from ..service_layer import services
@@ -51,10 +52,16 @@ class ReleaseMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    seat_id: uuid.UUID
+    seat_id: uuid.UUID          # the hold's first seat (by seat_id): all a single-seat hold's message names
     hold_id: uuid.UUID
     order_id: uuid.UUID
     held_until: AwareDatetime
+    # Every seat of the hold (1-8); absent from messages published before holds covered several seats.
+    seat_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_SEATS_PER_HOLD)
+
+    @property
+    def seats(self) -> list[str]:
+        return sorted({str(i) for i in self.seat_ids} | {str(self.seat_id)})
 
 
 @dataclass
@@ -163,7 +170,7 @@ class ReleaseConsumer:
     def _release_once(self, d: _Delivery) -> None:
         seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
         try:
-            outcome = services.release_expired_hold(self._uow, seat_id, hold_id)
+            outcome = services.release_expired_hold(self._uow, d.message.seats, hold_id)
         except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
             d.database_failures += 1
             wait = _backoff(DATABASE_BACKOFF, d.database_failures)
@@ -178,8 +185,9 @@ class ReleaseConsumer:
             d.connection.call_later(FAILURE_REQUEUE_DELAY, partial(self._requeue, d))
             return
 
-        if outcome.released is not None:
-            log_release(outcome.released, "timer", redelivered=d.redelivered)
+        if outcome.released:
+            for released in outcome.released:
+                log_release(released, "timer", redelivered=d.redelivered)
             self.stats["released"] += 1
         elif outcome.live_for_seconds > 0:
             waited = time.monotonic() - d.received_at

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-from ..domain.exceptions import HoldExpired, SeatNotFound
-from ..domain.model import HoldReleased, ScanResult, Seat, hold_cap_reached
+from ..domain.exceptions import HoldExpired, HoldIdInUse, SeatNotFound
+from ..domain.model import HoldReleased, ScanResult, Seat, hold_cap_reached, hold_seats, lock_order
 from .unit_of_work import InventoryUnitOfWork
 
 UowFactory = Callable[..., InventoryUnitOfWork]  # called with autocommit=True for single-statement work
@@ -21,74 +21,85 @@ class CheckInOutcome:
 
 @dataclass(frozen=True)
 class ExpiryOutcome:
-    """What a hold-timer message found: the hold released now, still live (the message came early), or gone."""
+    """What a hold-timer message found: the hold's seats released now, still live (the message came early), or
+    gone."""
 
-    released: HoldReleased | None = None
+    released: tuple[HoldReleased, ...] = ()
     live_for_seconds: float = 0.0
 
 
-def reserve_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: str, hold_seconds: int,
-                 max_holds: int) -> Seat:
-    """Two statements in one transaction: lock the seat NOWAIT (with the user's hold-cap lock), then write the hold
-    if the user is under the cap (counted in that same UPDATE)."""
+def reserve_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, hold_id: str, hold_seconds: int,
+                  max_holds: int) -> list[Seat]:
+    """Hold 1-8 seats under one hold id, all or nothing, in one transaction: lock every seat NOWAIT in lock order
+    (with the user's hold-cap lock), then write the hold if the user's held seats stay within the cap (counted in
+    that same UPDATE). Any seat busy, taken or missing fails the whole call and nothing is written. The seats, in
+    lock order."""
+    ids = lock_order(seat_ids)
     with uow_factory() as uow:
-        found = uow.seats.lock_for_hold(seat_id, user_id)   # SeatLocked at once if another call has the row
-        if found is None:
-            raise SeatNotFound()
-        seat, now = found
-        if seat.is_held_by(hold_id, user_id, now):
-            return seat     # the same reservation again (a retried call): its hold stands, unchanged
-        held = seat.hold(user_id, hold_id, now, hold_seconds)
+        found, now = uow.seats.lock_for_hold(ids, user_id)  # SeatLocked at once if another call has a row
+        held = hold_seats(found, ids, user_id, hold_id, now, hold_seconds)
+        if held is None:
+            return found    # the same reservation again (a retried call): its hold stands, unchanged
+        if uow.seats.hold_id_used_elsewhere(hold_id, ids):
+            raise HoldIdInUse()
         if not uow.seats.save_hold(held, max_holds):
-            # The UPDATE matched nothing only because the user is capped. No live hold left now means they lapsed
-            # since: retry at once.
+            # The UPDATE matched nothing only because the user would go over the cap. No live hold left now means
+            # theirs lapsed since: retry at once.
             raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id) or timedelta())
         uow.commit()
         return held
 
 
-def confirm_seat(uow_factory: UowFactory, seat_id: str, user_id: str, hold_id: str) -> Seat:
-    """One conditional UPDATE (autocommit); when it matches nothing, the seat as it is now says why: already sold
-    by this hold (a retry: returned as it is), the hold lapsed, or the seat is not this hold's."""
-    with uow_factory(autocommit=True) as uow:
-        sold = uow.seats.confirm(seat_id, user_id, hold_id)
-        if sold is not None:
+def confirm_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, hold_id: str) -> list[Seat]:
+    """Every seat HELD by this live hold → SOLD to the user, all or nothing (one conditional UPDATE, kept only when
+    it matched every seat); otherwise the seats as they are now say why: already sold by this hold (a retry:
+    returned as they are), the hold lapsed, or a seat is not this hold's."""
+    ids = lock_order(seat_ids)
+    with uow_factory() as uow:
+        sold = uow.seats.confirm(ids, user_id, hold_id)
+        if len(sold) == len(ids):
+            uow.commit()
             return sold
-        found = uow.seats.get(seat_id)
-    if found is None:
-        raise SeatNotFound()
-    seat, now = found
-    if seat.confirm(user_id, hold_id, now) is not seat:
-        # Still confirmable by the clock of the read: the hold lapsed between the two statements by a hair, or
-        # was renewed; either way the UPDATE, which decides, found it not live.
-        raise HoldExpired()
-    return seat
-
-
-def release_seat(uow_factory: UowFactory, seat_id: str, hold_id: str) -> tuple[bool, Seat]:
-    """Release on request (payment failed, saga compensation): whether this call released it, and the seat."""
     with uow_factory(autocommit=True) as uow:
-        released = uow.seats.release_hold(seat_id, hold_id)
-        if released is not None:
-            uow.commit()
-            return True, released.seat
-        found = uow.seats.get(seat_id)
-    if found is None:
-        raise SeatNotFound()
-    seat, now = found
-    return False, seat.as_seen_at(now)
+        found, now = uow.seats.get_many(ids)
+    missing = sorted(set(ids) - {s.seat_id for s in found})
+    if missing:
+        raise SeatNotFound(seat_ids=None if len(ids) == 1 else missing)
+    if all(s.is_sold_by(hold_id, user_id) for s in found):
+        return found
+    for seat in found:
+        if seat.confirm(user_id, hold_id, now) is not seat:
+            # Still confirmable by the clock of the read: the hold lapsed between the two statements by a hair;
+            # the UPDATE, which decides, found it not live.
+            raise HoldExpired()
+    return found    # not reached: confirm() raised for the first seat that is not this live hold's
 
 
-def release_expired_hold(uow_factory: UowFactory, seat_id: str, hold_id: str) -> ExpiryOutcome:
-    """The hold timer fired: release the seat if this hold still has it and its held_until has passed."""
+def release_seats(uow_factory: UowFactory, seat_ids: list[str], hold_id: str) -> tuple[bool, list[Seat]]:
+    """Release on request (payment failed, saga compensation): whether this call released any seat, and the
+    seats as they are now."""
+    ids = lock_order(seat_ids)
     with uow_factory(autocommit=True) as uow:
-        released = uow.seats.release_hold(seat_id, hold_id, only_if_lapsed=True)
-        if released is not None:
+        released = {r.seat.seat_id: r.seat for r in uow.seats.release_hold(ids, hold_id)}
+        uow.commit()
+        if len(released) == len(ids):
+            return True, [released[i] for i in ids]
+        found, now = uow.seats.get_many(ids)
+    if not found:
+        raise SeatNotFound(seat_ids=None if len(ids) == 1 else ids)
+    return bool(released), [released.get(s.seat_id) or s.as_seen_at(now) for s in found]
+
+
+def release_expired_hold(uow_factory: UowFactory, seat_ids: list[str], hold_id: str) -> ExpiryOutcome:
+    """The hold timer fired: release the hold's seats if it still has them and its held_until has passed."""
+    ids = lock_order(seat_ids)
+    with uow_factory(autocommit=True) as uow:
+        released = uow.seats.release_hold(ids, hold_id, only_if_lapsed=True)
+        if released:
             uow.commit()
-            return ExpiryOutcome(released=released)
-        found = uow.seats.get(seat_id)
-    if found is not None:
-        seat, now = found
+            return ExpiryOutcome(released=tuple(released))
+        found, now = uow.seats.get_many(ids)
+    for seat in found:
         if seat.hold_id == hold_id and seat.hold_is_live(now):
             return ExpiryOutcome(live_for_seconds=(seat.held_until - now).total_seconds())
     return ExpiryOutcome()

@@ -1,5 +1,6 @@
 """Races against the real server and PostgreSQL: many threads at once on one seat, or one user."""
 import threading
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -99,3 +100,95 @@ def test_the_hold_cap_holds_under_concurrent_reservations(inventory, container, 
         held = conn.execute(sa.select(sa.func.count()).select_from(seats)
                             .where(seats.c.held_by_user_id == user, seats.c.status == "HELD")).scalar_one()
     assert held == 8
+
+
+def _deadlocks(container) -> int:
+    """Deadlocks PostgreSQL has detected in this database (each one is a 40P01 error in a transaction)."""
+    with container.engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        return conn.execute(sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")) \
+            .scalar_one()
+
+
+def test_two_fans_asking_for_the_same_pair_in_opposite_orders_never_deadlock_nor_hold_half(
+        inventory, container, new_seat):
+    """RELIABILITY case 2: 500 holds of {s1, s2} each, one fan asking [s1, s2], the other [s2, s1], at once; each
+    hold they get is released at once so the other can try. A third thread keeps reading the pair: at every instant
+    both seats are free, or both are held by one hold."""
+    event = _id()
+    s1, s2 = new_seat(event, number=1), new_seat(event, number=2)
+    deadlocks_before = _deadlocks(container)
+    barrier = threading.Barrier(2)
+    done = threading.Event()
+    partial: list = []
+    samples = 0
+
+    def fan(order: list[str]) -> Counter:
+        user, outcomes = _id(), Counter()
+        barrier.wait()
+        for _ in range(500):
+            hold = _id()
+            try:
+                reply = inventory.ReserveSeat(pb.ReserveSeatRequest(seat_ids=order, user_id=user, hold_id=hold,
+                                                                    hold_seconds=60))
+            except grpc.RpcError as exc:
+                outcomes[(exc.code(), app_error_from_rpc(exc).code)] += 1
+                continue
+            assert sorted(s.seat_id for s in reply.seats) == sorted(order)
+            assert {(s.status, s.hold_id) for s in reply.seats} == {(pb.HELD, hold)}
+            outcomes["held"] += 1
+            assert inventory.ReleaseSeat(pb.ReleaseSeatRequest(seat_ids=order, hold_id=hold)).released
+        return outcomes
+
+    def watch() -> None:
+        nonlocal samples
+        with container.engine.connect() as conn:
+            while not done.is_set():
+                rows = conn.execute(sa.select(seats.c.status, seats.c.hold_id)
+                                    .where(seats.c.seat_id.in_([s1, s2]))).all()
+                conn.commit()
+                samples += 1
+                if len({tuple(r) for r in rows}) != 1:
+                    partial.append(rows)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            a, b = pool.map(fan, ([s1, s2], [s2, s1]))
+    finally:
+        done.set()
+        watcher.join()
+    total = a + b
+    # Every attempt either held both seats or failed whole as a busy or taken seat: no other error (a deadlock
+    # would be an INTERNAL error), and nothing left half-held.
+    assert sum(total.values()) == 1000
+    assert set(total) <= {"held", (grpc.StatusCode.ABORTED, "SEAT_UNAVAILABLE"),
+                          (grpc.StatusCode.FAILED_PRECONDITION, "SEAT_UNAVAILABLE")}, total
+    assert a["held"] > 0 and b["held"] > 0, total
+    assert partial == [] and samples > 0
+    time.sleep(0.6)     # statistics reach pg_stat_database within half a second of a transaction's end
+    assert _deadlocks(container) - deadlocks_before == 0
+    with container.engine.connect() as conn:
+        assert conn.execute(sa.select(seats.c.status).where(seats.c.seat_id.in_([s1, s2]))).scalars().all() == [
+            "AVAILABLE", "AVAILABLE"]
+    print(f"\nopposite-order pair holds: {dict(total)}; partial holds seen in {samples} samples: {len(partial)}; "
+          f"deadlocks: {_deadlocks(container) - deadlocks_before}")
+
+
+def test_a_party_hold_racing_single_holds_of_its_seats_is_all_or_nothing(inventory, container, new_seat):
+    """Ten fans want one seat each of a party of four that eleven more fans want whole: every party hold that
+    succeeds has all four seats, and every seat held is held by exactly one successful call."""
+    event = _id()
+    party = [new_seat(event, number=n) for n in range(1, 5)]
+    calls = [(list(reversed(party)) if i % 2 else party) for i in range(11)] + [[party[i % 4]] for i in range(10)]
+    outcomes = _all_at_once(len(calls), lambda i: inventory.ReserveSeat(pb.ReserveSeatRequest(
+        seat_ids=calls[i], user_id=_id(), hold_id=_id(), hold_seconds=60)))
+    assert all(kind == "ok" or code == "SEAT_UNAVAILABLE" for kind, code in outcomes), outcomes
+    with container.engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(seats.c.seat_id, seats.c.hold_id).where(seats.c.seat_id.in_(party))).all())
+    for kind, reply in outcomes:
+        if kind == "ok":
+            assert {rows[s.seat_id] for s in reply.seats} == {reply.seat.hold_id}
+    won = [reply for kind, reply in outcomes if kind == "ok"]
+    assert sum(len(r.seats) for r in won) == sum(v is not None for v in rows.values())

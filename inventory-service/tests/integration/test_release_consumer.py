@@ -91,6 +91,23 @@ def test_an_expired_hold_message_releases_the_seat_within_seconds(inventory, new
     assert seen.by_seat[seat.seat_id] == "req-timer-1"
 
 
+def test_a_party_hold_message_releases_every_seat_of_the_hold_and_nothing_else(inventory, new_seat, stored_seat,
+                                                                              broker, run_consumer, eventually):
+    event, user, hold = _id(), _id(), _id()
+    party = sorted(new_seat(event, number=n) for n in range(1, 4))
+    neighbour = new_seat(event, number=4)
+    inventory.ReserveSeat(pb.ReserveSeatRequest(seat_id=neighbour, user_id=user, hold_id=_id(), hold_seconds=60))
+    seats = inventory.ReserveSeat(pb.ReserveSeatRequest(seat_ids=party, user_id=user, hold_id=hold,
+                                                        hold_seconds=1)).seats
+    consumer = run_consumer()
+    broker.publish(HOLD_EXCHANGE, HOLD_ROUTING_KEY, json.dumps({
+        "seat_id": party[0], "seat_ids": party, "hold_id": hold, "order_id": hold,
+        "held_until": seats[0].held_until}).encode(), expiration_ms=1000)
+    assert eventually(lambda: all(_is_available(stored_seat, s)() for s in party), 4.0)
+    assert eventually(lambda: consumer.stats["released"] == 1, 1.0)     # one message, one release of the hold
+    assert stored_seat(neighbour).status is SeatStatus.HELD           # the fan's other hold is untouched
+
+
 def test_a_poison_message_is_parked_and_later_messages_are_still_processed(inventory, new_seat, stored_seat, broker,
                                                                           run_consumer, eventually):
     consumer = run_consumer()

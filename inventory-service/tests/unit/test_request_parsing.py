@@ -32,6 +32,27 @@ def test_malformed_ids_and_out_of_range_hold_seconds_are_invalid_input(fields):
     assert next(iter(fields)) in caught.value.message
 
 
+def test_a_party_reservation_names_its_seats_by_seat_ids():
+    seats = [str(uuid.uuid4()) for _ in range(8)]
+    cmd = parse(ReserveSeatInput, _reserve(seat_id="", seat_ids=seats))
+    assert cmd.seats == seats
+    assert parse(ReserveSeatInput, _reserve(seat_id=seats[0])).seats == [seats[0]]      # one seat, as before
+
+
+@pytest.mark.parametrize("fields", [
+    {"seat_id": "", "seat_ids": []},                                              # no seat
+    {"seat_ids": [str(uuid.uuid4())]},                                            # seat_id and seat_ids
+    {"seat_id": "", "seat_ids": [str(uuid.uuid4()) for _ in range(9)]},           # more than 8
+    {"seat_id": "", "seat_ids": ["7eff1b59-bb1a-5e39-9907-da92a3edd548"] * 2},    # a seat twice
+    {"seat_id": "", "seat_ids": ["7eff1b59-bb1a-5e39-9907-da92a3edd548", "7EFF1B59-BB1A-5E39-9907-DA92A3EDD548"]},
+    {"seat_id": "", "seat_ids": [str(uuid.uuid4()), "A-1-1"]},
+])
+def test_a_reservation_names_one_to_eight_distinct_seats_one_way(fields):
+    with pytest.raises(InvalidInput) as caught:
+        parse(ReserveSeatInput, _reserve(**fields))
+    assert (caught.value.code, caught.value.status) == ("INVALID_INPUT", 400)
+
+
 def test_a_check_in_may_omit_the_scanner():
     cmd = parse(MarkCheckedInInput, inventory_pb2.MarkCheckedInRequest(
         seat_id=str(uuid.uuid4()), hall_id=str(uuid.uuid4()), holder_user_id=str(uuid.uuid4()), ticket_version=1))

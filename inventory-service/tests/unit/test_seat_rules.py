@@ -4,9 +4,10 @@ from datetime import datetime, timedelta, timezone
 import grpc
 import pytest
 
-from inventory_service.domain.exceptions import HoldExpired, NotOwner, SeatLocked, SeatUnavailable, TooManyHolds
+from inventory_service.domain.exceptions import (HoldExpired, NotOwner, SeatLocked, SeatNotFound,
+                                                 SeatsNotInOneEvent, SeatUnavailable, TooManyHolds)
 from inventory_service.domain.model import (HoldReleased, ScanResult, Seat, SeatStatus, check_hold_cap,
-                                           hold_cap_reached)
+                                           hold_cap_reached, hold_seats, lock_order)
 
 NOW = datetime(2030, 1, 1, 20, 0, tzinfo=timezone.utc)
 USER, OTHER = "user-1", "user-2"
@@ -111,11 +112,57 @@ def test_a_code_of_another_holder_or_an_older_version_is_invalid_even_once_check
     assert in_now.refuse_check_in(OTHER, 2) is ScanResult.DUPLICATE     # the buyer's own code, scanned again
 
 
-def test_the_hold_cap_refuses_the_hold_beyond_the_limit():
-    check_hold_cap(7, 8)
-    with pytest.raises(TooManyHolds) as caught:
-        check_hold_cap(8, 8)
-    assert (caught.value.code, caught.value.status) == ("TOO_MANY_HOLDS", 429)
+def test_the_hold_cap_counts_seats_and_refuses_a_hold_that_would_go_beyond_the_limit():
+    check_hold_cap(7, 1, 8)
+    check_hold_cap(4, 4, 8)
+    for held, new in ((8, 1), (5, 4), (0, 9)):
+        with pytest.raises(TooManyHolds) as caught:
+            check_hold_cap(held, new, 8)
+        assert (caught.value.code, caught.value.status) == ("TOO_MANY_HOLDS", 429)
+
+
+def _at(seat_id: str, event: str = "e1", **state) -> Seat:
+    return Seat(seat_id, event, "A", "1", int(seat_id[1:]), 50, **state)
+
+
+def test_the_lock_order_is_ascending_seat_id_whatever_order_the_seats_were_asked_in():
+    assert lock_order(["s3", "s1", "s2"]) == lock_order(["s2", "s3", "s1"]) == ["s1", "s2", "s3"]
+
+
+def test_a_party_hold_holds_every_seat_under_one_hold_id_and_one_deadline():
+    held = hold_seats([_at("s1"), _at("s2"), _at("s3")], ["s1", "s2", "s3"], USER, "h1", NOW, 300)
+    assert [s.seat_id for s in held] == ["s1", "s2", "s3"]
+    assert {(s.status, s.held_by_user_id, s.hold_id, s.held_until) for s in held} == {
+        (SeatStatus.HELD, USER, "h1", NOW + timedelta(seconds=300))}
+
+
+def test_a_party_hold_with_one_seat_taken_fails_whole_and_names_the_taken_seats():
+    taken = _at("s2", status=SeatStatus.SOLD, owner_user_id=OTHER, hold_id="h0")
+    lapsed = _at("s3", status=SeatStatus.HELD, held_by_user_id=OTHER, hold_id="h9", held_until=NOW)
+    with pytest.raises(SeatUnavailable) as caught:
+        hold_seats([_at("s1"), taken, lapsed], ["s1", "s2", "s3"], USER, "h1", NOW, 300)
+    assert caught.value.status == 409
+    assert caught.value.details == {"seat_ids": ["s2"]}          # the lapsed hold's seat counts as available
+
+
+def test_a_party_hold_with_a_missing_seat_fails_whole_and_names_it():
+    with pytest.raises(SeatNotFound) as caught:
+        hold_seats([_at("s1")], ["s1", "s7"], USER, "h1", NOW, 300)
+    assert (caught.value.status, caught.value.details) == (404, {"seat_ids": ["s7"]})
+
+
+def test_a_party_hold_across_two_events_is_refused():
+    with pytest.raises(SeatsNotInOneEvent) as caught:
+        hold_seats([_at("s1"), _at("s2", event="e2")], ["s1", "s2"], USER, "h1", NOW, 300)
+    assert (caught.value.code, caught.value.status) == ("SEATS_NOT_IN_ONE_EVENT", 400)
+
+
+def test_a_repeated_party_hold_by_the_same_hold_changes_nothing():
+    mine = [_at(i, status=SeatStatus.HELD, held_by_user_id=USER, hold_id="h1", held_until=NOW + timedelta(seconds=9))
+            for i in ("s1", "s2")]
+    assert hold_seats(mine, ["s1", "s2"], USER, "h1", NOW, 300) is None
+    with pytest.raises(SeatUnavailable):    # another hold id of the same fan is another hold
+        hold_seats(mine, ["s1", "s2"], USER, "h2", NOW, 300)
 
 
 def test_a_capped_hold_says_in_whole_seconds_when_the_first_live_hold_ends():

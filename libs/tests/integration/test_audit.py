@@ -108,8 +108,9 @@ def sold_then_transferred(urls, status="COMPLETED", amount=40, rows=("debit", "c
     seller, buyer = new_user(urls, 0, []), new_user(urls, 0, [])
     order, transfer = str(uuid.uuid4()), str(uuid.uuid4())
     seat = new_seat(urls, "SOLD", owner=buyer if owner == "buyer" else seller, hold=order)
-    run(urls["order-service"], "INSERT INTO orders (order_id, user_id, seat_id, event_id, amount, status, "
-        "payment_state, held_until) VALUES (:o, :u, :s, :e, 50, 'CONFIRMED', 'CHARGING', now())",
+    run(urls["order-service"], "INSERT INTO orders (order_id, user_id, seat_id, seat_ids, event_id, amount, status, "
+        "payment_state, held_until) VALUES (:o, :u, :s, ARRAY[CAST(:s AS uuid)], :e, 50, 'CONFIRMED', 'CHARGING', "
+        "now())",
         o=order, u=seller, s=seat, e=str(uuid.uuid4()))
     ledger_row(urls, seller, -50, f"order:{order}:debit")
     run(urls["order-service"], "INSERT INTO transfers (transfer_id, seat_id, event_id, seller_user_id, buyer_user_id, "
@@ -166,3 +167,37 @@ def test_each_kind_of_transfer_violation_is_reported(urls):
     assert about(wrong_seat) and "its last transfer" in about(wrong_seat)[0]
     assert about(stale_seat) == [f"seat {stale_seat} changed owner 1 times but its ticket_version is 1"]
     assert about(kept) == [f"transfer {kept} is EXPIRED but its ledger rows ['debit'] were not undone"]
+
+
+def party_order(urls, seat_states=("SOLD",) * 4, charged=200, amount=200):
+    """A CONFIRMED order of four 50-credit seats, its seats in the given states and its debit of `charged`."""
+    fan, order = new_user(urls, 1000 - charged, [1000]), str(uuid.uuid4())
+    sold = {"owner": fan, "hold": order}
+    seats = sorted(new_seat(urls, state, **(sold if state == "SOLD" else {})) for state in seat_states)
+    run(urls["order-service"], "INSERT INTO orders (order_id, user_id, seat_id, seat_ids, event_id, amount, status, "
+        "payment_state, held_until) VALUES (:o, :u, :s, CAST(:ss AS uuid[]), :e, :a, 'CONFIRMED', 'CHARGING', now())",
+        o=order, u=fan, s=seats[0], ss=seats, e=str(uuid.uuid4()), a=amount)
+    ledger_row(urls, fan, -charged, f"order:{order}:debit")
+    return order, seats
+
+
+def test_a_party_order_charged_once_with_every_seat_sold_has_no_violations(urls):
+    order, seats = party_order(urls)
+    assert [v.message for v in violations(urls) if order in v.message or any(s in v.message for s in seats)] == []
+    # Every seat of an order counts, not only its first (which a unique index already keeps to one CONFIRMED
+    # order): a second CONFIRMED order of another one is a seat sold twice.
+    again, _ = party_order(urls, seat_states=("SOLD",), charged=50, amount=50)
+    run(urls["order-service"], "UPDATE orders SET seat_ids = CAST(:ss AS uuid[]), seat_id = :s WHERE order_id = :o",
+        ss=[seats[2]], s=seats[2], o=again)
+    assert f"seat {seats[2]} has 2 CONFIRMED orders" in [v.message for v in violations(urls) if v.invariant == 1]
+
+
+def test_a_partial_or_mischarged_party_order_is_reported(urls):
+    partial, partial_seats = party_order(urls, seat_states=("SOLD", "SOLD", "SOLD", "AVAILABLE"))
+    mischarged, _ = party_order(urls, charged=50)
+    underpriced, _ = party_order(urls, charged=150, amount=150)
+    messages = [v.message for v in violations(urls) if v.invariant == 2]
+    available = next(s for s in partial_seats if f"seat {s} is AVAILABLE" in " ".join(messages))
+    assert f"confirmed order {partial} but seat {available} is AVAILABLE" in messages
+    assert f"confirmed order {mischarged} of 200 credits was charged 50" in messages
+    assert f"confirmed order {underpriced} costs 150, its 4 seats 200" in messages

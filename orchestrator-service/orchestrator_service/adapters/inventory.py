@@ -41,6 +41,11 @@ class SeatView:
                 "price": self.price, "status": self.status}
 
 
+def _naming(seat_ids: list[str]) -> dict:
+    """A request's seats: one seat as `seat_id` (as before holds covered several), several as `seat_ids`."""
+    return {"seat_id": seat_ids[0]} if len(seat_ids) == 1 else {"seat_ids": list(seat_ids)}
+
+
 class InventoryClient:
     # Safe to repeat (the contract's idempotent RPCs): a retried reserve with the same hold id returns that hold,
     # confirm and release are idempotent, UpdateOwner is keyed by its change key, reads are reads. MarkCheckedIn
@@ -74,21 +79,27 @@ class InventoryClient:
         except grpc.RpcError as exc:
             raise app_error_from_rpc(exc) from None
 
-    def reserve(self, seat_id: str, user_id: str, hold_id: str, hold_seconds: int) -> SeatView:
+    def reserve(self, seat_ids: list[str], user_id: str, hold_id: str, hold_seconds: int) -> list[SeatView]:
+        """Hold the seats (1-8 of one event) under one hold, all or none; the seats by seat_id."""
         reply = self._call(self._stub.ReserveSeat, pb.ReserveSeatRequest(
-            seat_id=seat_id, user_id=user_id, hold_id=hold_id, hold_seconds=hold_seconds))
-        return self._changed(SeatView.from_pb(reply.seat))
+            user_id=user_id, hold_id=hold_id, hold_seconds=hold_seconds, **_naming(seat_ids)))
+        return self._all_changed(reply)
 
-    def confirm(self, seat_id: str, user_id: str, hold_id: str) -> SeatView:
-        reply = self._call(self._stub.ConfirmSeat, pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user_id,
-                                                                         hold_id=hold_id))
-        return self._changed(SeatView.from_pb(reply.seat))
+    def confirm(self, seat_ids: list[str], user_id: str, hold_id: str) -> list[SeatView]:
+        reply = self._call(self._stub.ConfirmSeat, pb.ConfirmSeatRequest(user_id=user_id, hold_id=hold_id,
+                                                                         **_naming(seat_ids)))
+        return self._all_changed(reply)
 
-    def release(self, seat_id: str, hold_id: str) -> bool:
-        reply = self._call(self._stub.ReleaseSeat, pb.ReleaseSeatRequest(seat_id=seat_id, hold_id=hold_id))
+    def release(self, seat_ids: list[str], hold_id: str) -> bool:
+        reply = self._call(self._stub.ReleaseSeat, pb.ReleaseSeatRequest(hold_id=hold_id, **_naming(seat_ids)))
         if reply.released:
-            self._changed(SeatView.from_pb(reply.seat))
+            self._all_changed(reply)
         return reply.released
+
+    def _all_changed(self, reply) -> list[SeatView]:
+        seats = [SeatView.from_pb(s) for s in (reply.seats or [reply.seat])]
+        self._changed(seats[0])     # one event: its map is dropped once
+        return seats
 
     def update_owner(self, seat_id: str, expected_owner_id: str, new_owner_id: str, change_key: str) -> SeatView:
         reply = self._call(self._stub.UpdateOwner, pb.UpdateOwnerRequest(

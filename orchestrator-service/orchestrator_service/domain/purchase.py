@@ -19,6 +19,11 @@ SEAT_LOST_CODES = frozenset({InventoryError.HOLD_EXPIRED, InventoryError.SEAT_UN
                              InventoryError.SEAT_NOT_FOUND})
 
 
+def purchase_reason(seats: int) -> str:
+    """The ledger's reason for an order's one debit."""
+    return "seat purchase" if seats == 1 else f"purchase of {seats} seats"
+
+
 def otp_purpose(order_id: str) -> str:
     return f"order:{order_id}"
 

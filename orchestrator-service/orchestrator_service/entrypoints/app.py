@@ -94,7 +94,7 @@ def purchase_routes(c: Container, limits: RateLimits) -> Blueprint:
     def reserve():
         body = parse_body(ReserveBody)
         p = current_principal()
-        return jsonify(purchase.reserve(c, p.user_id, p.role, body.seat_id)), 201
+        return jsonify(purchase.reserve(c, p.user_id, p.role, body.seats())), 201
 
     @bp.post("/pay")
     @authed

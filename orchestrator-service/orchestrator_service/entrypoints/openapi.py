@@ -43,7 +43,8 @@ ROUTES = [
     ("get", "/venues", "Venues with their halls, by name (a gate picks its hall here)", None, 200, False, [400],
      VenueList),
     ("get", "/events/{event_id}/seats", "The seat map of an event", None, 200, False, [404, 503]),
-    ("post", "/reserve", "Hold a seat for HOLD_TTL_SECONDS; creates a PENDING order", ReserveBody, 201, True,
+    ("post", "/reserve", "Hold a seat, or 1-8 seats of one event all or none, for HOLD_TTL_SECONDS; creates one "
+     "PENDING order (409 SEAT_UNAVAILABLE names the seats in details.seat_ids)", ReserveBody, 201, True,
      [400, 401, 403, 404, 409, 429, 503]),
     ("post", "/pay", "Pay a held order with credits (flagged fans need an OTP)", PayBody, 200, True,
      [400, 401, 402, 403, 404, 410, 428, 429, 503]),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from trcontracts import users
+from trcommon.errors import InvalidInput
+from trcontracts import inventory, users
 
 from ..domain.ids import UUID_PATTERN, canonical_uuid
 
@@ -45,8 +46,36 @@ class RefreshBody(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class ReserveBody(BaseModel):
-    seat_id: Id
+    """One seat (`seat_id`) or a party's seats (`seat_ids`), held together under one order or not at all: exactly
+    one of the two (the document says so with `oneOf`)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["seat_id"]}, {"required": ["seat_ids"]}]})
+
+    # Not nullable: a field that is given must be a seat (None only stands for "absent", so no default is shown).
+    seat_id: Id = Field(None, description="one seat; or give seat_ids", json_schema_extra=_no_default)
+    seat_ids: list[Id] = Field(None, min_length=1, max_length=inventory.MAX_SEATS_PER_HOLD,
+                               description=f"1 to {inventory.MAX_SEATS_PER_HOLD} distinct seats of one event (ids "
+                                           "compared in any case), held together or not at all; or give seat_id",
+                               json_schema_extra=lambda schema: _no_default(schema) or schema.update(uniqueItems=True))
+
+    @field_validator("seat_ids")
+    @classmethod
+    def _distinct(cls, seat_ids: list[str] | None) -> list[str] | None:
+        if seat_ids is not None and len(set(seat_ids)) != len(seat_ids):
+            raise ValueError("a seat appears more than once")
+        return seat_ids
+
+    def seats(self) -> list[str]:
+        """The seats asked for; exactly one of seat_id and seat_ids must be given."""
+        if (self.seat_id is None) == (self.seat_ids is None):
+            raise InvalidInput("request is invalid", details=[
+                {"field": "seat_ids", "message": "give either seat_id or seat_ids"}])
+        return self.seat_ids or [self.seat_id]
 
 
 class PayBody(BaseModel):

@@ -1,12 +1,15 @@
-"""The purchase saga on the shared saga mechanism (docs/sagas.md): reserve a seat, pay for it.
+"""The purchase saga on the shared saga mechanism (docs/sagas.md): reserve 1-8 seats of one event, pay for them.
 
 Steps, each called with the key `order:{order_id}:{step}` (the order id is also the hold id):
-  hold          ReserveSeat, FOR UPDATE NOWAIT       undo: ReleaseSeat (a hold also lapses by itself at held_until)
+  hold          ReserveSeat of every seat, FOR UPDATE NOWAIT in ascending seat_id, all or nothing
+                undo: ReleaseSeat of every seat (a hold also lapses by itself at held_until)
   order         the order PENDING: the saga's record, in orders_db
   timer         the hold timer, published with confirms (per-message TTL = HOLD_TTL_SECONDS)
-  debit         the fan's credits (OTP for flagged fans; refused after held_until)   undo: refund `order:{id}:refund`
+  debit         the sum of the seats' prices, once (OTP for flagged fans; refused after held_until)
+                undo: refund `order:{id}:refund`
                 `/pay` begins it: order-service records payment_state CHARGING first
-  confirm-seat  ConfirmSeat, only while the hold is live; a lost seat fails the saga (refund, release, FAILED)
+  confirm-seat  ConfirmSeat of every seat, all or nothing, only while the hold is live; a lost seat fails the saga
+                (refund, release, FAILED)
 The order ends CONFIRMED, FAILED, or EXPIRED (its hold ran out and nobody tried to charge it).
 """
 from __future__ import annotations
@@ -37,29 +40,32 @@ class Purchase:
     c: Container
     saga_id: str
     user_id: str
-    seat_id: str | None = None
+    seat_ids: list[str] | None = None  # ascending: the order in which inventory locks them
     order: Order | None = None         # the saga's record, as order-service last returned it
-    seat: SeatView | None = None
+    seats: list[SeatView] | None = None
     otp_code: str | None = None
 
 
 def _hold(p: Purchase, key: str) -> None:
-    p.seat = p.c.inventory.reserve(p.seat_id, p.user_id, hold_id=p.saga_id, hold_seconds=p.c.settings.hold_ttl_seconds)
+    p.seats = p.c.inventory.reserve(p.seat_ids, p.user_id, hold_id=p.saga_id,
+                                    hold_seconds=p.c.settings.hold_ttl_seconds)
 
 
 def _release(p: Purchase, key: str) -> None:
-    p.c.inventory.release(p.seat_id, p.saga_id)
+    p.c.inventory.release(p.seat_ids, p.saga_id)
 
 
 def _create_order(p: Purchase, key: str) -> None:
-    p.order = p.c.orders.create({"order_id": p.saga_id, "user_id": p.user_id, "seat_id": p.seat_id,
-                                 "event_id": p.seat.event_id, "amount": p.seat.price, "held_until": p.seat.held_until})
+    first = p.seats[0]
+    p.order = p.c.orders.create({"order_id": p.saga_id, "user_id": p.user_id, "seat_id": p.seat_ids[0],
+                                 "seat_ids": p.seat_ids, "event_id": first.event_id,
+                                 "amount": sum(s.price for s in p.seats), "held_until": first.held_until})
 
 
 def _publish_timer(p: Purchase, key: str) -> None:
     try:
-        p.c.holds.publish({"seat_id": p.seat_id, "hold_id": p.saga_id, "order_id": p.saga_id,
-                           "held_until": p.seat.held_until},
+        p.c.holds.publish({"seat_id": p.seat_ids[0], "seat_ids": p.seat_ids, "hold_id": p.saga_id,
+                           "order_id": p.saga_id, "held_until": p.seats[0].held_until},
                           expiration_ms=p.c.settings.hold_ttl_seconds * 1000, message_id=key)
     except PublishFailed as exc:
         raise DependencyUnavailable("the hold timer is unavailable; try again", code="HOLD_TIMER_UNAVAILABLE") from exc
@@ -67,7 +73,8 @@ def _publish_timer(p: Purchase, key: str) -> None:
 
 def _debit(p: Purchase, key: str) -> None:
     o = p.order
-    p.c.users.debit(o.user_id, o.amount, key, "seat purchase", otp_purpose=rules.otp_purpose(p.saga_id),
+    p.c.users.debit(o.user_id, o.amount, key, rules.purchase_reason(len(o.seat_ids)),
+                    otp_purpose=rules.otp_purpose(p.saga_id),
                     otp_code=p.otp_code, not_after=o.held_until)
 
 
@@ -76,16 +83,16 @@ def _debited(p: Purchase, key: str) -> bool:
 
 
 def _refund(p: Purchase, key: str) -> None:
-    p.c.users.credit(p.order.user_id, p.order.amount, key, "refund: the seat could not be confirmed")
+    p.c.users.credit(p.order.user_id, p.order.amount, key, "refund: the seats could not be confirmed")
 
 
 def _confirm_seat(p: Purchase, key: str) -> None:
-    p.c.inventory.confirm(p.order.seat_id, p.order.user_id, hold_id=p.saga_id)
+    p.c.inventory.confirm(p.order.seat_ids, p.order.user_id, hold_id=p.saga_id)
 
 
 def _begin_payment(p: Purchase, step: str) -> None:
     p.order = p.c.orders.begin_payment(p.saga_id, p.user_id)     # records CHARGING before the debit
-    p.seat_id = p.order.seat_id
+    p.seat_ids = list(p.order.seat_ids)
 
 
 def _state(p: Purchase, now) -> SagaState:
@@ -99,7 +106,7 @@ def _finish(p: Purchase, state: SagaState, reason: str | None) -> None:
     if state.failed_by_deadline:
         reason = "hold expired before the payment completed"
     p.order = p.c.orders.transition(p.saga_id, to, None if to == OrderStatus.CONFIRMED else reason)
-    log.info("order ended", extra={"order_id": p.saga_id, "seat_id": p.order.seat_id, "status": str(to)})
+    log.info("order ended", extra={"order_id": p.saga_id, "seat_ids": p.order.seat_ids, "status": str(to)})
 
 
 def _stale(c: Container) -> list[Order]:
@@ -107,7 +114,7 @@ def _stale(c: Container) -> list[Order]:
 
 
 def _context(c: Container, o: Order) -> Purchase:
-    return Purchase(c, o.order_id, o.user_id, seat_id=o.seat_id, order=o)
+    return Purchase(c, o.order_id, o.user_id, seat_ids=list(o.seat_ids), order=o)
 
 
 PURCHASE: Saga[Purchase] = Saga(
@@ -127,15 +134,17 @@ PURCHASE: Saga[Purchase] = Saga(
 assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
 
 
-def reserve(c: Container, user_id: str, role: str, seat_id: str) -> dict:
+def reserve(c: Container, user_id: str, role: str, seat_ids: list[str]) -> dict:
+    """Hold 1-8 distinct seats of one event (the edge checked the count and that none repeats) under one order."""
     if role != "fan":
         raise Forbidden("only fans can reserve seats", code=CommonError.WRONG_ROLE)
-    p = Purchase(c, str(uuid.uuid4()), user_id, seat_id=seat_id)
+    p = Purchase(c, str(uuid.uuid4()), user_id, seat_ids=sorted(seat_ids))
     run = c.sagas.start(PURCHASE, p)
     if run.failure is not None:
         raise run.failure          # compensated: the hold is released and the order (if any) FAILED
-    return {"order_id": p.saga_id, "seat_id": seat_id, "event_id": p.seat.event_id, "amount": p.seat.price,
-            "status": p.order.status, "held_until": p.seat.held_until}
+    o = p.order
+    return {"order_id": o.order_id, "seat_id": o.seat_id, "seat_ids": o.seat_ids, "event_id": o.event_id,
+            "amount": o.amount, "status": o.status, "held_until": p.seats[0].held_until}
 
 
 def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict:
@@ -149,12 +158,13 @@ def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict
 
 
 def _confirmation(order: Order) -> dict:
-    return {"order_id": order.order_id, "status": order.status, "seat_id": order.seat_id, "amount": order.amount}
+    return {"order_id": order.order_id, "status": order.status, "seat_id": order.seat_id, "seat_ids": order.seat_ids,
+            "amount": order.amount}
 
 
 def _order_view(order: Order) -> dict:
     fields = order.model_dump(mode="json")
-    return {k: fields[k] for k in ("order_id", "seat_id", "event_id", "amount", "status", "held_until",
+    return {k: fields[k] for k in ("order_id", "seat_id", "seat_ids", "event_id", "amount", "status", "held_until",
                                    "created_at", "updated_at", "failure_reason")}
 
 

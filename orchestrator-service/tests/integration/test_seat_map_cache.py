@@ -71,7 +71,7 @@ def test_a_seat_map_is_read_once_while_it_is_fresh_and_again_after(client, new_s
     assert _seen(first) == _map(seats)
     # Another replica holds a seat: this process's map shows it once the map's time is up, not before.
     other, _ = client(0)
-    other.reserve(free, _id(), _id(), 60)
+    other.reserve([free], _id(), _id(), 60)
     assert c.list_seats(event_id) == first
     assert spy.list_calls == 1
     time.sleep(1.1)
@@ -92,11 +92,11 @@ def test_a_reserve_or_release_made_here_drops_that_events_maps_only(client, new_
     e1, e2, seat, hold = seats[0].event_id, others[0].event_id, seats[0].seat_id, _id()
     c, spy = client(60)
     c.list_seats(e1), c.list_seats(e2)
-    c.reserve(seat, _id(), hold, 30)
+    c.reserve([seat], _id(), hold, 30)
     held, kept = c.list_seats(e1), c.list_seats(e2)
     assert spy.list_calls == 3            # e1 read again, e2 still kept
     assert _seen(held) == _map(seats, {seat: "HELD"}) and _seen(kept) == _map(others)
-    assert c.release(seat, hold)
+    assert c.release([seat], hold)
     assert _seen(c.list_seats(e1)) == _map(seats)
     assert spy.list_calls == 4
 

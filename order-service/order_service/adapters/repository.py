@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +23,7 @@ ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
 _ADD = Prepared(insert(orders)
         .values(order_id=sa.bindparam("p_order_id"), user_id=sa.bindparam("p_user_id"),
                 seat_id=sa.bindparam("p_seat_id"), event_id=sa.bindparam("p_event_id"),
+                seat_ids=sa.cast(sa.bindparam("p_seat_ids"), ARRAY(UUID(as_uuid=False))),
                 amount=sa.bindparam("p_amount"), held_until=sa.bindparam("p_held_until"),
                 status=OrderStatus.PENDING.value, payment_state=PaymentState.NONE.value)
         .on_conflict_do_nothing(index_elements=[orders.c.order_id])
@@ -63,7 +65,8 @@ _MOVES = {to: Prepared(_move_statement(to)) for to in OrderStatus
 
 def _order(row: Row) -> Order:
     m = row._mapping
-    return Order(order_id=m["order_id"], user_id=m["user_id"], seat_id=m["seat_id"], event_id=m["event_id"],
+    return Order(order_id=m["order_id"], user_id=m["user_id"], seat_id=m["seat_id"],
+                 seat_ids=tuple(str(i) for i in m["seat_ids"]), event_id=m["event_id"],
                  amount=m["amount"], status=OrderStatus(m["status"]), payment_state=PaymentState(m["payment_state"]),
                  held_until=m["held_until"], failure_reason=m["failure_reason"], confirmed_at=m["confirmed_at"],
                  created_at=m["created_at"], updated_at=m["updated_at"])
@@ -86,7 +89,8 @@ class OrderRepository:
     def add(self, cmd: CreateOrder) -> Order | None:
         """Insert a PENDING order; None when an order with this id already exists (it is left untouched)."""
         row = _ADD.first(self._conn, {"p_order_id": cmd.order_id, "p_user_id": cmd.user_id,
-                                      "p_seat_id": cmd.seat_id, "p_event_id": cmd.event_id,
+                                      "p_seat_id": cmd.seat_id, "p_seat_ids": list(cmd.seat_ids),
+                                      "p_event_id": cmd.event_id,
                                       "p_amount": cmd.amount, "p_held_until": cmd.held_until})
         return _order(row) if row else None
 
@@ -148,7 +152,8 @@ class OrderRepository:
         if user_id is not None:
             query = query.where(orders.c.user_id == user_id)
         if seat_id is not None:
-            query = query.where(orders.c.seat_id == seat_id)
+            query = query.where(orders.c.seat_ids.contains(sa.cast(postgresql.array([seat_id]),
+                                                                   ARRAY(UUID(as_uuid=False)))))
         if status is not None:
             query = query.where(orders.c.status == status.value)
         query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit).offset(offset)

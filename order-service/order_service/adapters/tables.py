@@ -1,6 +1,6 @@
 """Table definitions mirroring the migrations (a test checks that the two agree)."""
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 metadata = sa.MetaData()
 
@@ -24,10 +24,16 @@ orders = sa.Table(
     sa.CheckConstraint("payment_state IN ('NONE', 'CHARGING')", name="ck_orders_payment_state"),
     sa.CheckConstraint("NOT (status = 'EXPIRED' AND payment_state = 'CHARGING')",
                        name="ck_orders_expired_never_charging"),
+    # Every seat of the order, ascending; seat_id is the first of them (all that single-seat readers need). One
+    # array rather than a table of order seats: an order's seats are written once, with the order, and read with
+    # it; a seat is sold once because inventory sells a seat row to one hold (the audit checks the orders agree).
+    sa.Column("seat_ids", ARRAY(UUID(as_uuid=False)), nullable=False),
+    sa.CheckConstraint("cardinality(seat_ids) BETWEEN 1 AND 8 AND seat_ids[1] = seat_id", name="ck_orders_seat_ids"),
 )
 
 sa.Index("ix_orders_user_id_created_at", orders.c.user_id, orders.c.created_at)
 sa.Index("ix_orders_seat_id", orders.c.seat_id)
+sa.Index("ix_orders_seat_ids", orders.c.seat_ids, postgresql_using="gin")
 sa.Index("ix_orders_pending_held_until", orders.c.held_until, postgresql_where=sa.text("status = 'PENDING'"))
 sa.Index("uq_orders_one_confirmed_per_seat", orders.c.seat_id, unique=True,
          postgresql_where=sa.text("status = 'CONFIRMED'"))

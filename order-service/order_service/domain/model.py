@@ -86,17 +86,22 @@ def _is_allowed(table: dict, current, to) -> bool:
 class CreateOrder:
     order_id: str
     user_id: str
-    seat_id: str
+    seat_ids: tuple[str, ...]     # 1-8 distinct seats, ascending (the contract's CreateOrderBody sorts them)
     event_id: str
     amount: int
     held_until: datetime
+
+    @property
+    def seat_id(self) -> str:
+        return self.seat_ids[0]
 
 
 @dataclass(frozen=True)
 class Order:
     order_id: str
     user_id: str
-    seat_id: str
+    seat_id: str                  # the first of seat_ids
+    seat_ids: tuple[str, ...]     # every seat of the order, ascending
     event_id: str
     amount: int
     status: OrderStatus
@@ -109,8 +114,8 @@ class Order:
 
     def matches(self, cmd: CreateOrder) -> bool:
         """Whether a repeated create describes this same order (so it is a retry, not a clash of ids)."""
-        return (self.user_id, self.seat_id, self.event_id, self.amount, self.held_until) == (
-            cmd.user_id, cmd.seat_id, cmd.event_id, cmd.amount, cmd.held_until)
+        return (self.user_id, self.seat_ids, self.event_id, self.amount, self.held_until) == (
+            cmd.user_id, cmd.seat_ids, cmd.event_id, cmd.amount, cmd.held_until)
 
     def hold_is_live(self, now: datetime) -> bool:
         return self.held_until > now

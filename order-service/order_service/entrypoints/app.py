@@ -42,7 +42,7 @@ def create_app(settings: OrderSettings | None = None, container: Container | Non
     @serve(api, orders.CREATE_ORDER)
     def create_order(body: orders.CreateOrderBody):
         order, created = services.create_order(c.uow, CreateOrder(
-            order_id=str(body.order_id), user_id=str(body.user_id), seat_id=str(body.seat_id),
+            order_id=str(body.order_id), user_id=str(body.user_id), seat_ids=tuple(str(i) for i in body.all_seat_ids),
             event_id=str(body.event_id), amount=body.amount, held_until=body.held_until))
         return _reply(order), (orders.CREATE_ORDER.status if created else 200)
 

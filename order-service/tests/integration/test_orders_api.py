@@ -316,7 +316,7 @@ def test_every_route_refuses_callers_without_the_internal_credential(app):
 
 
 @pytest.mark.parametrize("change", [
-    {"order_id": "not-a-uuid"}, {"user_id": 42}, {"seat_id": None}, {"event_id": ""},
+    {"order_id": "not-a-uuid"}, {"user_id": 42}, {"seat_id": "A-1-1"}, {"event_id": ""},
     {"amount": -1}, {"amount": 50.5}, {"amount": "50"}, {"amount": True}, {"amount": 2**63},
     {"held_until": "2030-01-02T20:00:00"}, {"held_until": 1893614400}, {"held_until": "tomorrow"},
 ])
@@ -326,6 +326,36 @@ def test_malformed_create_bodies_are_400_in_the_error_format(client, change):
     error = resp.get_json()["error"]
     assert error["code"] == "INVALID_INPUT" and error["message"]
     assert error["details"][0]["field"] == next(iter(change))
+
+
+def test_a_party_order_keeps_every_seat_and_is_found_by_any_of_them(client):
+    seats = sorted(str(uuid.uuid4()) for _ in range(4))
+    created = new_order(client, seat_id=None, seat_ids=[seats[2], seats[0], seats[3], seats[1]], amount=200)
+    assert (created["seat_id"], created["seat_ids"], created["amount"]) == (seats[0], seats, 200)
+    for seat in seats:
+        found = client.get(f"/internal/orders?seat_id={seat}").get_json()["orders"]
+        assert [o["order_id"] for o in found] == [created["order_id"]]
+    again = client.post("/internal/orders", json=order_body(**{k: created[k] for k in (
+        "order_id", "user_id", "event_id", "amount", "held_until")}, seat_id=None, seat_ids=seats))
+    assert again.status_code == 200                                    # the same order again: a retry
+    other = client.post("/internal/orders", json=order_body(**{k: created[k] for k in (
+        "order_id", "user_id", "event_id", "amount", "held_until")}, seat_id=None, seat_ids=seats[:3]))
+    assert (other.status_code, error_code(other)) == (409, "ORDER_CONFLICT")
+
+
+@pytest.mark.parametrize("seats", [
+    {"seat_id": None},                                                  # no seat at all
+    {"seat_id": None, "seat_ids": []},
+    {"seat_id": None, "seat_ids": ["7eff1b59-bb1a-5e39-9907-da92a3edd548"] * 2},   # a seat twice
+    {"seat_id": None, "seat_ids": [str(uuid.uuid4()) for _ in range(9)]},         # more than 8
+    {"seat_id": "ffffffff-ffff-4fff-bfff-ffffffffffff",                 # seat_id not the first of seat_ids
+     "seat_ids": ["00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"]},
+])
+def test_an_order_needs_one_to_eight_distinct_seats_and_nothing_is_written_otherwise(client, seats):
+    body = order_body(**seats)
+    resp = client.post("/internal/orders", json=body)
+    assert (resp.status_code, error_code(resp)) == (400, "INVALID_INPUT")
+    assert client.get(f"/internal/orders/{body['order_id']}").status_code == 404
 
 
 def test_bodies_that_are_not_json_objects_or_lack_fields_are_400(client):

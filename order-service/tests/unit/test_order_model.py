@@ -14,7 +14,7 @@ LAPSED = NOW - timedelta(seconds=1)
 
 
 def order(status=OrderStatus.PENDING, payment_state=PaymentState.NONE, held_until=LIVE, **kw) -> Order:
-    fields = dict(order_id="o1", user_id="u1", seat_id="s1", event_id="e1", amount=50, status=status,
+    fields = dict(order_id="o1", user_id="u1", seat_id="s1", seat_ids=("s1",), event_id="e1", amount=50, status=status,
                   payment_state=payment_state, held_until=held_until, failure_reason=None, confirmed_at=None,
                   created_at=NOW - timedelta(minutes=1), updated_at=NOW - timedelta(minutes=1))
     fields.update(kw)
@@ -100,11 +100,12 @@ def test_only_a_lapsed_pending_order_without_a_charge_counts_as_lapsed_unpaid():
 
 def test_a_repeated_create_matches_only_with_identical_details():
     o = order()
-    same = CreateOrder("o1", "u1", "s1", "e1", 50, LIVE.astimezone(timezone(timedelta(hours=8))))
+    same = CreateOrder("o1", "u1", ("s1",), "e1", 50, LIVE.astimezone(timezone(timedelta(hours=8))))
     assert o.matches(same)
-    assert not o.matches(CreateOrder("o1", "u2", "s1", "e1", 50, LIVE))
-    assert not o.matches(CreateOrder("o1", "u1", "s1", "e1", 51, LIVE))
-    assert not o.matches(CreateOrder("o1", "u1", "s1", "e1", 50, LIVE + timedelta(microseconds=1)))
+    assert not o.matches(CreateOrder("o1", "u2", ("s1",), "e1", 50, LIVE))
+    assert not o.matches(CreateOrder("o1", "u1", ("s1",), "e1", 51, LIVE))
+    assert not o.matches(CreateOrder("o1", "u1", ("s1",), "e1", 50, LIVE + timedelta(microseconds=1)))
+    assert not o.matches(CreateOrder("o1", "u1", ("s1", "s2"), "e1", 50, LIVE))
 
 
 def test_the_order_reply_writes_times_as_utc_rfc3339():
