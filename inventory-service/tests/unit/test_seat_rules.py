@@ -6,7 +6,7 @@ import pytest
 
 from inventory_service.domain.exceptions import (HoldExpired, NotOwner, SeatLocked, SeatNotFound,
                                                  SeatsNotInOneEvent, SeatUnavailable, TooManyHolds)
-from inventory_service.domain.model import (HoldReleased, ScanResult, Seat, SeatStatus, check_hold_cap,
+from inventory_service.domain.model import (HoldReleased, ScanResult, Seat, SeatStatus,
                                            hold_cap_reached, hold_seats, lock_order)
 
 NOW = datetime(2030, 1, 1, 20, 0, tzinfo=timezone.utc)
@@ -112,13 +112,12 @@ def test_a_code_of_another_holder_or_an_older_version_is_invalid_even_once_check
     assert in_now.refuse_check_in(OTHER, 2) is ScanResult.DUPLICATE     # the buyer's own code, scanned again
 
 
-def test_the_hold_cap_counts_seats_and_refuses_a_hold_that_would_go_beyond_the_limit():
-    check_hold_cap(7, 1, 8)
-    check_hold_cap(4, 4, 8)
-    for held, new in ((8, 1), (5, 4), (0, 9)):
-        with pytest.raises(TooManyHolds) as caught:
-            check_hold_cap(held, new, 8)
-        assert (caught.value.code, caught.value.status) == ("TOO_MANY_HOLDS", 429)
+def test_the_hold_cap_refusal_is_a_429_that_says_when_the_first_live_hold_ends():
+    refusal = hold_cap_reached(8, timedelta(seconds=41.2))
+    assert (refusal.code, refusal.status, refusal.retry_after) == ("TOO_MANY_HOLDS", 429, 42)
+    assert "8 seats" in refusal.message
+    # no live hold left (they lapsed since the count): retry at once, never "in 0 seconds"
+    assert hold_cap_reached(8, timedelta()).retry_after == 1
 
 
 def _at(seat_id: str, event: str = "e1", **state) -> Seat:
