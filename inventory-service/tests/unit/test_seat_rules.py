@@ -114,6 +114,7 @@ def test_a_code_of_another_holder_or_an_older_version_is_invalid_even_once_check
 
 def test_the_hold_cap_refusal_is_a_429_that_says_when_the_first_live_hold_ends():
     refusal = hold_cap_reached(8, timedelta(seconds=41.2))
+    assert isinstance(refusal, TooManyHolds)
     assert (refusal.code, refusal.status, refusal.retry_after) == ("TOO_MANY_HOLDS", 429, 42)
     assert "8 seats" in refusal.message
     # no live hold left (they lapsed since the count): retry at once, never "in 0 seconds"
