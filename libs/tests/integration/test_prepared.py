@@ -55,6 +55,21 @@ def test_no_row_is_none_and_a_statement_without_rows_is_an_empty_list(engine):
         assert Prepared(sa.update(things).where(things.c.n < 0).values(n=0)).rows(uow.conn) == []
 
 
+def test_a_statement_first_run_without_rows_still_reads_its_later_rows_with_their_names(engine):
+    """The column names are read from the first result and kept: a first result with no row must not leave a
+    later result without them, nor a statement without rows start reading rows."""
+    get = Prepared(sa.select(things.c.thing_id, things.c.label).where(things.c.thing_id == sa.bindparam("p_id")))
+    touch = Prepared(sa.update(things).where(things.c.thing_id == sa.bindparam("p_id")).values(label="c"))
+    thing = str(uuid.uuid4())
+    with UnitOfWork(engine, autocommit=True) as uow:
+        assert get.rows(uow.conn, {"p_id": thing}) == []
+        assert touch.rows(uow.conn, {"p_id": thing}) == []
+        ADD.first(uow.conn, {"p_id": thing, "p_label": "a"})
+        assert touch.rows(uow.conn, {"p_id": thing}) == []
+        for _ in range(8):          # past psycopg's prepare threshold: the server-side prepared statement too
+            assert get.rows(uow.conn, {"p_id": thing}) == [{"thing_id": thing, "label": "c"}]
+
+
 def test_a_statement_runs_in_the_unit_of_works_transaction(engine):
     thing = str(uuid.uuid4())
     with UnitOfWork(engine) as uow:
