@@ -17,6 +17,8 @@ class OrderStatus(StrEnum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     REFUNDED = "REFUNDED"
+    # The fan called the hold off before paying: every seat was released at once.
+    CANCELLED = "CANCELLED"
 
 
 class PaymentState(StrEnum):
@@ -247,13 +249,14 @@ BEGIN_PAYMENT = Route(
     "POST", "/internal/orders/{order_id}/begin-payment", Order, body=BeginPaymentBody,
     errors=(E.ORDER_NOT_FOUND, E.HOLD_EXPIRED, E.INVALID_TRANSITION), idempotent=True,
     doc="PENDING and live: payment_state set to CHARGING; CONFIRMED: returned unchanged; 404 when missing or "
-        "another user's; HOLD_EXPIRED when `held_until` has passed or the order is EXPIRED/FAILED (a lapsed "
+        "another user's; HOLD_EXPIRED when `held_until` has passed or the order is EXPIRED/FAILED/CANCELLED (a lapsed "
         "order with no charge started is expired on the way); INVALID_TRANSITION on a REFUNDED order.")
 TRANSITION = Route(
     "POST", "/internal/orders/{order_id}/transition", Order, body=TransitionBody,
     errors=(E.ORDER_NOT_FOUND, E.INVALID_TRANSITION, E.SEAT_ALREADY_CONFIRMED), idempotent=True,
     doc="Allowed: PENDING→CONFIRMED, PENDING→FAILED, PENDING→EXPIRED (only with payment_state NONE once "
-        "`held_until` has passed; a lapsed CHARGING order whose debit never happened ends FAILED), "
+        "`held_until` has passed; a lapsed CHARGING order whose debit never happened ends FAILED), PENDING→CANCELLED "
+        "(only with payment_state NONE: no charge has begun), "
         "CONFIRMED→REFUNDED; already in `to`: 200 unchanged; otherwise INVALID_TRANSITION. At most one CONFIRMED "
         "order per seat: confirming a second one is SEAT_ALREADY_CONFIRMED.")
 

@@ -107,6 +107,11 @@ def purchase_routes(c: Container, limits: RateLimits) -> Blueprint:
     def get_order(order_id: str):
         return jsonify(purchase.get_order(c, current_principal().user_id, required_uuid("order_id", order_id)))
 
+    @bp.post("/orders/<order_id>/cancel")
+    @authed
+    def cancel_order(order_id: str):
+        return jsonify(purchase.cancel(c, current_principal().user_id, required_uuid("order_id", order_id)))
+
     @bp.get("/me/orders")
     @authed
     def my_orders():

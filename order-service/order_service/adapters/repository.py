@@ -54,6 +54,10 @@ def _move_statement(to: OrderStatus) -> sa.Update:
         values["failure_reason"] = sa.func.coalesce(sa.func.nullif(reason, ""), "hold expired")
     elif to == OrderStatus.CONFIRMED:
         values["confirmed_at"] = sa.func.now()
+    elif to == OrderStatus.CANCELLED:
+        # Only while no charge has begun (Order.transition's guard).
+        where.append(orders.c.payment_state == PaymentState.NONE.value)
+        values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
     else:
         values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
     return sa.update(orders).where(*where).values(values).returning(*orders.c)

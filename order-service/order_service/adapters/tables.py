@@ -19,11 +19,13 @@ orders = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("amount >= 0", name="ck_orders_amount_not_negative"),
-    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED')",
+    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED', 'CANCELLED')",
                        name="ck_orders_status"),
     sa.CheckConstraint("payment_state IN ('NONE', 'CHARGING')", name="ck_orders_payment_state"),
     sa.CheckConstraint("NOT (status = 'EXPIRED' AND payment_state = 'CHARGING')",
                        name="ck_orders_expired_never_charging"),
+    sa.CheckConstraint("NOT (status = 'CANCELLED' AND payment_state = 'CHARGING')",
+                       name="ck_orders_cancelled_uncharged"),
     # Every seat of the order, ascending; seat_id is the first of them (all that single-seat readers need). One
     # array rather than a table of order seats: an order's seats are written once, with the order, and read with
     # it; a seat is sold once because inventory sells a seat row to one hold (the audit checks the orders agree).

@@ -17,7 +17,8 @@ from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferSt
 
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.EXPIRED}),
+    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.EXPIRED,
+                                    OrderStatus.CANCELLED}),
     OrderStatus.CONFIRMED: frozenset({OrderStatus.REFUNDED}),
 }
 
@@ -129,7 +130,7 @@ class Order:
         """The order as it must be before the debit is requested (the same object when nothing changes)."""
         if self.status == OrderStatus.CONFIRMED:
             return self
-        if self.status in (OrderStatus.EXPIRED, OrderStatus.FAILED) or (
+        if self.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED) or (
                 self.status == OrderStatus.PENDING and not self.hold_is_live(now)):
             raise HoldExpired(f"the hold on this order ended at {utc_iso(self.held_until)}; it is {self.status}")
         if self.status != OrderStatus.PENDING:
@@ -148,6 +149,9 @@ class Order:
             if self.hold_is_live(now):
                 raise InvalidTransition(f"cannot expire this order: it is {self.status} and its hold lasts "
                                         f"until {utc_iso(self.held_until)}")
+        if to == OrderStatus.CANCELLED and self.payment_state != PaymentState.NONE:
+            # Its debit may be under way: only the purchase saga ends it (CONFIRMED, or FAILED and refunded).
+            raise InvalidTransition(f"cannot cancel this order: it is {self.status} with a payment in progress")
         changes: dict = {"status": to}
         if to == OrderStatus.CONFIRMED:
             changes["confirmed_at"] = now

@@ -39,6 +39,15 @@ def test_pending_order_expires_only_when_its_hold_has_passed_and_no_charge_start
         order(held_until=LAPSED, payment_state=PaymentState.CHARGING).transition(OrderStatus.EXPIRED, NOW)
 
 
+def test_a_pending_order_is_cancelled_only_while_no_charge_has_begun_and_then_cannot_be_paid():
+    cancelled = order().transition(OrderStatus.CANCELLED, NOW, "cancelled by the fan")
+    assert (cancelled.status, cancelled.failure_reason) == (OrderStatus.CANCELLED, "cancelled by the fan")
+    with pytest.raises(InvalidTransition, match="payment in progress"):
+        order(payment_state=PaymentState.CHARGING).transition(OrderStatus.CANCELLED, NOW)
+    with pytest.raises(HoldExpired, match="CANCELLED"):
+        cancelled.begin_payment(NOW)
+
+
 def test_a_hold_ending_exactly_now_has_passed():
     assert order(held_until=NOW).transition(OrderStatus.EXPIRED, NOW).status == OrderStatus.EXPIRED
 
