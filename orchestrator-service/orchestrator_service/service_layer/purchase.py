@@ -129,7 +129,8 @@ PURCHASE: Saga[Purchase] = Saga(
              happened=_debited),
         Step(rules.CONFIRM_SEAT, _confirm_seat, fatal=rules.seat_lost),
     ),
-    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale, context=_context)
+    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale, context=_context,
+    wants=lambda o: o.status == OrderStatus.PENDING)
 
 assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
 
@@ -188,15 +189,19 @@ def get_order(c: Container, user_id: str, order_id: str) -> dict:
 
 
 def _mine(c: Container, user_id: str, order_id: str) -> Order:
-    """The caller's order. Someone else's and a missing one get the very same 404 (code and message): whether an
-    order id exists is not the caller's to learn."""
+    return find_order(c, order_id, user_id)
+
+
+def find_order(c: Container, order_id: str, user_id: str | None) -> Order:
+    """The order, if it is `user_id`'s (None: anyone's, for an admin). Someone else's and a missing one get the very
+    same 404 (code and message): whether an order id exists is not the caller's to learn."""
     try:
         order = c.orders.get(order_id)
     except AppError as err:
         if err.code != OrderError.ORDER_NOT_FOUND:
             raise
         order = None
-    if order is None or order.user_id != user_id:
+    if order is None or (user_id is not None and order.user_id != user_id):
         raise NotFound(NO_SUCH_ORDER, code=OrderError.ORDER_NOT_FOUND)
     return order
 

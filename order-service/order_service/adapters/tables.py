@@ -19,7 +19,8 @@ orders = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("amount >= 0", name="ck_orders_amount_not_negative"),
-    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED', 'CANCELLED')",
+    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED', 'CANCELLED', "
+                       "'REFUNDING')",
                        name="ck_orders_status"),
     sa.CheckConstraint("payment_state IN ('NONE', 'CHARGING')", name="ck_orders_payment_state"),
     sa.CheckConstraint("NOT (status = 'EXPIRED' AND payment_state = 'CHARGING')",
@@ -37,6 +38,7 @@ sa.Index("ix_orders_user_id_created_at", orders.c.user_id, orders.c.created_at)
 sa.Index("ix_orders_seat_id", orders.c.seat_id)
 sa.Index("ix_orders_seat_ids", orders.c.seat_ids, postgresql_using="gin")
 sa.Index("ix_orders_pending_held_until", orders.c.held_until, postgresql_where=sa.text("status = 'PENDING'"))
+sa.Index("ix_orders_refunding_updated_at", orders.c.updated_at, postgresql_where=sa.text("status = 'REFUNDING'"))
 sa.Index("uq_orders_one_confirmed_per_seat", orders.c.seat_id, unique=True,
          postgresql_where=sa.text("status = 'CONFIRMED'"))
 

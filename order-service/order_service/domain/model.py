@@ -19,7 +19,8 @@ from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferSt
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.EXPIRED,
                                     OrderStatus.CANCELLED}),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.REFUNDING, OrderStatus.REFUNDED}),
+    OrderStatus.REFUNDING: frozenset({OrderStatus.REFUNDED, OrderStatus.CONFIRMED}),
 }
 
 TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
@@ -139,6 +140,14 @@ class Order:
             return self
         return replace(self, payment_state=PaymentState.CHARGING)
 
+    def begin_refund(self) -> Order:
+        """The order as it must be before the refund saga's first call (the same object when nothing changes)."""
+        if self.status in (OrderStatus.REFUNDING, OrderStatus.REFUNDED):
+            return self
+        if self.status != OrderStatus.CONFIRMED:
+            raise InvalidTransition(f"only a CONFIRMED order can be refunded: it is {self.status}")
+        return replace(self, status=OrderStatus.REFUNDING)
+
     def transition(self, to: OrderStatus, now: datetime, reason: str | None = None) -> Order:
         """The order after moving to `to` (the same object when it already is `to`)."""
         if not _is_allowed(ORDER_TRANSITIONS, self.status, to):
@@ -154,7 +163,7 @@ class Order:
             raise InvalidTransition(f"cannot cancel this order: it is {self.status} with a payment in progress")
         changes: dict = {"status": to}
         if to == OrderStatus.CONFIRMED:
-            changes["confirmed_at"] = now
+            changes["confirmed_at"] = self.confirmed_at or now      # a refused refund keeps the first one
         elif reason is not None or to == OrderStatus.EXPIRED:
             changes["failure_reason"] = reason or "hold expired"
         return replace(self, **changes)

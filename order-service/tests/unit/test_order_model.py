@@ -48,6 +48,18 @@ def test_a_pending_order_is_cancelled_only_while_no_charge_has_begun_and_then_ca
         cancelled.begin_payment(NOW)
 
 
+def test_a_refund_begins_only_on_a_confirmed_order_and_ends_refunded_or_confirmed_again():
+    refunding = order(OrderStatus.CONFIRMED, confirmed_at=LAPSED).begin_refund()
+    assert refunding.status == OrderStatus.REFUNDING
+    assert refunding.begin_refund() is refunding
+    assert refunding.transition(OrderStatus.REFUNDED, NOW).status == OrderStatus.REFUNDED
+    kept = refunding.transition(OrderStatus.CONFIRMED, NOW)
+    assert (kept.status, kept.confirmed_at) == (OrderStatus.CONFIRMED, LAPSED)     # when it was bought, still
+    for status in (OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+        with pytest.raises(InvalidTransition):
+            order(status).begin_refund()
+
+
 def test_a_hold_ending_exactly_now_has_passed():
     assert order(held_until=NOW).transition(OrderStatus.EXPIRED, NOW).status == OrderStatus.EXPIRED
 
