@@ -254,7 +254,7 @@ BEGIN_PAYMENT = Route(
     errors=(E.ORDER_NOT_FOUND, E.HOLD_EXPIRED, E.INVALID_TRANSITION), idempotent=True,
     doc="PENDING and live: payment_state set to CHARGING; CONFIRMED: returned unchanged; 404 when missing or "
         "another user's; HOLD_EXPIRED when `held_until` has passed or the order is EXPIRED/FAILED/CANCELLED (a lapsed "
-        "order with no charge started is expired on the way); INVALID_TRANSITION on a REFUNDED order.")
+        "order with no charge started is expired on the way); INVALID_TRANSITION on a REFUNDING or REFUNDED order.")
 BEGIN_REFUND = Route(
     "POST", "/internal/orders/{order_id}/begin-refund", Order,
     errors=(E.ORDER_NOT_FOUND, E.INVALID_TRANSITION), idempotent=True,
