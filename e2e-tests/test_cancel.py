@@ -105,3 +105,28 @@ def test_the_timer_and_the_recovery_worker_leave_a_cancelled_order_alone(api, fr
                                                                           "cancelled by the fan")
     assert released_by_timer(set(ev.seat_ids)) == set()     # the cancel had released them; the timer found nothing
     assert all(seat_row(engines, s)["status"] == "AVAILABLE" for s in ev.seat_ids)
+
+
+def test_a_cancel_racing_a_payment_never_ends_cancelled_with_a_charge_nor_sold_without_one(api, fresh_event, engines):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ev = fresh_event(seats=10, price=30)
+    fan = register_and_login(api)
+    topup(api, fan.user_id, 1000)
+    for seat in ev.seat_ids:
+        order = api.post("/reserve", fan.token, json={"seat_id": seat}).json()
+        with ThreadPoolExecutor(2) as pool:
+            cancel = pool.submit(api.post, f"/orders/{order['order_id']}/cancel", fan.token)
+            pay = pool.submit(api.post, "/pay", fan.token, json={"order_id": order["order_id"]})
+            cancel, pay = cancel.result(), pay.result()
+        row, charged = order_row(engines, order["order_id"]), ledger_refs(engines, f"order:{order['order_id']}")
+        if row["status"] == "CANCELLED":
+            assert cancel.status_code == 200 and pay.status_code == 410, (cancel.text, pay.text)
+            assert charged == [] and seat_row(engines, seat)["status"] == "AVAILABLE"
+        else:
+            assert row["status"] == "CONFIRMED" and pay.status_code == 200, (row, pay.text)
+            assert cancel.status_code == 409 and cancel.json()["error"]["code"] in (
+                "PAYMENT_IN_PROGRESS", "ORDER_NOT_CANCELLABLE"), cancel.text
+            assert charged == [f"order:{order['order_id']}:debit"] and seat_row(engines, seat)["status"] == "SOLD"
+    assert balance(api, fan.token) == 1000 - 30 * sum(
+        order_row(engines, o["order_id"])["status"] == "CONFIRMED" for o in api.get("/me/orders", fan.token).json()["orders"])

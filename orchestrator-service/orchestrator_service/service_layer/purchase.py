@@ -166,7 +166,14 @@ def cancel(c: Container, user_id: str, order_id: str) -> dict:
     order = _mine(c, user_id, order_id)
     rules.check_cancellable(order)
     if order.status != OrderStatus.CANCELLED:
-        order = c.orders.transition(order_id, OrderStatus.CANCELLED, "cancelled by the fan")
+        try:
+            order = c.orders.transition(order_id, OrderStatus.CANCELLED, "cancelled by the fan")
+        except AppError as err:
+            if err.code != OrderError.INVALID_TRANSITION:
+                raise
+            # It moved since it was read (a /pay began, or it ended): answer with why, from the order as it is now.
+            order = _mine(c, user_id, order_id)
+            rules.check_cancellable(order)
     p = Purchase(c, order_id, user_id, seat_ids=list(order.seat_ids), order=order)
     c.sagas.recover(PURCHASE, p)
     log.info("order cancelled", extra={"order_id": order_id, "seat_ids": order.seat_ids})
