@@ -69,7 +69,7 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, seller_user_id::text, "
                                  "buyer_user_id::text, amount, status, step, completed_at, released_at, "
                                  "expires_at < now() - make_interval(secs => :t) AS overdue FROM transfers", t=tol)
-    changes = _rows(inv, "SELECT change_key, seat_id::text FROM ownership_changes")
+    changes = _rows(inv, "SELECT change_key, seat_id::text, to_user_id::text, changed_at FROM ownership_changes")
     versions = {r["seat_id"]: r["ticket_version"] for r in _rows(inv, "SELECT seat_id::text, ticket_version FROM seats")}
     ledger = _rows(users_db, "SELECT user_id::text, amount, reference, account FROM credit_ledger")
     users = _rows(users_db, "SELECT user_id::text, credit_balance, pending_credits FROM users")
@@ -251,7 +251,15 @@ def _transfer_violations(transfers: list[dict], ledger: list[dict], changes: lis
     last: dict[str, dict] = {}
     for t in sorted((t for t in transfers if t["status"] in MOVED), key=lambda t: t["completed_at"]):
         last[t["seat_id"]] = t
+    # A refund after the last transfer (a ticket that came back to its first buyer, then was refunded) ended that
+    # ownership: the seat is on sale again, or someone else's by a new order.
+    returned = defaultdict(list)
+    for c in changes:
+        if c["to_user_id"] is None:
+            returned[c["seat_id"]].append(c["changed_at"])
     for seat_id, t in last.items():
+        if any(at > t["completed_at"] for at in returned.get(seat_id, ())):
+            continue
         seat = seat_by_id.get(seat_id)
         owner = t["seller_user_id"] if t["status"] == TransferStatus.REVERSED else t["buyer_user_id"]
         if seat is None or seat["owner_user_id"] != owner:

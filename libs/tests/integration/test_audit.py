@@ -240,3 +240,14 @@ def test_a_refund_missing_short_or_with_seats_still_sold_is_reported(urls):
     assert f"refunded order {unpaid} has 1 debits and 0 refunds" in messages
     assert f"refunded order {short} of 200 credits was refunded 150" in messages
     assert f"refunded order {kept} but seat {kept_seats[0]} is still SOLD under it" in messages
+
+
+def test_a_ticket_reversed_to_its_first_buyer_then_refunded_is_not_reported_against_its_old_transfer(urls):
+    transfer, seat = sold_then_transferred(urls, status="REVERSED", rows=("debit", "credit", "refund", "uncredit"))
+    run(urls["inventory-service"], "INSERT INTO ownership_changes (change_key, seat_id, from_user_id, to_user_id, "
+        "ticket_version, changed_at) VALUES (:k, :s, :f, :f, 3, now()), (:r, :s, :f, NULL, 4, now() + interval "
+        "'1 second')", k=f"transfer:{transfer}:return-ticket", r=f"order:{uuid.uuid4()}:take-back", s=seat,
+        f=str(uuid.uuid4()))
+    run(urls["inventory-service"], "UPDATE seats SET status = 'AVAILABLE', owner_user_id = NULL, hold_id = NULL, "
+        "ticket_version = 4 WHERE seat_id = :s", s=seat)
+    assert [v.message for v in violations(urls) if v.invariant == 7 and seat in v.message] == []
