@@ -1,4 +1,4 @@
-"""The orchestrator dies at each step boundary of the purchase saga (a failpoint exits the process the way SIGKILL
+"""The orchestrator dies at each step boundary of the purchase and refund sagas (a failpoint exits the process the way SIGKILL
 would, docs/sagas.md); the recovery worker must bring every saga to a consistent end, and the seat back on sale
 when nobody paid for it. The boundaries come from the saga's step list: a new step needs its case here."""
 import pytest
@@ -6,6 +6,7 @@ import pytest
 from e2e_support import (balance, dies, ledger_refs, order_row, register_and_login, released_by_timer, seat_row,
                          topup, wait_until)
 from orchestrator_service.service_layer.purchase import PURCHASE
+from orchestrator_service.service_layer.refunds import REFUND
 
 HOLD_TTL = 3
 
@@ -158,3 +159,39 @@ def test_every_step_boundary_of_the_purchase_saga_has_a_crash_case():
 @pytest.mark.parametrize("failpoint", PURCHASE.failpoints())
 def test_the_orchestrator_dying_at_a_step_boundary_converges(failpoint, api, crashing_api, fresh_event, engines):
     CASES[failpoint](api, crashing_api(failpoint), fresh_event, engines)
+
+
+# --- the refund saga ----------------------------------------------------------------------------------------------
+
+def a_refund_dying_at_any_step_is_finished_by_recovery_once(api, crashing, fresh_event, engines):
+    """Whether it died after recording REFUNDING, after taking the seats back or after the credit, the recovery
+    worker finishes it: REFUNDED, the credits back once, every seat on sale with one new ticket_version."""
+    ev = fresh_event(seats=3, price=60)
+    fan = register_and_login(api)
+    topup(api, fan.user_id, 200)
+    order = api.post("/reserve", fan.token, json={"seat_ids": ev.seat_ids[:2]}).json()
+    assert api.post("/pay", fan.token, json={"order_id": order["order_id"]}).status_code == 200
+    dies(lambda: crashing.post(f"/orders/{order['order_id']}/refund", fan.token))
+    assert order_row(engines, order["order_id"])["status"] == "REFUNDING"
+    wait_until(lambda: order_row(engines, order["order_id"])["status"] == "REFUNDED", 15,
+               what="the recovery worker to finish the refund")
+    assert balance(api, fan.token) == 200
+    assert ledger_refs(engines, f"order:{order['order_id']}:refund") == [f"order:{order['order_id']}:refund"]
+    assert all((seat_row(engines, s)["status"], seat_row(engines, s)["ticket_version"]) == ("AVAILABLE", 2)
+               for s in order["seat_ids"])
+    again = api.post(f"/orders/{order['order_id']}/refund", fan.token)       # the fan's retry: the same end
+    assert again.status_code == 200 and again.json()["status"] == "REFUNDED"
+    assert balance(api, fan.token) == 200
+
+
+REFUND_CASES = {point: a_refund_dying_at_any_step_is_finished_by_recovery_once for point in REFUND.failpoints()}
+
+
+def test_every_step_boundary_of_the_refund_saga_has_a_crash_case():
+    assert set(REFUND_CASES) == set(REFUND.failpoints()) == {"refund:take-back:begun", "refund:take-back",
+                                                              "refund:refund"}
+
+
+@pytest.mark.parametrize("failpoint", REFUND.failpoints())
+def test_the_orchestrator_dying_during_a_refund_converges(failpoint, api, crashing_api, fresh_event, engines):
+    REFUND_CASES[failpoint](api, crashing_api(failpoint), fresh_event, engines)

@@ -44,6 +44,7 @@ PUBLIC_ENDPOINTS = [
 ]
 PROTECTED_ENDPOINTS = [
     ("GET", "/me"), ("GET", "/me/orders"), ("GET", "/me/tickets"), ("GET", "/orders/{id}"),
+    ("POST", "/orders/{id}/cancel"), ("POST", "/orders/{id}/refund"),
     ("GET", "/tickets/{seat_id}/qr"), ("POST", "/reserve"), ("POST", "/pay"), ("POST", "/transfer/initiate"),
     ("POST", "/transfer/confirm"), ("POST", "/transfer/cancel"), ("POST", "/transfer/dispute"),
     ("POST", "/transfer/reverse"), ("POST", "/transfer/resolve"), ("POST", "/transfer/codes"), ("GET", "/transfers/{id}"), ("GET", "/me/transfers"), ("POST", "/verify"),

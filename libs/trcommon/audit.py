@@ -5,7 +5,8 @@ It reads each service's database directly (an operator tool, read-only) and repo
   2. every SOLD/CHECKED_IN seat has exactly one CONFIRMED order (or a COMPLETED transfer to its owner), whose
      buyer was charged exactly once, the order's amount (the sum of its seats' prices); every seat of a CONFIRMED
      order is sold (no partial order); no charge exists without a seat (every debit is for a confirmed order or
-     has its refund)
+     has its refund); a REFUNDED order has its debit and exactly one refund of its amount, and none of its seats is
+     still sold under it (a refund under way, REFUNDING, may not have got there yet)
   3. credits are conserved: each user's spendable balance (credit_balance) and pending credits each equal the sum
      of the ledger rows of that account, and neither is negative
   4. every hold ends: no HELD seat and no PENDING order more than TOLERANCE past held_until
@@ -63,11 +64,12 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     seats = _rows(inv, "SELECT seat_id::text, status, owner_user_id::text, hold_id::text, held_until, price, "
                        "held_until < now() - make_interval(secs => :t) AS overdue FROM seats", t=tol)
     orders = _rows(orders_db, "SELECT order_id::text, user_id::text, seat_ids::text[], amount, status, payment_state, "
-                              "held_until < now() - make_interval(secs => :t) AS overdue FROM orders", t=tol)
+                              "held_until < now() - make_interval(secs => :t) AS overdue, "
+                              "updated_at < now() - make_interval(secs => :t) AS quiet FROM orders", t=tol)
     transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, seller_user_id::text, "
                                  "buyer_user_id::text, amount, status, step, completed_at, released_at, "
                                  "expires_at < now() - make_interval(secs => :t) AS overdue FROM transfers", t=tol)
-    changes = _rows(inv, "SELECT change_key, seat_id::text FROM ownership_changes")
+    changes = _rows(inv, "SELECT change_key, seat_id::text, to_user_id::text, changed_at FROM ownership_changes")
     versions = {r["seat_id"]: r["ticket_version"] for r in _rows(inv, "SELECT seat_id::text, ticket_version FROM seats")}
     ledger = _rows(users_db, "SELECT user_id::text, amount, reference, account FROM credit_ledger")
     users = _rows(users_db, "SELECT user_id::text, credit_balance, pending_credits FROM users")
@@ -99,6 +101,9 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     for s in seats:
         if s["status"] in SOLD:
             confirmed = confirmed_by_seat.get(s["seat_id"], [])
+            refunding = by_order.get(s["hold_id"])
+            if not confirmed and refunding and refunding["status"] == OrderStatus.REFUNDING:
+                continue        # its refund has not taken it back yet
             if len(confirmed) != 1:
                 v.append(Violation(2, f"seat {s['seat_id']} is {s['status']} with {len(confirmed)} CONFIRMED orders"))
                 continue
@@ -123,6 +128,19 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
             if all(order_seats) and o["amount"] != sum(seat["price"] for seat in order_seats):
                 v.append(Violation(2, f"confirmed order {o['order_id']} costs {o['amount']}, its "
                                       f"{len(order_seats)} seats {sum(seat['price'] for seat in order_seats)}"))
+        elif o["status"] == OrderStatus.REFUNDED:
+            if debits != 1 or refunds != 1:
+                v.append(Violation(2, f"refunded order {o['order_id']} has {debits} debits and {refunds} refunds"))
+            elif (back := -charged[f"order:{o['order_id']}:refund"]) != o["amount"]:
+                v.append(Violation(2, f"refunded order {o['order_id']} of {o['amount']} credits was refunded {back}"))
+            for seat_id in o["seat_ids"]:
+                seat = seat_by_id.get(seat_id)
+                if seat is not None and seat["status"] in SOLD and seat["hold_id"] == o["order_id"]:
+                    v.append(Violation(2, f"refunded order {o['order_id']} but seat {seat_id} is still "
+                                          f"{seat['status']} under it"))
+        elif o["status"] == OrderStatus.REFUNDING:
+            if o["quiet"]:
+                v.append(Violation(2, f"order {o['order_id']} is still REFUNDING {tol:.0f}s after its last change"))
         elif debits and not refunds and not (o["status"] == OrderStatus.PENDING and o["payment_state"] == PaymentState.CHARGING
                                              and not o["overdue"]):
             v.append(Violation(2, f"order {o['order_id']} ({o['status']}) was charged without a seat or refund"))
@@ -233,7 +251,15 @@ def _transfer_violations(transfers: list[dict], ledger: list[dict], changes: lis
     last: dict[str, dict] = {}
     for t in sorted((t for t in transfers if t["status"] in MOVED), key=lambda t: t["completed_at"]):
         last[t["seat_id"]] = t
+    # A refund after the last transfer (a ticket that came back to its first buyer, then was refunded) ended that
+    # ownership: the seat is on sale again, or someone else's by a new order.
+    returned = defaultdict(list)
+    for c in changes:
+        if c["to_user_id"] is None:
+            returned[c["seat_id"]].append(c["changed_at"])
     for seat_id, t in last.items():
+        if any(at > t["completed_at"] for at in returned.get(seat_id, ())):
+            continue
         seat = seat_by_id.get(seat_id)
         owner = t["seller_user_id"] if t["status"] == TransferStatus.REVERSED else t["buyer_user_id"]
         if seat is None or seat["owner_user_id"] != owner:

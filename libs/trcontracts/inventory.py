@@ -21,6 +21,8 @@ class InventoryError(ErrorCode):
     HOLD_EXPIRED = auto(), 410
     TOO_MANY_HOLDS = auto(), 429
     NOT_OWNER = auto(), 409
+    # A ticket already used at the gate cannot be returned.
+    SEAT_CHECKED_IN = auto(), 409
     HOLD_ID_IN_USE = auto(), 409
     # One hold covers seats of one event only.
     SEATS_NOT_IN_ONE_EVENT = auto(), 400
@@ -86,6 +88,12 @@ UPDATE_OWNER = Rpc("UpdateOwner", (E.SEAT_NOT_FOUND, E.NOT_OWNER), idempotent=Tr
                    doc="Moves a SOLD ticket and bumps `ticket_version`, once per `change_key` (the transfer step's "
                        "key): a repeat returns the seat as it is now, never an error; another change with a stale "
                        "`expected_owner_id` is NOT_OWNER.")
+RETURN_SEATS = Rpc(
+    "ReturnSeats", (E.SEAT_NOT_FOUND, E.NOT_OWNER, E.SEAT_CHECKED_IN), idempotent=True,
+    doc="A refund: every seat SOLD by `hold_id` (the order) and still owned by `owner_user_id` becomes AVAILABLE, "
+        "its owner cleared and its `ticket_version` bumped, all or none, once per `change_key`: a repeat returns "
+        "the seats as they are now. SEAT_CHECKED_IN when a seat was used at the gate; NOT_OWNER when one changed "
+        "hands (a transfer) or is not this order's.")
 VERIFY_TICKET = Rpc("VerifyTicket", (E.SEAT_NOT_FOUND,), idempotent=True)
 MARK_CHECKED_IN = Rpc(
     "MarkCheckedIn", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE), idempotent=False,
@@ -100,5 +108,5 @@ RECORD_SCAN = Rpc("RecordScan", (), idempotent=False,
                   doc="Appends an entry_logs row (MarkCheckedIn writes its own row for the winning and the losing "
                       "calls).")
 
-RPCS = (RESERVE_SEAT, CONFIRM_SEAT, RELEASE_SEAT, UPDATE_OWNER, VERIFY_TICKET, MARK_CHECKED_IN, LIST_SEATS,
+RPCS = (RESERVE_SEAT, CONFIRM_SEAT, RELEASE_SEAT, UPDATE_OWNER, RETURN_SEATS, VERIFY_TICKET, MARK_CHECKED_IN, LIST_SEATS,
         LIST_TICKETS, RECORD_SCAN)

@@ -17,6 +17,11 @@ class OrderStatus(StrEnum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     REFUNDED = "REFUNDED"
+    # A refund has begun (the refund saga's record): the seats are being taken back, then the credits returned.
+    # It ends REFUNDED, or CONFIRMED again when a seat could not be taken back (checked in, or transferred away).
+    REFUNDING = "REFUNDING"
+    # The fan called the hold off before paying: every seat was released at once.
+    CANCELLED = "CANCELLED"
 
 
 class PaymentState(StrEnum):
@@ -241,20 +246,28 @@ LIST_ORDERS = Route("GET", "/internal/orders", OrderList, query=OrderQuery, idem
                     doc="At least one of user_id/seat_id (any of an order's seats); newest first.")
 STALE_ORDERS = Route(
     "GET", "/internal/orders/stale", OrderList, query=StaleQuery, idempotent=True,
-    doc="Oldest `held_until` first: PENDING orders with payment_state NONE whose `held_until` has passed, and "
-        "PENDING orders with payment_state CHARGING whose `held_until` or last update is more than grace ago.")
+    doc="Oldest `held_until` first: PENDING orders with payment_state NONE whose `held_until` has passed, "
+        "PENDING orders with payment_state CHARGING whose `held_until` or last update is more than grace ago, and "
+        "REFUNDING orders not updated for more than grace.")
 BEGIN_PAYMENT = Route(
     "POST", "/internal/orders/{order_id}/begin-payment", Order, body=BeginPaymentBody,
     errors=(E.ORDER_NOT_FOUND, E.HOLD_EXPIRED, E.INVALID_TRANSITION), idempotent=True,
     doc="PENDING and live: payment_state set to CHARGING; CONFIRMED: returned unchanged; 404 when missing or "
-        "another user's; HOLD_EXPIRED when `held_until` has passed or the order is EXPIRED/FAILED (a lapsed "
-        "order with no charge started is expired on the way); INVALID_TRANSITION on a REFUNDED order.")
+        "another user's; HOLD_EXPIRED when `held_until` has passed or the order is EXPIRED/FAILED/CANCELLED (a lapsed "
+        "order with no charge started is expired on the way); INVALID_TRANSITION on a REFUNDING or REFUNDED order.")
+BEGIN_REFUND = Route(
+    "POST", "/internal/orders/{order_id}/begin-refund", Order,
+    errors=(E.ORDER_NOT_FOUND, E.INVALID_TRANSITION), idempotent=True,
+    doc="CONFIRMED: status set to REFUNDING (recorded before the refund saga's first call); REFUNDING, REFUNDED: "
+        "returned unchanged; otherwise INVALID_TRANSITION.")
 TRANSITION = Route(
     "POST", "/internal/orders/{order_id}/transition", Order, body=TransitionBody,
     errors=(E.ORDER_NOT_FOUND, E.INVALID_TRANSITION, E.SEAT_ALREADY_CONFIRMED), idempotent=True,
     doc="Allowed: PENDING→CONFIRMED, PENDING→FAILED, PENDING→EXPIRED (only with payment_state NONE once "
-        "`held_until` has passed; a lapsed CHARGING order whose debit never happened ends FAILED), "
-        "CONFIRMED→REFUNDED; already in `to`: 200 unchanged; otherwise INVALID_TRANSITION. At most one CONFIRMED "
+        "`held_until` has passed; a lapsed CHARGING order whose debit never happened ends FAILED), PENDING→CANCELLED "
+        "(only with payment_state NONE: no charge has begun), "
+        "CONFIRMED→REFUNDED, REFUNDING→REFUNDED, REFUNDING→CONFIRMED (a refund refused; `confirmed_at` kept); "
+        "already in `to`: 200 unchanged; otherwise INVALID_TRANSITION. At most one CONFIRMED "
         "order per seat: confirming a second one is SEAT_ALREADY_CONFIRMED.")
 
 CREATE_TRANSFER = Route(
@@ -300,6 +313,6 @@ MARK_RELEASED = Route(
     doc="Records once that the seller's pending proceeds were released (`released_at`): only for a COMPLETED "
         "transfer whose `release_at` has come; already released: 200 unchanged; otherwise INVALID_TRANSITION.")
 
-ROUTES = (CREATE_ORDER, GET_ORDER, LIST_ORDERS, STALE_ORDERS, BEGIN_PAYMENT, TRANSITION, CREATE_TRANSFER,
-          GET_TRANSFER, LIST_TRANSFERS, STALE_TRANSFERS, BEGIN_CONFIRM, TRANSFER_TRANSITION, BEGIN_REVERSE,
-          MARK_RELEASED)
+ROUTES = (CREATE_ORDER, GET_ORDER, LIST_ORDERS, STALE_ORDERS, BEGIN_PAYMENT, BEGIN_REFUND, TRANSITION,
+          CREATE_TRANSFER, GET_TRANSFER, LIST_TRANSFERS, STALE_TRANSFERS, BEGIN_CONFIRM, TRANSFER_TRANSITION,
+          BEGIN_REVERSE, MARK_RELEASED)

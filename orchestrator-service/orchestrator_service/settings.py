@@ -38,6 +38,8 @@ class OrchestratorSettings(CommonSettings):
     transfer_ttl_seconds: int = Field(900, ge=1)
     transfer_price_cap: Literal["face", "none"] = "face"
     transfer_dispute_window_seconds: int = Field(7 * 24 * 3600, ge=0)
+    # A fan may refund a CONFIRMED order until this long before its event starts (admins: any time).
+    refund_cutoff_seconds: int = Field(24 * 3600, ge=0)
     # Recovery pass (orchestrator-worker): how often, and how long a charging saga may sit still before the
     # pass drives it to an end. Must exceed internal_timeout_seconds so an in-flight call is never overtaken.
     recovery_interval_seconds: float = 1.0

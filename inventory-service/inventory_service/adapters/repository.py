@@ -153,6 +153,14 @@ class SeatRepository:
         row = self._conn.execute(stmt).mappings().first()
         return (_seat(row), row["db_now"]) if row else None
 
+    def lock_many_for_update(self, seat_ids: list[str]) -> tuple[list[Seat], datetime | None]:
+        """Lock the seats' rows in ascending seat_id (the one lock order), waiting for a concurrent (short)
+        transaction on them; the seats found, in that order, and the database clock."""
+        rows = self._conn.execute(
+            sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id.in_(seat_ids))
+            .order_by(seats.c.seat_id).with_for_update()).mappings().all()
+        return [_seat(r) for r in rows], (rows[0]["db_now"] if rows else None)
+
     def get(self, seat_id: str) -> tuple[Seat, datetime] | None:
         row = _GET.first(self._conn, {"p_seat_id": seat_id})
         return (_seat(row), row["db_now"]) if row else None

@@ -32,14 +32,15 @@ sa.Index("ix_seats_holds_by_user", seats.c.held_by_user_id, seats.c.held_until,
 sa.Index("ix_seats_held_until", seats.c.held_until, postgresql_where=sa.text("status = 'HELD'"))
 sa.Index("ix_seats_owner", seats.c.owner_user_id, postgresql_where=sa.text("owner_user_id IS NOT NULL"))
 
-# The history of ownership: one row per UpdateOwner that took effect, under the key of the transfer step that
-# made it, so a repeat of that step finds it and changes nothing.
+# The history of ownership: one row per seat an UpdateOwner or a ReturnSeats changed, under the key of the saga
+# step that made it, so a repeat of that step finds it and changes nothing. A seat returned by a refund has no new
+# owner (to_user_id NULL).
 ownership_changes = sa.Table(
     "ownership_changes", metadata,
     sa.Column("change_key", sa.Text, primary_key=True),
-    sa.Column("seat_id", UUID(as_uuid=False), sa.ForeignKey("seats.seat_id"), nullable=False),
+    sa.Column("seat_id", UUID(as_uuid=False), sa.ForeignKey("seats.seat_id"), primary_key=True),
     sa.Column("from_user_id", UUID(as_uuid=False), nullable=False),
-    sa.Column("to_user_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("to_user_id", UUID(as_uuid=False), nullable=True),
     sa.Column("ticket_version", sa.Integer, nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )

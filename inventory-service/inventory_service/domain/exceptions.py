@@ -52,6 +52,10 @@ class NotOwner(Conflict):
     code = InventoryError.NOT_OWNER
 
 
+class SeatCheckedIn(Conflict):
+    code = InventoryError.SEAT_CHECKED_IN
+
+
 class HoldIdInUse(Conflict):
     """A hold id is an order id: it names one set of seats, so it cannot hold others."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from .exceptions import HoldExpired, NotOwner, SeatNotFound, SeatsNotInOneEvent, SeatUnavailable, TooManyHolds
+from .exceptions import HoldExpired, NotOwner, SeatCheckedIn, SeatNotFound, SeatsNotInOneEvent, SeatUnavailable, TooManyHolds
 
 MIN_HOLD_SECONDS = 1
 MAX_HOLD_SECONDS = 3600
@@ -103,6 +103,16 @@ class Seat:
         if self.owner_user_id != expected_owner_id:
             raise NotOwner("the seat is not owned by the expected owner")
         return replace(self, owner_user_id=new_owner_id, ticket_version=self.ticket_version + 1)
+
+    def take_back(self, owner_user_id: str, hold_id: str) -> Seat:
+        """A refund of the order `hold_id` returns the ticket to sale: only while it is still SOLD to the fan who
+        bought it. AVAILABLE, no owner, a new ticket_version (every code issued for it is INVALID at the gate)."""
+        if self.status is SeatStatus.CHECKED_IN:
+            raise SeatCheckedIn(f"seat {self.seat_id} was checked in; it cannot be refunded")
+        if self.status is not SeatStatus.SOLD or self.hold_id != hold_id or self.owner_user_id != owner_user_id:
+            raise NotOwner(f"seat {self.seat_id} is no longer the buyer's ticket (transferred or returned)")
+        return replace(self, status=SeatStatus.AVAILABLE, owner_user_id=None, hold_id=None, held_by_user_id=None,
+                       held_until=None, ticket_version=self.ticket_version + 1)
 
     # Releasing a hold and checking in are single conditional UPDATEs in the repository (the atomicity lives in
     # PostgreSQL: of concurrent callers exactly one matches); these are the rules for the calls that lose.

@@ -79,6 +79,19 @@ class UpdateOwnerInput(_Input):
     change_key: str = Field(min_length=1, max_length=200)
 
 
+class ReturnSeatsInput(_Input):
+    seat_ids: list[Id] = Field(min_length=1, max_length=MAX_SEATS_PER_HOLD)
+    owner_user_id: Id
+    hold_id: Id
+    change_key: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if len(set(self.seat_ids)) != len(self.seat_ids):
+            raise ValueError("seat_ids must not repeat a seat")
+        return self
+
+
 class VerifyTicketInput(_Input):
     seat_id: Id
 
@@ -171,6 +184,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
         seat = services.update_owner(self._uow, str(cmd.seat_id), str(cmd.expected_owner_id),
                                      str(cmd.new_owner_id), cmd.change_key)
         return inventory_pb2.SeatReply(seat=seat_message(seat))
+
+    def ReturnSeats(self, request, context):
+        cmd = parse(ReturnSeatsInput, request)
+        return _seats_reply(services.return_seats(self._uow, [str(i) for i in cmd.seat_ids], str(cmd.owner_user_id),
+                                                  str(cmd.hold_id), cmd.change_key))
 
     def VerifyTicket(self, request, context):
         cmd = parse(VerifyTicketInput, request)

@@ -130,6 +130,27 @@ def update_owner(uow_factory: UowFactory, seat_id: str, expected_owner_id: str, 
         return transferred
 
 
+def return_seats(uow_factory: UowFactory, seat_ids: list[str], owner_user_id: str, hold_id: str,
+                 change_key: str) -> list[Seat]:
+    """A refund: every seat SOLD by this order and still the buyer's → AVAILABLE with a new ticket_version, all
+    or nothing, once per change_key. The rows are locked in lock order first, so of concurrent calls with one key
+    exactly one makes the change and the others, once it has committed, find its key and return the seats."""
+    ids = lock_order(seat_ids)
+    with uow_factory() as uow:
+        found, now = uow.seats.lock_many_for_update(ids)
+        missing = sorted(set(ids) - {s.seat_id for s in found})
+        if missing:
+            raise SeatNotFound(seat_ids=None if len(ids) == 1 else missing)
+        if uow.ownership_changes.exists(change_key):
+            return [s.as_seen_at(now) for s in found]
+        returned = [s.take_back(owner_user_id, hold_id) for s in found]    # the first seat at fault raises
+        for before, after in zip(found, returned):
+            uow.seats.save(after)
+            uow.ownership_changes.add(change_key, before, after)
+        uow.commit()
+        return returned
+
+
 def get_seat(uow_factory: UowFactory, seat_id: str) -> Seat:
     with uow_factory(autocommit=True) as uow:
         found = uow.seats.get(seat_id)

@@ -192,3 +192,41 @@ def test_a_party_hold_racing_single_holds_of_its_seats_is_all_or_nothing(invento
             assert {rows[s.seat_id] for s in reply.seats} == {reply.seat.hold_id}
     won = [reply for kind, reply in outcomes if kind == "ok"]
     assert sum(len(r.seats) for r in won) == sum(v is not None for v in rows.values())
+
+
+def test_a_refund_racing_a_check_in_of_its_ticket_lets_exactly_one_of_them_happen(inventory, container, new_seat):
+    for _ in range(10):
+        seat_id, user, hold, hall = new_seat(), _id(), _id(), _id()
+        inventory.ReserveSeat(pb.ReserveSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold, hold_seconds=60))
+        inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_id=seat_id, user_id=user, hold_id=hold))
+        back, scan = _all_at_once(2, lambda i: (
+            inventory.ReturnSeats(pb.ReturnSeatsRequest(seat_ids=[seat_id], owner_user_id=user, hold_id=hold,
+                                                        change_key=f"order:{hold}:take-back")) if i == 0 else
+            inventory.MarkCheckedIn(pb.MarkCheckedInRequest(seat_id=seat_id, hall_id=hall, holder_user_id=user,
+                                                            ticket_version=1))))
+        with container.engine.connect() as conn:
+            status, version = conn.execute(sa.select(seats.c.status, seats.c.ticket_version)
+                                           .where(seats.c.seat_id == seat_id)).one()
+        if back[0] == "ok":         # returned first: the old code checks nobody in
+            assert (status, version) == ("AVAILABLE", 2)
+            assert scan[0] != "ok" or scan[1].checked_in is False, scan
+        else:                       # checked in first: the refund is refused, nothing changed
+            assert back == (grpc.StatusCode.FAILED_PRECONDITION, "SEAT_CHECKED_IN"), back
+            assert scan[0] == "ok" and scan[1].checked_in is True
+            assert (status, version) == ("CHECKED_IN", 1)
+
+
+def test_twenty_concurrent_returns_under_one_key_take_the_seats_back_once(inventory, container, new_seat):
+    event = _id()
+    seat_ids, user, hold = sorted(new_seat(event_id=event, number=n) for n in (1, 2, 3)), _id(), _id()
+    inventory.ReserveSeat(pb.ReserveSeatRequest(seat_ids=seat_ids, user_id=user, hold_id=hold, hold_seconds=60))
+    inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_ids=seat_ids, user_id=user, hold_id=hold))
+    outcomes = _all_at_once(20, lambda i: inventory.ReturnSeats(pb.ReturnSeatsRequest(
+        seat_ids=seat_ids, owner_user_id=user, hold_id=hold, change_key=f"order:{hold}:take-back")))
+    assert [kind for kind, _ in outcomes] == ["ok"] * 20, outcomes
+    with container.engine.connect() as conn:
+        rows = conn.execute(sa.select(seats.c.status, seats.c.ticket_version, seats.c.owner_user_id)
+                            .where(seats.c.seat_id.in_(seat_ids))).all()
+        changes = conn.execute(sa.text("SELECT count(*) FROM ownership_changes WHERE change_key = :k"),
+                               {"k": f"order:{hold}:take-back"}).scalar_one()
+    assert sorted(rows) == [("AVAILABLE", 2, None)] * 3 and changes == 3

@@ -183,3 +183,21 @@ def test_seat_busy_is_seat_unavailable_and_travels_as_aborted_over_grpc():
     assert (err.code, err.status, err.message) == ("SEAT_UNAVAILABLE", 409, "seat busy")
     assert grpc_status_for(err) == grpc.StatusCode.ABORTED
     assert grpc_status_for(SeatUnavailable("sold")) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_refund_takes_a_ticket_back_only_while_its_buyer_still_owns_it_unused():
+    from inventory_service.domain.exceptions import SeatCheckedIn
+
+    sold = Seat("s1", "e1", "A", "1", 1, 50, status=SeatStatus.SOLD, hold_id="o1", owner_user_id="u1",
+                ticket_version=2)
+    back = sold.take_back("u1", "o1")
+    assert (back.status, back.owner_user_id, back.hold_id, back.ticket_version) == (SeatStatus.AVAILABLE, None,
+                                                                                    None, 3)
+    with pytest.raises(SeatCheckedIn):
+        replace(sold, status=SeatStatus.CHECKED_IN).take_back("u1", "o1")
+    with pytest.raises(NotOwner):
+        replace(sold, owner_user_id="u2").take_back("u1", "o1")       # transferred away
+    with pytest.raises(NotOwner):
+        sold.take_back("u1", "o2")                                    # sold under another order
+    with pytest.raises(NotOwner):
+        back.take_back("u1", "o1")                                    # returned already

@@ -201,3 +201,53 @@ def test_a_partial_or_mischarged_party_order_is_reported(urls):
     assert f"confirmed order {partial} but seat {available} is AVAILABLE" in messages
     assert f"confirmed order {mischarged} of 200 credits was charged 50" in messages
     assert f"confirmed order {underpriced} costs 150, its 4 seats 200" in messages
+
+
+def refunded_order(urls, refund=200, seat_state="AVAILABLE", status="REFUNDED"):
+    """A party order of four 50-credit seats refunded with `refund` credits; its seats in `seat_state` (SOLD: still
+    the fan's under the order)."""
+    order, seats = party_order(urls)
+    fan = str(run_scalar(urls["order-service"], "SELECT user_id FROM orders WHERE order_id = :o", o=order))
+    run(urls["order-service"], "UPDATE orders SET status = :st WHERE order_id = :o", st=status, o=order)
+    if refund is not None:
+        ledger_row(urls, fan, refund, f"order:{order}:refund")
+        run(urls["user-service"], "UPDATE users SET credit_balance = credit_balance + :r WHERE user_id = :u",
+            r=refund, u=fan)
+    if seat_state != "SOLD":
+        run(urls["inventory-service"], "UPDATE seats SET status = :st, owner_user_id = NULL, hold_id = NULL "
+            "WHERE seat_id = ANY(CAST(:ss AS uuid[]))", st=seat_state, ss=seats)
+    return order, seats
+
+
+def run_scalar(url, sql, **params):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        value = conn.execute(sa.text(sql), params).scalar_one()
+    engine.dispose()
+    return value
+
+
+def test_a_refunded_order_with_one_refund_of_its_amount_and_its_seats_back_on_sale_has_no_violations(urls):
+    order, seats = refunded_order(urls)
+    assert [v.message for v in violations(urls) if order in v.message or any(s in v.message for s in seats)] == []
+
+
+def test_a_refund_missing_short_or_with_seats_still_sold_is_reported(urls):
+    unpaid, _ = refunded_order(urls, refund=None)
+    short, _ = refunded_order(urls, refund=150)
+    kept, kept_seats = refunded_order(urls, seat_state="SOLD")
+    messages = [v.message for v in violations(urls) if v.invariant == 2]
+    assert f"refunded order {unpaid} has 1 debits and 0 refunds" in messages
+    assert f"refunded order {short} of 200 credits was refunded 150" in messages
+    assert f"refunded order {kept} but seat {kept_seats[0]} is still SOLD under it" in messages
+
+
+def test_a_ticket_reversed_to_its_first_buyer_then_refunded_is_not_reported_against_its_old_transfer(urls):
+    transfer, seat = sold_then_transferred(urls, status="REVERSED", rows=("debit", "credit", "refund", "uncredit"))
+    run(urls["inventory-service"], "INSERT INTO ownership_changes (change_key, seat_id, from_user_id, to_user_id, "
+        "ticket_version, changed_at) VALUES (:k, :s, :f, :f, 3, now()), (:r, :s, :f, NULL, 4, now() + interval "
+        "'1 second')", k=f"transfer:{transfer}:return-ticket", r=f"order:{uuid.uuid4()}:take-back", s=seat,
+        f=str(uuid.uuid4()))
+    run(urls["inventory-service"], "UPDATE seats SET status = 'AVAILABLE', owner_user_id = NULL, hold_id = NULL, "
+        "ticket_version = 4 WHERE seat_id = :s", s=seat)
+    assert [v.message for v in violations(urls) if v.invariant == 7 and seat in v.message] == []

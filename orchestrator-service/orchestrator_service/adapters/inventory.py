@@ -106,6 +106,12 @@ class InventoryClient:
             seat_id=seat_id, expected_owner_id=expected_owner_id, new_owner_id=new_owner_id, change_key=change_key))
         return self._changed(SeatView.from_pb(reply.seat))
 
+    def return_seats(self, seat_ids: list[str], owner_user_id: str, hold_id: str, change_key: str) -> list[SeatView]:
+        """A refund takes the order's tickets back to sale, all or none, once per change_key."""
+        reply = self._call(self._stub.ReturnSeats, pb.ReturnSeatsRequest(
+            seat_ids=list(seat_ids), owner_user_id=owner_user_id, hold_id=hold_id, change_key=change_key))
+        return self._all_changed(reply)
+
     def verify(self, seat_id: str) -> SeatView:
         return SeatView.from_pb(self._call(self._stub.VerifyTicket, pb.VerifyTicketRequest(seat_id=seat_id)).seat)
 

@@ -86,6 +86,9 @@ class OrderService:
     def begin_payment(self, order_id: str, user_id: str) -> orders.Order:
         return self.http.call(orders.BEGIN_PAYMENT, {"user_id": user_id}, path={"order_id": order_id})
 
+    def begin_refund(self, order_id: str) -> orders.Order:
+        return self.http.call(orders.BEGIN_REFUND, path={"order_id": order_id})
+
     def transition(self, order_id: str, to: orders.OrderStatus, reason: str | None = None) -> orders.Order:
         return self.http.call(orders.TRANSITION, {"to": to, "reason": reason}, path={"order_id": order_id})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from trcommon.errors import AppError, Gone
+from trcommon.errors import AppError, Conflict, Gone
 from trcommon.saga import Outcome, SagaState
 from trcontracts.inventory import InventoryError
 from trcontracts.orders import Order, OrderError, OrderStatus, PaymentState
@@ -32,6 +32,23 @@ class HoldExpired(Gone):
     code = OrderError.HOLD_EXPIRED
 
 
+class OrderNotCancellable(Conflict):
+    code = "ORDER_NOT_CANCELLABLE"
+
+
+class PaymentInProgress(Conflict):
+    code = "PAYMENT_IN_PROGRESS"
+
+
+def check_cancellable(order: Order) -> None:
+    """Only a hold nobody has begun paying can be called off (a CANCELLED one again, changing nothing): once the
+    debit may be under way, only the purchase saga ends the order."""
+    if order.status == OrderStatus.PENDING and order.payment_state == PaymentState.CHARGING:
+        raise PaymentInProgress("the payment of this order has begun; it can no longer be cancelled")
+    if order.status not in (OrderStatus.PENDING, OrderStatus.CANCELLED):
+        raise OrderNotCancellable(f"this order is {order.status}; only a PENDING order can be cancelled")
+
+
 def seat_lost(err: AppError) -> bool:
     return err.code in SEAT_LOST_CODES
 
@@ -47,6 +64,10 @@ def purchase_state(order: Order, now: datetime, fence_seconds: float) -> SagaSta
     """
     if order.status == OrderStatus.CONFIRMED:
         return SagaState(done=len(STEPS), outcome=Outcome.COMPLETED)
+    if order.status == OrderStatus.CANCELLED:
+        # The fan's cancel failed the saga before any charge: what it holds is released (again: the release is
+        # keyed by the hold id, so a repeat changes nothing), and the end stays CANCELLED.
+        return SagaState(done=STEPS.index(DEBIT), outcome=Outcome.FAILED)
     if order.status != OrderStatus.PENDING:
         return SagaState(outcome=Outcome.COMPENSATED)
     charging = order.payment_state == PaymentState.CHARGING
@@ -57,10 +78,12 @@ def purchase_state(order: Order, now: datetime, fence_seconds: float) -> SagaSta
 
 
 def final_status(order: Order, state: SagaState) -> OrderStatus:
-    """CONFIRMED, or how a compensated order ends: EXPIRED when its hold ran out and nobody tried to charge it,
-    FAILED otherwise (a charge was attempted, or a step failed)."""
+    """CONFIRMED, or how a compensated order ends: CANCELLED when the fan called it off, EXPIRED when its hold ran
+    out and nobody tried to charge it, FAILED otherwise (a charge was attempted, or a step failed)."""
     if state.outcome is Outcome.COMPLETED:
         return OrderStatus.CONFIRMED
+    if order.status == OrderStatus.CANCELLED:
+        return OrderStatus.CANCELLED
     if state.failed_by_deadline and order.payment_state == PaymentState.NONE:
         return OrderStatus.EXPIRED
     return OrderStatus.FAILED

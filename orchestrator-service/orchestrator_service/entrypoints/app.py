@@ -20,7 +20,7 @@ from trcontracts.base import Page
 
 from ..bootstrap import Container, bootstrap
 from ..domain.ids import required_uuid
-from ..service_layer import catalog, gate, purchase, tickets, transfers
+from ..service_layer import catalog, gate, purchase, refunds, tickets, transfers
 from ..settings import OrchestratorSettings
 from . import openapi
 from .scanner_page import scanner_blueprint
@@ -106,6 +106,17 @@ def purchase_routes(c: Container, limits: RateLimits) -> Blueprint:
     @authed
     def get_order(order_id: str):
         return jsonify(purchase.get_order(c, current_principal().user_id, required_uuid("order_id", order_id)))
+
+    @bp.post("/orders/<order_id>/cancel")
+    @authed
+    def cancel_order(order_id: str):
+        return jsonify(purchase.cancel(c, current_principal().user_id, required_uuid("order_id", order_id)))
+
+    @bp.post("/orders/<order_id>/refund")
+    @authed
+    def refund_order(order_id: str):
+        p = current_principal()
+        return jsonify(refunds.refund(c, p.user_id, p.role, required_uuid("order_id", order_id)))
 
     @bp.get("/me/orders")
     @authed

@@ -49,6 +49,15 @@ ROUTES = [
     ("post", "/pay", "Pay a held order with credits (flagged fans need an OTP)", PayBody, 200, True,
      [400, 401, 402, 403, 404, 410, 428, 429, 503]),
     ("get", "/orders/{order_id}", "One of the caller's orders", None, 200, True, [401, 404]),
+    ("post", "/orders/{order_id}/cancel", "Call off a PENDING order nobody has begun paying: every seat is "
+     "AVAILABLE at once, the order CANCELLED (again: the same answer, nothing changes). 409 "
+     "PAYMENT_IN_PROGRESS once /pay has begun, ORDER_NOT_CANCELLABLE when CONFIRMED or ended", None, 200, True,
+     [400, 401, 404, 409]),
+    ("post", "/orders/{order_id}/refund", "The owner of a CONFIRMED order (until REFUND_CUTOFF_SECONDS before the "
+     "event; admins: any order, any time) gets its amount back once and every seat goes back on sale, every code "
+     "of those tickets INVALID at the gate; the order ends REFUNDED (again: the same answer). 409 "
+     "TICKET_NOT_REFUNDABLE when a seat was checked in or transferred away (details.reason), REFUND_CUTOFF_PASSED, "
+     "ORDER_NOT_REFUNDABLE when not CONFIRMED", None, 200, True, [400, 401, 404, 409, 503]),
     ("get", "/me/orders", "The caller's orders, newest first", None, 200, True, [401]),
     ("get", "/me/tickets", "The seats the caller owns or holds, with their event and any pending transfer", None,
      200, True, [401], TicketList),

@@ -129,7 +129,8 @@ PURCHASE: Saga[Purchase] = Saga(
              happened=_debited),
         Step(rules.CONFIRM_SEAT, _confirm_seat, fatal=rules.seat_lost),
     ),
-    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale, context=_context)
+    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale, context=_context,
+    wants=lambda o: o.status == OrderStatus.PENDING)
 
 assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
 
@@ -157,6 +158,28 @@ def pay(c: Container, user_id: str, order_id: str, otp_code: str | None) -> dict
     raise DependencyUnavailable("the payment could not be completed now; try again")
 
 
+def cancel(c: Container, user_id: str, order_id: str) -> dict:
+    """The fan calls off a hold they have not begun paying. The request fails the saga: the order is recorded
+    CANCELLED first (refused once /pay has recorded CHARGING, so a cancel never overtakes a debit), then the runner
+    compensates — every seat released at once — and records the end. Cancelling again runs the same compensation
+    (keyed by the hold id: it releases nothing another hold has taken since) and answers the same order."""
+    order = _mine(c, user_id, order_id)
+    rules.check_cancellable(order)
+    if order.status != OrderStatus.CANCELLED:
+        try:
+            order = c.orders.transition(order_id, OrderStatus.CANCELLED, "cancelled by the fan")
+        except AppError as err:
+            if err.code != OrderError.INVALID_TRANSITION:
+                raise
+            # It moved since it was read (a /pay began, or it ended): answer with why, from the order as it is now.
+            order = _mine(c, user_id, order_id)
+            rules.check_cancellable(order)
+    p = Purchase(c, order_id, user_id, seat_ids=list(order.seat_ids), order=order)
+    c.sagas.recover(PURCHASE, p)
+    log.info("order cancelled", extra={"order_id": order_id, "seat_ids": order.seat_ids})
+    return _order_view(p.order)
+
+
 def _confirmation(order: Order) -> dict:
     return {"order_id": order.order_id, "status": order.status, "seat_id": order.seat_id, "seat_ids": order.seat_ids,
             "amount": order.amount}
@@ -169,17 +192,25 @@ def _order_view(order: Order) -> dict:
 
 
 def get_order(c: Container, user_id: str, order_id: str) -> dict:
-    """The caller's order. Someone else's and a missing one get the very same 404 (code and message): whether an
-    order id exists is not the caller's to learn."""
+    return _order_view(_mine(c, user_id, order_id))
+
+
+def _mine(c: Container, user_id: str, order_id: str) -> Order:
+    return find_order(c, order_id, user_id)
+
+
+def find_order(c: Container, order_id: str, user_id: str | None) -> Order:
+    """The order, if it is `user_id`'s (None: anyone's, for an admin). Someone else's and a missing one get the very
+    same 404 (code and message): whether an order id exists is not the caller's to learn."""
     try:
         order = c.orders.get(order_id)
     except AppError as err:
         if err.code != OrderError.ORDER_NOT_FOUND:
             raise
         order = None
-    if order is None or order.user_id != user_id:
+    if order is None or (user_id is not None and order.user_id != user_id):
         raise NotFound(NO_SUCH_ORDER, code=OrderError.ORDER_NOT_FOUND)
-    return _order_view(order)
+    return order
 
 
 def my_orders(c: Container, user_id: str, limit: int, offset: int) -> list[dict]:

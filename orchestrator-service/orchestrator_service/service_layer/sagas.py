@@ -5,6 +5,7 @@ from __future__ import annotations
 from trcommon.saga import Saga
 
 from .purchase import PURCHASE
+from .refunds import REFUND
 from .transfers import CONFIRM, RELEASE, REVERSAL
 
-SAGAS: tuple[Saga, ...] = (PURCHASE, CONFIRM, REVERSAL, RELEASE)
+SAGAS: tuple[Saga, ...] = (PURCHASE, REFUND, CONFIRM, REVERSAL, RELEASE)

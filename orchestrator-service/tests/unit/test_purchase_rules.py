@@ -109,6 +109,14 @@ def test_terminal_orders_are_done():
         assert decide(order(status, "CHARGING", held_for=-100), resuming=DEBIT)[0] == []
 
 
+def test_a_cancelled_order_releases_its_hold_and_ends_cancelled_however_often_it_is_driven():
+    actions, state = decide(order("CANCELLED"))
+    assert names(actions) == ["Compensate(hold)", "Finish(Outcome.COMPENSATED)"]
+    assert final_status(order("CANCELLED"), advance(state, actions[-1])) == OrderStatus.CANCELLED
+    # Past its hold's end too: it was cancelled, not expired, and the release is still run (keyed, harmless).
+    assert names(decide(order("CANCELLED", held_for=-100))[0]) == names(actions)
+
+
 def test_only_seat_outcomes_count_as_a_lost_seat():
     assert seat_lost(AppError("x", code="HOLD_EXPIRED", status=410))
     assert seat_lost(AppError("x", code="SEAT_UNAVAILABLE", status=409))

@@ -53,7 +53,11 @@ def _move_statement(to: OrderStatus) -> sa.Update:
         where += [orders.c.payment_state == PaymentState.NONE.value, orders.c.held_until <= sa.func.now()]
         values["failure_reason"] = sa.func.coalesce(sa.func.nullif(reason, ""), "hold expired")
     elif to == OrderStatus.CONFIRMED:
-        values["confirmed_at"] = sa.func.now()
+        values["confirmed_at"] = sa.func.coalesce(orders.c.confirmed_at, sa.func.now())
+    elif to == OrderStatus.CANCELLED:
+        # Only while no charge has begun (Order.transition's guard).
+        where.append(orders.c.payment_state == PaymentState.NONE.value)
+        values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
     else:
         values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
     return sa.update(orders).where(*where).values(values).returning(*orders.c)
@@ -164,12 +168,14 @@ class OrderRepository:
         as soon as their hold has ended; charging ones once their hold ended, or they last moved, more than
         `grace` ago (a charge under way must not be overtaken)."""
         cutoff = sa.func.now() - sa.literal(grace, sa.Interval)
-        query = (sa.select(orders)
-                 .where(orders.c.status == OrderStatus.PENDING.value,
-                        sa.or_(sa.and_(orders.c.payment_state == PaymentState.NONE.value,
-                                       orders.c.held_until < sa.func.now()),
-                               sa.and_(orders.c.payment_state == PaymentState.CHARGING.value,
-                                       sa.or_(orders.c.held_until < cutoff, orders.c.updated_at < cutoff))))
+        pending = sa.and_(orders.c.status == OrderStatus.PENDING.value,
+                          sa.or_(sa.and_(orders.c.payment_state == PaymentState.NONE.value,
+                                         orders.c.held_until < sa.func.now()),
+                                 sa.and_(orders.c.payment_state == PaymentState.CHARGING.value,
+                                         sa.or_(orders.c.held_until < cutoff, orders.c.updated_at < cutoff))))
+        # A refund begun and quiet for `grace`: its request was lost (one under way must not be overtaken).
+        refunding = sa.and_(orders.c.status == OrderStatus.REFUNDING.value, orders.c.updated_at < cutoff)
+        query = (sa.select(orders).where(sa.or_(pending, refunding))
                  .order_by(orders.c.held_until, orders.c.order_id).limit(limit))
         return [_order(row) for row in self._conn.execute(query)]
 

@@ -19,11 +19,14 @@ orders = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("amount >= 0", name="ck_orders_amount_not_negative"),
-    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED')",
+    sa.CheckConstraint("status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'REFUNDED', 'CANCELLED', "
+                       "'REFUNDING')",
                        name="ck_orders_status"),
     sa.CheckConstraint("payment_state IN ('NONE', 'CHARGING')", name="ck_orders_payment_state"),
     sa.CheckConstraint("NOT (status = 'EXPIRED' AND payment_state = 'CHARGING')",
                        name="ck_orders_expired_never_charging"),
+    sa.CheckConstraint("NOT (status = 'CANCELLED' AND payment_state = 'CHARGING')",
+                       name="ck_orders_cancelled_uncharged"),
     # Every seat of the order, ascending; seat_id is the first of them (all that single-seat readers need). One
     # array rather than a table of order seats: an order's seats are written once, with the order, and read with
     # it; a seat is sold once because inventory sells a seat row to one hold (the audit checks the orders agree).
@@ -35,6 +38,7 @@ sa.Index("ix_orders_user_id_created_at", orders.c.user_id, orders.c.created_at)
 sa.Index("ix_orders_seat_id", orders.c.seat_id)
 sa.Index("ix_orders_seat_ids", orders.c.seat_ids, postgresql_using="gin")
 sa.Index("ix_orders_pending_held_until", orders.c.held_until, postgresql_where=sa.text("status = 'PENDING'"))
+sa.Index("ix_orders_refunding_updated_at", orders.c.updated_at, postgresql_where=sa.text("status = 'REFUNDING'"))
 sa.Index("uq_orders_one_confirmed_per_seat", orders.c.seat_id, unique=True,
          postgresql_where=sa.text("status = 'CONFIRMED'"))
 

@@ -17,8 +17,10 @@ from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferSt
 
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.EXPIRED}),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.EXPIRED,
+                                    OrderStatus.CANCELLED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.REFUNDING, OrderStatus.REFUNDED}),
+    OrderStatus.REFUNDING: frozenset({OrderStatus.REFUNDED, OrderStatus.CONFIRMED}),
 }
 
 TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
@@ -129,7 +131,7 @@ class Order:
         """The order as it must be before the debit is requested (the same object when nothing changes)."""
         if self.status == OrderStatus.CONFIRMED:
             return self
-        if self.status in (OrderStatus.EXPIRED, OrderStatus.FAILED) or (
+        if self.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED) or (
                 self.status == OrderStatus.PENDING and not self.hold_is_live(now)):
             raise HoldExpired(f"the hold on this order ended at {utc_iso(self.held_until)}; it is {self.status}")
         if self.status != OrderStatus.PENDING:
@@ -137,6 +139,14 @@ class Order:
         if self.payment_state == PaymentState.CHARGING:
             return self
         return replace(self, payment_state=PaymentState.CHARGING)
+
+    def begin_refund(self) -> Order:
+        """The order as it must be before the refund saga's first call (the same object when nothing changes)."""
+        if self.status in (OrderStatus.REFUNDING, OrderStatus.REFUNDED):
+            return self
+        if self.status != OrderStatus.CONFIRMED:
+            raise InvalidTransition(f"only a CONFIRMED order can be refunded: it is {self.status}")
+        return replace(self, status=OrderStatus.REFUNDING)
 
     def transition(self, to: OrderStatus, now: datetime, reason: str | None = None) -> Order:
         """The order after moving to `to` (the same object when it already is `to`)."""
@@ -148,9 +158,12 @@ class Order:
             if self.hold_is_live(now):
                 raise InvalidTransition(f"cannot expire this order: it is {self.status} and its hold lasts "
                                         f"until {utc_iso(self.held_until)}")
+        if to == OrderStatus.CANCELLED and self.payment_state != PaymentState.NONE:
+            # Its debit may be under way: only the purchase saga ends it (CONFIRMED, or FAILED and refunded).
+            raise InvalidTransition(f"cannot cancel this order: it is {self.status} with a payment in progress")
         changes: dict = {"status": to}
         if to == OrderStatus.CONFIRMED:
-            changes["confirmed_at"] = now
+            changes["confirmed_at"] = self.confirmed_at or now      # a refused refund keeps the first one
         elif reason is not None or to == OrderStatus.EXPIRED:
             changes["failure_reason"] = reason or "hold expired"
         return replace(self, **changes)

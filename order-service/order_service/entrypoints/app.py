@@ -64,6 +64,10 @@ def create_app(settings: OrderSettings | None = None, container: Container | Non
     def begin_payment(order_id: str, body: orders.BeginPaymentBody):
         return _reply(services.begin_payment(c.uow, order_id, str(body.user_id)))
 
+    @serve(api, orders.BEGIN_REFUND)
+    def begin_refund(order_id: str):
+        return _reply(services.begin_refund(c.uow, order_id))
+
     @serve(api, orders.TRANSITION)
     def transition(order_id: str, body: orders.TransitionBody):
         return _reply(services.transition_order(c.uow, order_id, body.to, body.reason))

@@ -101,6 +101,24 @@ def begin_payment(uow_factory: UowFactory, order_id: str, user_id: str) -> Order
     return stored
 
 
+def begin_refund(uow_factory: UowFactory, order_id: str) -> Order:
+    """Mark a CONFIRMED order REFUNDING before the refund saga's first call (REFUNDING and REFUNDED orders come
+    back as they are). The row lock decides between concurrent requests: one moves it, the others read it moved."""
+    order_id = _checked_id(order_id)
+    with uow_factory() as uow:
+        found = uow.orders.lock(order_id)
+        if found is None:
+            raise _not_found(order_id)
+        order, _ = found
+        updated = order.begin_refund()
+        if updated is order:
+            return order
+        stored = uow.orders.save(updated)
+        uow.commit()
+    log.info("order refund begun", extra={"order_id": order_id})
+    return stored
+
+
 def transition_order(uow_factory: UowFactory, order_id: str, to: OrderStatus, reason: str | None) -> Order:
     """Move the order to `to`: one conditional UPDATE when the move is allowed from where the order is; otherwise
     a read says why (already there: returned as it is; not allowed: INVALID_TRANSITION; missing: 404)."""

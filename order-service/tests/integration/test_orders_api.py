@@ -291,7 +291,7 @@ def test_stale_query_returns_exactly_the_stale_pending_orders(client, container)
     found = [o for o in resp.get_json()["orders"] if o["order_id"] in mine]
     # Unpaid holds are stale as soon as they lapse; a charge under way is left alone for the grace period.
     assert {o["order_id"] for o in found} == {lapsed_long_ago, lapsed_within_grace, stuck_charging["order_id"]}
-    assert all(o["status"] == "PENDING" for o in resp.get_json()["orders"])
+    assert all(o["status"] in ("PENDING", "REFUNDING") for o in resp.get_json()["orders"])
     assert len(client.get("/internal/orders/stale?grace_seconds=0&limit=1").get_json()["orders"]) == 1
 
 
@@ -378,3 +378,35 @@ def test_health_reports_the_database_without_the_internal_credential(app):
     resp = app.test_client().get("/health")
     assert resp.status_code == 200
     assert resp.get_json()["checks"]["database"] == "up"
+
+
+def begin_refund(client, order_id):
+    return client.post(f"/internal/orders/{order_id}/begin-refund")
+
+
+def test_a_refund_begins_once_on_a_confirmed_order_and_a_quiet_one_is_stale(client, container):
+    order = new_order(client)["order_id"]
+    assert error_code(begin_refund(client, order)) == "INVALID_TRANSITION"          # PENDING
+    transition(client, order, "CONFIRMED")
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: begin_refund(client, order), range(10)))
+    assert {(a.status_code, a.get_json()["status"]) for a in answers} == {(200, "REFUNDING")}
+    assert begin_refund(client, str(uuid.uuid4())).status_code == 404
+
+    def stale_ids():
+        return {o["order_id"] for o in client.get("/internal/orders/stale?grace_seconds=60&limit=1000")
+                .get_json()["orders"]}
+
+    assert order not in stale_ids()                         # a refund under way is not overtaken
+    with container.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE orders SET updated_at = now() - interval '5 minutes' WHERE order_id = :o"),
+                     {"o": order})
+    assert order in stale_ids()
+    refused = transition(client, order, "CONFIRMED")
+    assert refused.status_code == 200 and refused.get_json()["status"] == "CONFIRMED"
+    begin_refund(client, order)
+    done = transition(client, order, "REFUNDED")
+    assert done.status_code == 200 and done.get_json()["status"] == "REFUNDED"
+    assert begin_refund(client, order).get_json()["status"] == "REFUNDED"              # returned unchanged
+    assert order not in stale_ids()

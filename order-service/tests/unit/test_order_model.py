@@ -39,6 +39,27 @@ def test_pending_order_expires_only_when_its_hold_has_passed_and_no_charge_start
         order(held_until=LAPSED, payment_state=PaymentState.CHARGING).transition(OrderStatus.EXPIRED, NOW)
 
 
+def test_a_pending_order_is_cancelled_only_while_no_charge_has_begun_and_then_cannot_be_paid():
+    cancelled = order().transition(OrderStatus.CANCELLED, NOW, "cancelled by the fan")
+    assert (cancelled.status, cancelled.failure_reason) == (OrderStatus.CANCELLED, "cancelled by the fan")
+    with pytest.raises(InvalidTransition, match="payment in progress"):
+        order(payment_state=PaymentState.CHARGING).transition(OrderStatus.CANCELLED, NOW)
+    with pytest.raises(HoldExpired, match="CANCELLED"):
+        cancelled.begin_payment(NOW)
+
+
+def test_a_refund_begins_only_on_a_confirmed_order_and_ends_refunded_or_confirmed_again():
+    refunding = order(OrderStatus.CONFIRMED, confirmed_at=LAPSED).begin_refund()
+    assert refunding.status == OrderStatus.REFUNDING
+    assert refunding.begin_refund() is refunding
+    assert refunding.transition(OrderStatus.REFUNDED, NOW).status == OrderStatus.REFUNDED
+    kept = refunding.transition(OrderStatus.CONFIRMED, NOW)
+    assert (kept.status, kept.confirmed_at) == (OrderStatus.CONFIRMED, LAPSED)     # when it was bought, still
+    for status in (OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+        with pytest.raises(InvalidTransition):
+            order(status).begin_refund()
+
+
 def test_a_hold_ending_exactly_now_has_passed():
     assert order(held_until=NOW).transition(OrderStatus.EXPIRED, NOW).status == OrderStatus.EXPIRED
 
