@@ -53,16 +53,21 @@ _GET = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.
 _GET_MANY = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(_IN_SEAT_IDS)
                      .order_by(seats.c.seat_id))
 # Seats a hold id has outside the given ones (held or sold by it): a hold id names one set of seats.
-_HOLD_ELSEWHERE = Prepared(sa.select(seats.c.seat_id).where(seats.c.hold_id == sa.bindparam("p_hold_id"),
-                                                             sa.not_(_IN_SEAT_IDS)).limit(1))
+_OTHER_SEATS = seats.alias("other")
+_HOLD_ID_ELSEWHERE = sa.exists().where(_OTHER_SEATS.c.hold_id == sa.bindparam("p_hold_id"),
+                                       sa.not_(_OTHER_SEATS.c.seat_id == sa.func.any(_SEAT_IDS)))
+_HOLD_ELSEWHERE = Prepared(sa.select(_HOLD_ID_ELSEWHERE.label("elsewhere")))
 
 # The seats the user holds in live holds (the hold cap counts seats, not holds).
 _LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
                .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
                       seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
                .scalar_subquery())
+# The hold is written only within the cap and only under a hold id no other seat has: both rules in this one
+# statement (no round trip of their own on the way to a hold); the refusal path asks which one failed.
 _SAVE_HOLD = Prepared(seats.update()
-              .where(_IN_SEAT_IDS, _LIVE_HOLDS + sa.bindparam("p_seat_count") <= sa.bindparam("p_max_holds"))
+              .where(_IN_SEAT_IDS, _LIVE_HOLDS + sa.bindparam("p_seat_count") <= sa.bindparam("p_max_holds"),
+                     ~_HOLD_ID_ELSEWHERE)
               .values({**{name: sa.bindparam("p_" + name) for name in _STATE_FIELDS}, "updated_at": DB_NOW})
               .returning(seats.c.seat_id))
 
@@ -144,7 +149,7 @@ class SeatRepository:
         return [_seat(r) for r in rows], (rows[0]["db_now"] if rows else None)
 
     def hold_id_used_elsewhere(self, hold_id: str, seat_ids: list[str]) -> bool:
-        return bool(_HOLD_ELSEWHERE.rows(self._conn, {"p_hold_id": hold_id, "p_seat_ids": seat_ids}))
+        return _HOLD_ELSEWHERE.first(self._conn, {"p_hold_id": hold_id, "p_seat_ids": seat_ids})["elsewhere"]
 
     def lock_for_update(self, seat_id: str) -> tuple[Seat, datetime] | None:
         """Lock the seat's row, waiting for a concurrent (short) transaction on it to finish."""
@@ -192,7 +197,8 @@ class SeatRepository:
         """Write a new hold of the seats `held` (one hold: the same holder, hold id and held_until; the caller holds
         their row locks and the user's hold-cap lock), only while the user's held seats plus these stay within
         `max_holds`: the count runs in this statement, whose snapshot is taken after the hold-cap lock was granted,
-        so it sees every hold of theirs committed before. False (nothing written) when capped."""
+        so it sees every hold of theirs committed before. False (nothing written) when capped or when the hold id
+        already names other seats."""
         first = held[0]
         values = {name: getattr(first, name) for name in _STATE_FIELDS}
         values["status"] = first.status.value

@@ -40,11 +40,11 @@ def reserve_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, ho
         held = hold_seats(found, ids, user_id, hold_id, now, hold_seconds)
         if held is None:
             return found    # the same reservation again (a retried call): its hold stands, unchanged
-        if uow.seats.hold_id_used_elsewhere(hold_id, ids):
-            raise HoldIdInUse()
         if not uow.seats.save_hold(held, max_holds):
-            # The UPDATE matched nothing only because the user would go over the cap. No live hold left now means
-            # theirs lapsed since: retry at once.
+            # The UPDATE matched nothing: the hold id already names other seats, or the user would go over the cap.
+            # No live hold left now means theirs lapsed since: retry at once.
+            if uow.seats.hold_id_used_elsewhere(hold_id, ids):
+                raise HoldIdInUse()
             raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id) or timedelta())
         uow.commit()
         return held
