@@ -63,12 +63,14 @@ def test_a_fan_cannot_read_or_act_on_another_fans_orders_tickets_or_transfers(ap
     extra = {"buyer_email": c.email, "qr": api.get(f"/tickets/{ids['seat_id'][0]}/qr", b.token).json()["qr"]}
     ops = [(m, p, op, body) for m, p, op, body in operations(api) if "security" in op]
 
-    # The id-taking routes, from the document: a path parameter, or a body field naming one of B's objects.
-    reads = [(m, p) for m, p, op, _ in ops if "{" in p]
+    # The id-taking routes, from the document: a path parameter (reads, and writes that act on the object the path
+    # names: cancel, refund), or a body field naming one of B's objects.
+    reads = [(m, p) for m, p, op, _ in ops if "{" in p and m == "GET"]
+    path_writes = [(m, p) for m, p, op, _ in ops if "{" in p and m != "GET"]
     writes = [(m, p, body) for m, p, op, body in ops if body and set(body.get("properties", {})) & set(ids)]
-    unknown = {seg[1:-1] for _, p in reads for seg in p.split("/") if seg.startswith("{")} - set(ids)
+    unknown = {seg[1:-1] for _, p in reads + path_writes for seg in p.split("/") if seg.startswith("{")} - set(ids)
     assert not unknown, f"a route takes an id this sweep has no victim's value for: {unknown}"
-    assert reads and writes
+    assert reads and writes and path_writes
 
     # Control: B's own ids answer B (the probes below use real objects, so a refusal means something).
     for method, path in reads:
@@ -91,6 +93,15 @@ def test_a_fan_cannot_read_or_act_on_another_fans_orders_tickets_or_transfers(ap
                 if carries_data(r, secrets):
                     leaks.append((method, path, value, r.text[:200]))
     n_reads = probes
+    for method, path in path_writes:        # acting on B's order as A: refused like a read, and nothing changes
+        param = path[path.index("{") + 1:path.index("}")]
+        for value in ids[param]:
+            r = api.call(method, path.replace("{" + param + "}", value), a.token)
+            probes += 1
+            if r.status_code not in REFUSED_READ:
+                unauthorized.append((method, path, value, r.status_code, r.text[:200]))
+            if carries_data(r, secrets):
+                leaks.append((method, path, value, r.text[:200]))
     for method, path, body in writes:
         props = body.get("properties", {})
         for field in set(props) & set(ids):
@@ -105,7 +116,8 @@ def test_a_fan_cannot_read_or_act_on_another_fans_orders_tickets_or_transfers(ap
                     leaks.append((method, path, field, r.text[:200]))
     changed = changes(before, books(engines, [a.user_id, b.user_id, c.user_id], ev.seat_ids))
     print(f"\nBOLA: unauthorized reads/writes {len(unauthorized)} of {probes} probes ({n_reads} reads on "
-          f"{len(reads)} routes, {probes - n_reads} writes on {len(writes)} routes); answers carrying the other "
+          f"{len(reads)} routes, {probes - n_reads} writes on {len(writes) + len(path_writes)} routes); answers "
+          f"carrying the other "
           f"fan's data {len(leaks)}; database changes {len(changed)}")
     assert not unauthorized, unauthorized
     assert not leaks, leaks
