@@ -44,11 +44,13 @@ def judge_ticket(claims: QrClaims, seat: SeatState | None, paid: bool, event_hal
                  hall_id: str) -> Verdict | None:
     """The verdict from the seat, its order and its event; None means the ticket may enter now (check it in).
 
-    A code names a holder and a ticket version: a transfer bumps the version and moves the owner, so every code
-    issued before it is INVALID."""
+    A code names a holder and a ticket version: a transfer or a refund bumps the version (and moves or clears the
+    owner), so every code issued before it is INVALID."""
     if seat is None:
         return Verdict(ScanResult.NOT_FOUND, "no such ticket")
     if claims.version != seat.ticket_version:
+        if seat.status == SeatStatus.AVAILABLE:      # given back (a refund) and not sold again since
+            return Verdict(ScanResult.INVALID, "the ticket was refunded; its codes admit nobody")
         return Verdict(ScanResult.INVALID, "code issued before the ticket changed hands")
     if seat.status == SeatStatus.HELD:
         if claims.holder_id != seat.held_by:

@@ -48,6 +48,13 @@ def test_the_seat_its_order_and_its_event_decide_the_scan(seat, paid, event_hall
     assert result(judge_ticket(claims(), seat, paid, event_hall, HALL)) == expected
 
 
+def test_a_code_of_a_refunded_ticket_says_so_and_one_of_a_ticket_sold_on_says_it_changed_hands():
+    refunded = judge_ticket(claims(ver=1), SeatState("AVAILABLE", "", "", 2), False, HALL, HALL)
+    resold = judge_ticket(claims(ver=1), sold(owner=OTHER, ver=3), True, HALL, HALL)
+    assert (refunded.result, refunded.message) == (ScanResult.INVALID, "the ticket was refunded; its codes admit nobody")
+    assert (resold.result, resold.message) == (ScanResult.INVALID, "code issued before the ticket changed hands")
+
+
 def test_a_signed_code_reads_back_and_every_alteration_is_refused():
     codec = QrCodec(DEV_QR_SIGNING_KEY, "k1")
     code = codec.sign(SEAT, FAN, 3, 1000)
