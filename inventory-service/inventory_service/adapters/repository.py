@@ -80,7 +80,10 @@ _TO_CONFIRM = (sa.select(seats.c.seat_id)
                       seats.c.held_until > DB_NOW)
                .order_by(seats.c.seat_id).with_for_update().cte("to_confirm"))
 _CONFIRM = Prepared(seats.update()
-            .where(seats.c.seat_id == _TO_CONFIRM.c.seat_id)
+            .where(seats.c.seat_id == _TO_CONFIRM.c.seat_id,
+                   # all or nothing in the one statement: every seat asked for is this live hold's, or none is sold
+                   sa.select(sa.func.count()).select_from(_TO_CONFIRM).scalar_subquery()
+                   == sa.bindparam("p_seat_count"))
             .values(status=SeatStatus.SOLD.value, owner_user_id=sa.bindparam("p_user_id"), held_by_user_id=None,
                     held_until=None, updated_at=DB_NOW)
             .returning(*_SEAT_COLUMNS))
@@ -252,10 +255,11 @@ class SeatRepository:
 
     def confirm(self, seat_ids: list[str], user_id: str, hold_id: str) -> list[Seat]:
         """Those of the seats HELD by this hold, live by the database clock → SOLD to the user, as one conditional
-        UPDATE (rows locked in lock order); the seats it sold (the caller, in a transaction, keeps the change only
-        if that is all of them, and reads the seats to tell why otherwise). A concurrent release of the hold is
+        UPDATE (rows locked in lock order) that sells them only if every one of them is, all or nothing; the seats it
+        sold: all of them, or none (the caller then reads the seats to tell why). A concurrent release of the hold is
         decided by the row locks: whichever commits first, the other re-checks the rows and matches nothing."""
-        rows = _CONFIRM.rows(self._conn, {"p_seat_ids": seat_ids, "p_user_id": user_id, "p_hold_id": hold_id})
+        rows = _CONFIRM.rows(self._conn, {"p_seat_ids": seat_ids, "p_seat_count": len(seat_ids), "p_user_id": user_id,
+                                          "p_hold_id": hold_id})
         return sorted((_seat(r) for r in rows), key=lambda s: s.seat_id)
 
     def mark_checked_in(self, seat_id: str, hall_id: str, holder_user_id: str, ticket_version: int,

@@ -51,16 +51,14 @@ def reserve_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, ho
 
 
 def confirm_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, hold_id: str) -> list[Seat]:
-    """Every seat HELD by this live hold → SOLD to the user, all or nothing (one conditional UPDATE, kept only when
-    it matched every seat); otherwise the seats as they are now say why: already sold by this hold (a retry:
+    """Every seat HELD by this live hold → SOLD to the user, all or nothing, as one conditional UPDATE (autocommit:
+    one round trip); when it sold nothing, the seats as they are now say why: already sold by this hold (a retry:
     returned as they are), the hold lapsed, or a seat is not this hold's."""
     ids = lock_order(seat_ids)
-    with uow_factory() as uow:
+    with uow_factory(autocommit=True) as uow:
         sold = uow.seats.confirm(ids, user_id, hold_id)
         if len(sold) == len(ids):
-            uow.commit()
             return sold
-    with uow_factory(autocommit=True) as uow:
         found, now = uow.seats.get_many(ids)
     missing = sorted(set(ids) - {s.seat_id for s in found})
     if missing:

@@ -387,3 +387,18 @@ def test_the_server_stops_gracefully_on_sigterm(start_server):
     server = start_server()
     assert server.stop() == 0
     assert "stopping gRPC server" in server.log()
+
+
+def test_a_party_confirm_with_one_seat_not_this_holds_sells_none_of_them(inventory, new_seat, rpc_error,
+                                                                          stored_seat):
+    """All or nothing in one statement: two seats of the hold and one held by another hold — nothing is sold."""
+    user, hold = _id(), _id()
+    event = _id()
+    mine, other = [new_seat(event, number=1), new_seat(event, number=2)], new_seat(event, number=3)
+    inventory.ReserveSeat(pb.ReserveSeatRequest(seat_ids=mine, user_id=user, hold_id=hold, hold_seconds=60))
+    _reserve(inventory, other, _id(), _id())
+    rpc_error(inventory.ConfirmSeat, pb.ConfirmSeatRequest(seat_ids=[*mine, other], user_id=user, hold_id=hold),
+              FAILED, "SEAT_UNAVAILABLE", 409)
+    assert [stored_seat(s).status.value for s in (*mine, other)] == ["HELD", "HELD", "HELD"]
+    sold = inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_ids=mine, user_id=user, hold_id=hold)).seats
+    assert sorted(s.seat_id for s in sold) == sorted(mine) and {s.status for s in sold} == {pb.SOLD}
