@@ -66,11 +66,10 @@ def confirm_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, ho
     if all(s.is_sold_by(hold_id, user_id) for s in found):
         return found
     for seat in found:
-        if seat.confirm(user_id, hold_id, now) is not seat:
-            # Still confirmable by the clock of the read: the hold lapsed between the two statements by a hair;
-            # the UPDATE, which decides, found it not live.
-            raise HoldExpired()
-    return found    # not reached: confirm() raised for the first seat that is not this live hold's
+        seat.confirm(user_id, hold_id, now)     # raises for the first seat that is not this live hold's
+    # Every seat still confirmable by the clock of the read: the hold lapsed between the two statements by a hair;
+    # the UPDATE, which decides, found it not live.
+    raise HoldExpired()
 
 
 def release_seats(uow_factory: UowFactory, seat_ids: list[str], hold_id: str) -> tuple[bool, list[Seat]]:
