@@ -23,6 +23,7 @@ from ..domain.ids import required_uuid
 from ..service_layer import catalog, gate, purchase, refunds, tickets, transfers
 from ..settings import OrchestratorSettings
 from . import openapi
+from .admin import admin_routes, fan_notification_routes
 from .scanner_page import scanner_blueprint
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, RefreshBody,
                       RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody, VerifyBody)
@@ -66,11 +67,11 @@ def event_routes(c: Container) -> Blueprint:
     @bp.get("/events")
     def list_events():
         page = parse_query(Page)
-        return json_reply(c.events.list(page.limit, page.offset))
+        return json_reply(catalog.events(c, page.limit, page.offset))
 
     @bp.get("/events/<event_id>")
     def get_event(event_id: str):
-        return json_reply(c.events.get(required_uuid("event_id", event_id)))
+        return json_reply(catalog.event(c, required_uuid("event_id", event_id)))
 
     @bp.get("/venues")
     def list_venues():
@@ -250,7 +251,7 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.forwarded_proxies)
     limits = RateLimits(settings.rate_limits)
     for bp in (auth_routes(c, limits), event_routes(c), purchase_routes(c, limits), transfer_routes(c), gate_routes(c),
-               credit_routes(c), openapi.docs_blueprint(settings.topup_min_amount, settings.topup_max_amount),
+               credit_routes(c), admin_routes(c), fan_notification_routes(c), openapi.docs_blueprint(settings.topup_min_amount, settings.topup_max_amount),
                scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
     app.register_blueprint(limits.exempt(health_blueprint({
