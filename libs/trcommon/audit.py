@@ -224,7 +224,7 @@ def _cancelled_event_violations(events_db: sa.Engine, tol: float, seats_by_event
                 v.append(Violation(8, f"order {o['order_id']} of cancelled event {o['event_id']} is CONFIRMED and "
                                       f"its fan still holds every ticket: not refunded"))
     for t in transfers:
-        if t["status"] == TransferStatus.PENDING_OTP and seat_event.get(t["seat_id"]) in cancelled:
+        if t["status"] == TransferStatus.PENDING_OTP and t["overdue"] and seat_event.get(t["seat_id"]) in cancelled:
             v.append(Violation(8, f"transfer {t['transfer_id']} of cancelled event {seat_event[t['seat_id']]} still "
                                   f"waits for its codes"))
     return v
