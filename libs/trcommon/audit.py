@@ -17,7 +17,7 @@ It reads each service's database directly (an operator tool, read-only) and repo
      ticket_version, and every check-in was by a code of the version its ticket had at that moment (no code
      issued before a transfer admitted anyone)
   8. a cancelled event is closed: none of its seats on sale or HELD, no transfer of it waiting
-     for codes, and every CONFIRMED order of it kept a ticket that could not be taken back (checked in or
+     for codes past its expiry, and every CONFIRMED order of it kept a ticket that could not be taken back (checked in or
      transferred away: named in the cancellation's answer); none is still CANCELLING TOLERANCE after its last change
   (6, convergence after a crash, is what the e2e crash tests check by running this audit at their end.)
 Usage: python -m trcommon.audit [--tolerance-seconds N]
