@@ -3,6 +3,7 @@ each notification delivered once per id to the SMS backend and email_outbox, wha
 messages and unknown users parked; the e-mail sender against a local SMTP server (aiosmtpd)."""
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 import pika
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy.engine import make_url
 
 from trcommon.devstack import free_port
 from trcommon.testing import ChildProcess, wait_until
@@ -385,3 +387,66 @@ def test_a_bad_notifications_query_is_400(client, users, query):
 def test_notifications_of_an_unknown_user_are_404(client, user_id):
     resp = client.get(f"/internal/users/{user_id}/notifications")
     assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "USER_NOT_FOUND"
+
+
+class _TcpProxy:
+    """A TCP forwarder that can be started late: a database that is down, then comes back."""
+
+    def __init__(self, port: int, upstream: tuple[str, int]):
+        self.port, self.upstream = port, upstream
+        self._server = None
+
+    def start(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def test_a_database_outage_keeps_the_notification_until_it_is_delivered(users, broker, consumer_settings,
+                                                                         run_consumer):
+    port = free_port()
+    real = make_url(consumer_settings.database_url)
+    proxy = _TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
+    behind_proxy = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    user = users.new()
+    consumer = run_consumer(database_url=behind_proxy)
+    try:
+        broker.publish(_body(_notification(user["user_id"])))
+        wait_until(lambda: consumer.stats["database_retries"] >= 2, 10, what="retries while the database is down")
+        assert users.outbox(user["phone"]) == []
+        proxy.start()                                               # the database is back
+        wait_until(lambda: consumer.stats["delivered"] == 1, 20, what="the delivery once the database is back")
+        assert len(users.outbox(user["phone"])) == 1 and len(_emails(users, user["user_id"])) == 1
+        # Kept and retried in place, never handed back to the broker (which would count toward the queue's
+        # delivery-limit and end in the parking queue).
+        assert consumer.stats["redelivered"] == 0 and consumer.stats["parked"] == 0
+    finally:
+        consumer.stop()
+        proxy.stop()
