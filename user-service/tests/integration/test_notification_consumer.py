@@ -450,3 +450,33 @@ def test_a_database_outage_keeps_the_notification_until_it_is_delivered(users, b
     finally:
         consumer.stop()
         proxy.stop()
+
+
+def test_the_consumer_reconnects_after_the_broker_drops_its_connection(users, broker, amqp_url, run_consumer):
+    import urllib.parse
+
+    import requests
+
+    from trcommon.testing import management_vhost
+    from user_service.entrypoints.notification_consumer import CONNECTION_NAME
+
+    consumer = run_consumer()
+    mgmt = f"http://{urllib.parse.urlparse(amqp_url).hostname or '127.0.0.1'}:15672/api"
+    vhost = management_vhost(amqp_url)
+
+    def consumer_connections():
+        try:
+            listed = requests.get(f"{mgmt}/vhosts/{vhost}/connections", auth=("guest", "guest"), timeout=5).json()
+        except requests.RequestException:
+            pytest.skip("the RabbitMQ management API is not reachable")
+        return [c["name"] for c in listed if c.get("client_properties", {}).get("connection_name") == CONNECTION_NAME]
+
+    wait_until(lambda: len(consumer_connections()) == 1, 10, interval=0.2, what="the consumer's connection")
+    for name in consumer_connections():
+        requests.delete(f"{mgmt}/connections/{urllib.parse.quote(name, safe='')}", auth=("guest", "guest"),
+                        headers={"X-Reason": "test: broker goes away"}, timeout=5).raise_for_status()
+    wait_until(lambda: consumer.stats["connection_losses"] >= 1, 5, what="the lost connection")
+    assert consumer.consuming.wait(10), "the consumer did not reattach to the queue"
+    user = users.new()
+    broker.publish(_body(_notification(user["user_id"])))
+    wait_until(_delivered(users, user), 10, what="a delivery after reconnecting")
