@@ -60,8 +60,11 @@ Purpose = Annotated[str, Field(pattern=OTP_PURPOSE_PATTERN.pattern)]
 Code = Annotated[str, Field(pattern=OTP_CODE_PATTERN.pattern)]
 # Stripe's signature of a webhook body, passed through to user-service with the raw bytes.
 STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
+# Text of a query string: a query is not a JSON body, which the servers already refuse with control characters
+# (PostgreSQL cannot store NUL, and the others have no place in a field).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # Login and look-ups take any stored email (the demo users have .test addresses, which EmailStr refuses).
-LooseEmail = Annotated[str, Field(min_length=1, max_length=320)]
+LooseEmail = Annotated[str, Field(min_length=1, max_length=320, pattern=NO_CONTROL_CHARACTERS)]
 
 
 class Account(StrEnum):
@@ -198,7 +201,7 @@ class ReleaseBody(BaseModel):
 class LedgerQuery(BaseModel):
     """At least one of reference, user_id."""
 
-    reference: Reference | None = None
+    reference: Annotated[Reference, Field(pattern=NO_CONTROL_CHARACTERS)] | None = None
     user_id: UUID | None = None
     limit: QueryInt = Field(50, ge=1, le=500)
     offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
@@ -237,7 +240,7 @@ ADMIN_ACTION_JSON_MAX = 64 * 1024
 
 
 def _bounded_json(value: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value, separators=(",", ":"))) > ADMIN_ACTION_JSON_MAX:
+    if value is not None and len(json.dumps(value, separators=(",", ":"), default=str)) > ADMIN_ACTION_JSON_MAX:
         raise ValueError(f"{name} must be at most {ADMIN_ACTION_JSON_MAX} bytes as JSON")
     return value
 
@@ -296,9 +299,9 @@ class AdminActionQuery(Page):
     """Every filter is optional; together they narrow the list."""
 
     admin_id: UUID | None = None
-    target_type: str | None = Field(None, min_length=1, max_length=32)
-    target_id: str | None = Field(None, min_length=1, max_length=200)
-    action: str | None = Field(None, min_length=1, max_length=64)
+    target_type: str | None = Field(None, min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+    target_id: str | None = Field(None, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)
+    action: str | None = Field(None, min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
 
 
 class NotificationQuery(Page):

@@ -228,9 +228,16 @@ def test_the_audit_trail_lists_newest_first_filtered_and_paged(client):
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=201", "offset=-1", "limit=x", "admin_id=nope",
-                                   "target_type=" + "t" * 33])
+                                   "target_type=" + "t" * 33, "target_id=a%00b", "action=%00", "target_type=%01"])
 def test_a_bad_audit_trail_query_is_400(client, query):
     resp = client.get(f"/internal/admin-actions?{query}")
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "INVALID_INPUT"
+
+
+@pytest.mark.parametrize("path", ["/internal/users/by-email?email=a%00b@example.com",
+                                  "/internal/credits/ledger?reference=grant%00x"])
+def test_a_query_with_a_control_character_is_400_not_a_database_error(client, path):
+    resp = client.get(path)
     assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "INVALID_INPUT"
 
 
