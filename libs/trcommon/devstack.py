@@ -108,6 +108,8 @@ class Stack:
                                    "DATABASE_URL": self.db_urls["inventory-service"], **_pool(GRPC_WORKERS)}),
             "inventory-release-consumer": ([py, "-m", "inventory_service.entrypoints.release_consumer"],
                                            {"DATABASE_URL": self.db_urls["inventory-service"], **_pool(4)}),
+            "user-notification-consumer": ([py, "-m", "user_service.entrypoints.notification_consumer"],
+                                           {"DATABASE_URL": self.db_urls["user-service"], **_pool(4)}),
             "orchestrator-service": (_gunicorn("orchestrator_service.entrypoints.app:create_app()",
                                                p.orchestrator, threads=16), {"PORT": str(p.orchestrator)}),
             "orchestrator-worker": ([py, "-m", "orchestrator_service.entrypoints.worker"], {}),
