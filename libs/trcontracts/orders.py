@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
-from .base import MAX_OFFSET, Credits, ErrorCode, QueryInt, Route, Timestamp, UtcTimestamp
+from .base import MAX_OFFSET, CommonError, Credits, ErrorCode, QueryInt, Route, Timestamp, UtcTimestamp
 from .inventory import MAX_SEATS_PER_HOLD, InventoryError
 
 
@@ -369,13 +369,13 @@ MARK_RELEASED = Route(
         "transfer whose `release_at` has come; already released: 200 unchanged; otherwise INVALID_TRANSITION.")
 
 EVENT_SALES = Route(
-    "GET", "/internal/events/{event_id}/sales", EventSales, idempotent=True,
-    doc="Counts of the event's orders and transfers by status, revenue (CONFIRMED amounts), refunded (REFUNDED "
+    "GET", "/internal/events/{event_id}/sales", EventSales, errors=(CommonError.INVALID_INPUT,), idempotent=True,
+    doc="An event_id that is not a UUID is INVALID_INPUT. Counts of the event's orders and transfers by status, revenue (CONFIRMED amounts), refunded (REFUNDED "
         "amounts) and seats sold (seats of CONFIRMED orders). An unknown event has only zeros.")
 EVENT_CANCELLED_NOTICES = Route(
     "POST", "/internal/events/{event_id}/cancellation-notices", CancellationNotices, body=CancellationNoticesBody,
     idempotent=True,
-    doc="In one transaction, an EVENT_CANCELLED notification (id `event:{event_id}:cancelled:{user_id}`) for each "
+    doc="An event_id that is not a UUID is INVALID_INPUT. In one transaction, an EVENT_CANCELLED notification (id `event:{event_id}:cancelled:{user_id}`) for each "
         "fan who now has an order of the event PENDING, CONFIRMED or REFUNDING, is the buyer of a PENDING_OTP "
         "transfer of one of its seats, or holds a seat through a COMPLETED or DISPUTED transfer (the latest of the "
         "seat). A repeat adds a notification only for a fan who has none; `notified` counts the event's "
