@@ -75,10 +75,15 @@ TABLE_DDL = (
 )
 TRIGGER_DDL = (
     f"""CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_notify('{CHANNEL}', ''); RETURN NULL; END $$""",
+        BEGIN
+            IF EXISTS (SELECT 1 FROM added) THEN PERFORM pg_notify('{CHANNEL}', ''); END IF;
+            RETURN NULL;
+        END $$""",
     # Per statement, not per row: one NOTIFY however many rows a statement adds (and PostgreSQL folds the
-    # identical NOTIFYs of one transaction into one).
-    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()",
+    # identical NOTIFYs of one transaction into one). None for a statement that added nothing (a move refused, a
+    # message already there): a NOTIFY is queued under a lock every notifying commit takes in turn.
+    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS added "
+    "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()",
 )
 DROP_DDL = ("DROP TABLE outbox", "DROP FUNCTION outbox_notify()")
 

@@ -252,3 +252,27 @@ def _drain_tolerant(relay: OutboxRelay) -> None:
                 return
         except PublishFailed:
             return
+
+
+def test_an_insert_that_adds_a_row_notifies_at_commit_and_one_that_adds_nothing_does_not(engine, exchange):
+    import psycopg
+
+    from trcommon.outbox import CHANNEL
+
+    name, _ = exchange
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+
+        def heard() -> int:
+            return len(list(listener.notifies(timeout=0.5)))
+
+        ids = _write(engine, name, 2)
+        assert heard() == 1                       # one per statement
+        _write(engine, name, 1, commit=False)
+        assert heard() == 0                       # rolled back: nothing delivered
+        again = sa.select(sa.literal(ids[0]), sa.literal(name), sa.literal("notify.test"),
+                          sa.cast(sa.literal("{}"), outbox.c.body.type))
+        with engine.begin() as conn:
+            conn.execute(insert_from(outbox, again))
+        assert heard() == 0                       # already there: nothing added, nobody woken
