@@ -110,6 +110,8 @@ class Stack:
                                            {"DATABASE_URL": self.db_urls["inventory-service"], **_pool(4)}),
             "user-notification-consumer": ([py, "-m", "user_service.entrypoints.notification_consumer"],
                                            {"DATABASE_URL": self.db_urls["user-service"], **_pool(4)}),
+            "order-outbox-relay": ([py, "-m", "order_service.entrypoints.outbox_relay"],
+                                   {"DATABASE_URL": self.db_urls["order-service"], **_pool(2)}),
             "orchestrator-service": (_gunicorn("orchestrator_service.entrypoints.app:create_app()",
                                                p.orchestrator, threads=16), {"PORT": str(p.orchestrator)}),
             "orchestrator-worker": ([py, "-m", "orchestrator_service.entrypoints.worker"], {}),

@@ -160,6 +160,28 @@ class OrderService:
         return self.http.call(orders.STALE_TRANSFERS,
                               query={"grace_seconds": grace_seconds, "limit": limit}).transfers
 
+    # --- an event's records (admin reports and the event-cancellation saga) ------------------------------------
+
+    def event_orders(self, event_id: str, statuses: list[str] | None = None, limit: int = 50,
+                     offset: int = 0) -> list[orders.Order]:
+        """The event's orders, oldest first; only those in one of `statuses` when given."""
+        return self.http.call(orders.LIST_ORDERS, query={
+            "event_id": event_id, "status": statuses or None, "limit": limit, "offset": offset}).orders
+
+    def event_transfers(self, event_id: str, statuses: list[str] | None = None, limit: int = 50,
+                        offset: int = 0) -> list[orders.Transfer]:
+        """The event's transfers, oldest first; only those in one of `statuses` when given."""
+        return self.http.call(orders.LIST_TRANSFERS, query={
+            "event_id": event_id, "status": statuses or None, "limit": limit, "offset": offset}).transfers
+
+    def event_sales(self, event_id: str) -> orders.EventSales:
+        return self.http.call(orders.EVENT_SALES, path={"event_id": event_id})
+
+    def cancellation_notices(self, event_id: str, reason: str, event_name: str | None = None) -> int:
+        """Tell every fan of the event it is cancelled (once each, however often called); how many were told."""
+        return self.http.call(orders.EVENT_CANCELLED_NOTICES, {"reason": reason, "event_name": event_name},
+                              path={"event_id": event_id}).notified
+
 
 class EventService:
     """Events change rarely and are read on every seat map and gate scan: a found event is kept for
