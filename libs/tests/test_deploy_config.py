@@ -325,6 +325,8 @@ def test_each_service_waits_for_what_it_needs(compose):
         if db:
             assert db in needs(folder)
     assert {"seats-db", "rabbitmq", "inventory-service"} <= needs("inventory-release-consumer")
+    assert {"users-db", "rabbitmq", "user-service"} <= needs("user-notification-consumer")
+    assert {"orders-db", "rabbitmq", "order-service"} <= needs("order-outbox-relay")
     backends = {"rabbitmq", "user-service", "order-service", "event-service", "inventory-service"}
     assert backends <= needs("orchestrator-service")
     assert backends <= needs("orchestrator-worker")
@@ -358,12 +360,19 @@ def test_services_are_built_from_the_repository_root_with_their_own_dockerfile(c
         if "build" in service:
             assert service["build"]["additional_contexts"] == {"base": f"service:{BASE_SERVICE}"}, name
     for extra, folder in (("inventory-release-consumer", "inventory-service"),
+                          ("user-notification-consumer", "user-service"),
+                          ("order-outbox-relay", "order-service"),
                           ("orchestrator-worker", "orchestrator-service")):
         assert services[extra]["build"] == services[folder]["build"]
         assert services[extra]["image"] == services[folder]["image"]
     assert services["inventory-release-consumer"]["command"] == [
         "python", "-m", "inventory_service.entrypoints.release_consumer"]
     assert services["orchestrator-worker"]["command"] == ["python", "-m", "orchestrator_service.entrypoints.worker"]
+    assert services["user-notification-consumer"]["command"] == [
+        "python", "-m", "user_service.entrypoints.notification_consumer"]
+    assert services["order-outbox-relay"]["command"] == ["python", "-m", "order_service.entrypoints.outbox_relay"]
+    assert services["order-outbox-relay"]["environment"]["DATABASE_URL"] == \
+        services["order-service"]["environment"]["DATABASE_URL"]
 
 
 def test_each_service_owns_one_postgres_16_database_and_migrates_the_same_url(compose):
@@ -450,7 +459,8 @@ def test_services_use_the_broker_account_the_definitions_create(compose):
     user = users[unquote(url.username)]
     assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert rabbit_password_matches(user["password_hash"], unquote(url.password))
-    for name in ("orchestrator-service", "orchestrator-worker", "inventory-release-consumer"):
+    for name in ("orchestrator-service", "orchestrator-worker", "inventory-release-consumer",
+                 "user-notification-consumer", "order-outbox-relay"):
         assert "AMQP_URL" in compose["services"][name]["environment"], name
 
 

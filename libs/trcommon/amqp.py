@@ -117,7 +117,10 @@ class ConfirmedPublisher:
                 self._link = None
         link.close()
 
-    def publish(self, body: dict, *, expiration_ms: int | None = None, message_id: str | None = None) -> None:
+    def publish(self, body: dict, *, expiration_ms: int | None = None, message_id: str | None = None,
+                routing_key: str | None = None) -> None:
+        """`routing_key`: this message's, instead of the publisher's own (an outbox relay publishes each row with
+        its own key on one exchange)."""
         props = pika.BasicProperties(
             content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
             expiration=str(expiration_ms) if expiration_ms is not None else None,
@@ -128,7 +131,7 @@ class ConfirmedPublisher:
         for attempt in (1, 2):
             link = self._live_link()
             try:
-                link.publish(payload, props)
+                link.publish(payload, props, routing_key)
                 return
             except _Refused as exc:
                 # A quorum queue that overflowed (x-overflow reject-publish) goes on refusing a channel it has
@@ -211,11 +214,12 @@ class _PublishLink:
         if self._failure is not None:
             raise _LinkLost(self._failure)
 
-    def publish(self, payload: bytes, props: pika.BasicProperties) -> None:
+    def publish(self, payload: bytes, props: pika.BasicProperties, routing_key: str | None = None) -> None:
         self.wait_open()
         done: Future = Future()
+        key = self._routing_key if routing_key is None else routing_key
         try:
-            self._conn.ioloop.add_callback_threadsafe(lambda: self._send(payload, props, done))
+            self._conn.ioloop.add_callback_threadsafe(lambda: self._send(payload, props, key, done))
         except Exception as exc:  # noqa: BLE001 - the loop has stopped: the connection is gone
             raise _LinkLost(repr(exc)) from exc
         try:
@@ -272,7 +276,7 @@ class _PublishLink:
         elif not self._conn.is_closing:
             self._conn.ioloop.stop()
 
-    def _send(self, payload: bytes, props: pika.BasicProperties, done: Future) -> None:
+    def _send(self, payload: bytes, props: pika.BasicProperties, routing_key: str, done: Future) -> None:
         if self._failure is not None or self._channel is None or not self._channel.is_open:
             done.set_exception(_LinkLost(self._failure or "channel not open"))
             return
@@ -281,7 +285,7 @@ class _PublishLink:
         props.headers = {**(props.headers or {}), _SEQ_HEADER: tag}
         self._pending[tag] = done
         try:
-            self._channel.basic_publish(self._exchange, self._routing_key, payload, props, mandatory=True)
+            self._channel.basic_publish(self._exchange, routing_key, payload, props, mandatory=True)
         except Exception as exc:  # noqa: BLE001 - the channel or socket is gone
             self._pending.pop(tag, None)
             done.set_exception(_LinkLost(repr(exc)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum, auto
+from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
-from .base import MAX_OFFSET, Credits, ErrorCode, QueryInt, Route, Timestamp, UtcTimestamp
+from .base import MAX_OFFSET, CommonError, Credits, ErrorCode, QueryInt, Route, Timestamp, UtcTimestamp
 from .inventory import MAX_SEATS_PER_HOLD, InventoryError
 
 
@@ -108,25 +109,51 @@ class TransitionBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+def _comma_list(value: object) -> object:
+    """A query's `status=A,B` (one parameter, a comma list: a query string is read one value per name) as a list;
+    a single status, or a list, as given."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        value = list(value)
+    elif value is not None:
+        value = [value]
+    return value or None
+
+
+def _comma_join(value: list) -> str:
+    return ",".join(str(v) for v in value)
+
+
+# Statuses to keep (any of them); None: every status.
+OrderStatuses = Annotated[list[OrderStatus] | None, BeforeValidator(_comma_list),
+                          PlainSerializer(_comma_join, return_type=str, when_used="json-unless-none")]
+TransferStatuses = Annotated[list[TransferStatus] | None, BeforeValidator(_comma_list),
+                             PlainSerializer(_comma_join, return_type=str, when_used="json-unless-none")]
+
+
 class UserOrSeatQuery(BaseModel):
-    """A page of a user's or a seat's records: at least one of user_id, seat_id."""
+    """A page of a user's, a seat's or an event's records: at least one of user_id, seat_id, event_id. With
+    event_id the page is in ascending order of creation (an organizer's listing, stable while it grows); otherwise
+    newest first."""
 
     user_id: uuid.UUID | None = None
     seat_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None
     limit: QueryInt = Field(50, ge=1, le=200)
     offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
 
     @model_validator(mode="after")
     def _needs_user_or_seat(self):
-        if self.user_id is None and self.seat_id is None:
-            raise ValueError("give user_id, seat_id or both")
+        if self.user_id is None and self.seat_id is None and self.event_id is None:
+            raise ValueError("give user_id, seat_id or event_id")
         return self
 
 
 class OrderQuery(UserOrSeatQuery):
-    """At least one of user_id, seat_id."""
+    """At least one of user_id, seat_id, event_id; `status`: one status or a comma list (`CONFIRMED,REFUNDED`)."""
 
-    status: OrderStatus | None = None
+    status: OrderStatuses = None
 
 
 class CreateTransferBody(BaseModel):
@@ -168,9 +195,16 @@ class TransferTransitionBody(BaseModel):
 
 
 class TransferQuery(UserOrSeatQuery):
-    """At least one of user_id (seller or buyer), seat_id."""
+    """At least one of user_id (seller or buyer), seat_id, event_id; `status`: one status or a comma list."""
 
-    status: TransferStatus | None = None
+    status: TransferStatuses = None
+
+
+class CancellationNoticesBody(BaseModel):
+    """Why the event was cancelled (told to every fan), and its name for the message."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    event_name: str | None = Field(None, min_length=1, max_length=200)
 
 
 class StaleQuery(BaseModel):
@@ -233,6 +267,25 @@ class TransferList(BaseModel):
     transfers: list[Transfer]
 
 
+class EventSales(BaseModel):
+    """An event's sales as order-service records them. Every status is a key (0 when none). `revenue`: the
+    amounts of CONFIRMED orders; `refunded`: of REFUNDED ones; `seats_sold`: the seats of CONFIRMED orders (a
+    seat transferred on stays counted once: its order is still CONFIRMED)."""
+
+    event_id: str
+    orders_by_status: dict[str, int]
+    revenue: int
+    refunded: int
+    seats_sold: int
+    transfers_by_status: dict[str, int]
+
+
+class CancellationNotices(BaseModel):
+    """How many fans have an EVENT_CANCELLED message of this event (written now or by an earlier call)."""
+
+    notified: int
+
+
 # --- routes ------------------------------------------------------------------------------------------------------
 
 E = OrderError
@@ -243,7 +296,8 @@ CREATE_ORDER = Route(
         "with the existing order; the same id with other details is ORDER_CONFLICT.")
 GET_ORDER = Route("GET", "/internal/orders/{order_id}", Order, errors=(E.ORDER_NOT_FOUND,), idempotent=True)
 LIST_ORDERS = Route("GET", "/internal/orders", OrderList, query=OrderQuery, idempotent=True,
-                    doc="At least one of user_id/seat_id (any of an order's seats); newest first.")
+                    doc="At least one of user_id/seat_id (any of an order's seats)/event_id, and optionally `status` "
+                        "(one, or a comma list); newest first, or oldest first when event_id is given.")
 STALE_ORDERS = Route(
     "GET", "/internal/orders/stale", OrderList, query=StaleQuery, idempotent=True,
     doc="Oldest `held_until` first: PENDING orders with payment_state NONE whose `held_until` has passed, "
@@ -279,7 +333,8 @@ CREATE_TRANSFER = Route(
 GET_TRANSFER = Route("GET", "/internal/transfers/{transfer_id}", Transfer, errors=(E.TRANSFER_NOT_FOUND,),
                      idempotent=True)
 LIST_TRANSFERS = Route("GET", "/internal/transfers", TransferList, query=TransferQuery, idempotent=True,
-                       doc="At least one of user_id (as seller or buyer)/seat_id; newest first.")
+                       doc="At least one of user_id (as seller or buyer)/seat_id/event_id, and optionally `status` "
+                           "(one, or a comma list); newest first, or oldest first when event_id is given.")
 STALE_TRANSFERS = Route(
     "GET", "/internal/transfers/stale", TransferList, query=StaleQuery, idempotent=True,
     doc="Oldest first, by when each became stale: PENDING_OTP at step INITIATED whose `expires_at` has passed; "
@@ -313,6 +368,19 @@ MARK_RELEASED = Route(
     doc="Records once that the seller's pending proceeds were released (`released_at`): only for a COMPLETED "
         "transfer whose `release_at` has come; already released: 200 unchanged; otherwise INVALID_TRANSITION.")
 
+EVENT_SALES = Route(
+    "GET", "/internal/events/{event_id}/sales", EventSales, errors=(CommonError.INVALID_INPUT,), idempotent=True,
+    doc="An event_id that is not a UUID is INVALID_INPUT. Counts of the event's orders and transfers by status, revenue (CONFIRMED amounts), refunded (REFUNDED "
+        "amounts) and seats sold (seats of CONFIRMED orders). An unknown event has only zeros.")
+EVENT_CANCELLED_NOTICES = Route(
+    "POST", "/internal/events/{event_id}/cancellation-notices", CancellationNotices, body=CancellationNoticesBody,
+    idempotent=True,
+    doc="An event_id that is not a UUID is INVALID_INPUT. In one transaction, an EVENT_CANCELLED notification (id `event:{event_id}:cancelled:{user_id}`) for each "
+        "fan who now has an order of the event PENDING, CONFIRMED or REFUNDING, is the buyer of a PENDING_OTP "
+        "transfer of one of its seats, or holds a seat through a COMPLETED or DISPUTED transfer (the latest of the "
+        "seat). A repeat adds a notification only for a fan who has none; `notified` counts the event's "
+        "notifications, old and new.")
+
 ROUTES = (CREATE_ORDER, GET_ORDER, LIST_ORDERS, STALE_ORDERS, BEGIN_PAYMENT, BEGIN_REFUND, TRANSITION,
           CREATE_TRANSFER, GET_TRANSFER, LIST_TRANSFERS, STALE_TRANSFERS, BEGIN_CONFIRM, TRANSFER_TRANSITION,
-          BEGIN_REVERSE, MARK_RELEASED)
+          BEGIN_REVERSE, MARK_RELEASED, EVENT_SALES, EVENT_CANCELLED_NOTICES)

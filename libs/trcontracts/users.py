@@ -1,15 +1,18 @@
-"""The internal API of user-service: accounts, tokens, the credit ledger, one-time codes and Stripe top-ups."""
+"""The internal API of user-service: accounts, tokens, the credit ledger, one-time codes, Stripe top-ups, the admin
+audit trail and fans' notifications."""
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum, auto
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, EmailStr, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
-from .base import MAX_OFFSET, CommonError, ErrorCode, QueryInt, Route, UtcTimestamp
+from .base import MAX_OFFSET, CommonError, ErrorCode, Page, QueryInt, Route, UtcTimestamp
 from .inventory import InventoryError
+from .notifications import NotificationKind
 
 # --- input rules -------------------------------------------------------------------------------------------------
 
@@ -57,8 +60,11 @@ Purpose = Annotated[str, Field(pattern=OTP_PURPOSE_PATTERN.pattern)]
 Code = Annotated[str, Field(pattern=OTP_CODE_PATTERN.pattern)]
 # Stripe's signature of a webhook body, passed through to user-service with the raw bytes.
 STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
+# Text of a query string: a query is not a JSON body, which the servers already refuse with control characters
+# (PostgreSQL cannot store NUL, and the others have no place in a field).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # Login and look-ups take any stored email (the demo users have .test addresses, which EmailStr refuses).
-LooseEmail = Annotated[str, Field(min_length=1, max_length=320)]
+LooseEmail = Annotated[str, Field(min_length=1, max_length=320, pattern=NO_CONTROL_CHARACTERS)]
 
 
 class Account(StrEnum):
@@ -91,6 +97,7 @@ class UserError(ErrorCode):
     DEVELOPMENT_ONLY = auto(), 403
     INVALID_SIGNATURE = auto(), 400
     INVALID_PAYLOAD = auto(), 400
+    ADMIN_ACTION_NOT_FOUND = auto(), 404
 
 
 # --- requests ----------------------------------------------------------------------------------------------------
@@ -134,12 +141,19 @@ class EmailQuery(BaseModel):
     email: LooseEmail
 
 
-class CreditBody(BaseModel):
+class _BalanceBody(BaseModel):
     user_id: UUID
     amount: Amount
     reference: Reference
     reason: Reason
     account: Account = Account.SPENDABLE
+
+
+class CreditBody(_BalanceBody):
+    """`actor_user_id`: the admin who granted the credits (stored on the ledger row); none for the system's own
+    credits (refunds, transfer proceeds, top-ups)."""
+
+    actor_user_id: UUID | None = None
 
 
 class OtpParty(BaseModel):
@@ -149,7 +163,7 @@ class OtpParty(BaseModel):
     code: Code
 
 
-class DebitBody(CreditBody):
+class DebitBody(_BalanceBody):
     """`otp_parties` needs `otp_purpose` and names each user once; the debited user's code is given in
     `otp_parties` or in `otp_code`, not both. `amount` may be 0 only with `otp_parties`: a gift's debit, which
     moves nothing but records that every party confirmed it."""
@@ -187,7 +201,7 @@ class ReleaseBody(BaseModel):
 class LedgerQuery(BaseModel):
     """At least one of reference, user_id."""
 
-    reference: Reference | None = None
+    reference: Annotated[Reference, Field(pattern=NO_CONTROL_CHARACTERS)] | None = None
     user_id: UUID | None = None
     limit: QueryInt = Field(50, ge=1, le=500)
     offset: QueryInt = Field(0, ge=0, le=MAX_OFFSET)
@@ -215,6 +229,83 @@ class TopupBody(BaseModel):
 
 class DevPaymentIntentBody(TopupBody):
     """A development payment of `amount` credits for `user_id`."""
+
+
+class SetFlagBody(BaseModel):
+    flagged: StrictBool
+
+
+# The largest `request`, `before` or `after` of an admin action, as compact JSON.
+ADMIN_ACTION_JSON_MAX = 64 * 1024
+
+
+def _bounded_json(value: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value, separators=(",", ":"), default=str)) > ADMIN_ACTION_JSON_MAX:
+        raise ValueError(f"{name} must be at most {ADMIN_ACTION_JSON_MAX} bytes as JSON")
+    return value
+
+
+class AdminActionOutcome(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class AdminActionBody(BaseModel):
+    """One admin action, recorded before it is carried out (outcome PENDING). `request` is what the admin asked
+    for, `before` the target as it was (when there was one); each at most 64 KB as JSON."""
+
+    action_id: UUID
+    admin_id: UUID
+    action: str = Field(min_length=1, max_length=64)
+    target_type: str = Field(min_length=1, max_length=32)
+    target_id: str = Field(min_length=1, max_length=200)
+    request: dict[str, Any]
+    before: dict[str, Any] | None = None
+
+    @field_validator("request", "before")
+    @classmethod
+    def _size(cls, value, info: ValidationInfo):
+        return _bounded_json(value, info.field_name)
+
+
+class FinishAdminActionBody(BaseModel):
+    """`error_code` only with FAILED; `after` (the target as the action left it) at most 64 KB as JSON."""
+
+    outcome: AdminActionOutcome
+    after: dict[str, Any] | None = None
+    error_code: str | None = Field(None, min_length=1, max_length=64)
+
+    @field_validator("outcome")
+    @classmethod
+    def _final(cls, value: AdminActionOutcome) -> AdminActionOutcome:
+        if value == AdminActionOutcome.PENDING:
+            raise ValueError("outcome must be SUCCEEDED or FAILED")
+        return value
+
+    @field_validator("after")
+    @classmethod
+    def _size(cls, value):
+        return _bounded_json(value, "after")
+
+    @model_validator(mode="after")
+    def _code_with_failure(self):
+        if self.error_code is not None and self.outcome != AdminActionOutcome.FAILED:
+            raise ValueError("error_code is given only with outcome FAILED")
+        return self
+
+
+class AdminActionQuery(Page):
+    """Every filter is optional; together they narrow the list."""
+
+    admin_id: UUID | None = None
+    target_type: str | None = Field(None, min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+    target_id: str | None = Field(None, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)
+    action: str | None = Field(None, min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
+
+
+class NotificationQuery(Page):
+    pass
 
 
 # --- answers -----------------------------------------------------------------------------------------------------
@@ -261,7 +352,8 @@ class BalanceChange(BaseModel):
 
 
 class LedgerEntry(BaseModel):
-    """`balance_after` is the balance of the entry's `account`."""
+    """`balance_after` is the balance of the entry's `account`; `actor_user_id` the admin who granted it, if one
+    did."""
 
     entry_id: str
     user_id: str
@@ -271,6 +363,7 @@ class LedgerEntry(BaseModel):
     reference: str
     account: Account
     created_at: UtcTimestamp
+    actor_user_id: str | None = None
 
 
 class LedgerEntries(BaseModel):
@@ -305,6 +398,42 @@ class Received(BaseModel):
     received: bool
 
 
+class AdminAction(BaseModel):
+    """One admin action of the audit trail: who (`admin_id`), what (`action` on `target_type`/`target_id`, with
+    `request`), when (`created_at`, `finished_at`), the target `before` and `after`, and how it ended."""
+
+    action_id: str
+    admin_id: str
+    action: str
+    target_type: str
+    target_id: str
+    request: dict[str, Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    outcome: AdminActionOutcome
+    error_code: str | None
+    created_at: UtcTimestamp
+    finished_at: UtcTimestamp | None
+
+
+class AdminActions(BaseModel):
+    actions: list[AdminAction]
+
+
+class NotificationRecord(BaseModel):
+    """A notification as delivered to the fan (`delivered_at`: when its SMS and e-mail were written)."""
+
+    notification_id: str
+    kind: NotificationKind
+    data: dict[str, Any]
+    occurred_at: UtcTimestamp
+    delivered_at: UtcTimestamp
+
+
+class NotificationRecords(BaseModel):
+    notifications: list[NotificationRecord]
+
+
 # --- routes ------------------------------------------------------------------------------------------------------
 
 E = UserError
@@ -335,7 +464,9 @@ DEBIT = Route(
         "`not_after`, a new debit is refused with 410 once the database clock has passed it.")
 CREDIT = Route("POST", "/internal/credits/credit", BalanceChange, body=CreditBody,
                errors=(E.REFERENCE_CONFLICT, E.USER_NOT_FOUND), idempotent=True,
-               doc="Keyed by `reference`; adds to `account`.")
+               doc="Keyed by `reference`; adds to `account`. `actor_user_id` (an admin's grant) is stored on the "
+                   "ledger row; a repeat of the reference with another user, amount, account or actor is "
+                   "REFERENCE_CONFLICT.")
 RELEASE_PENDING = Route(
     "POST", "/internal/credits/release", BalanceChange, body=ReleaseBody,
     errors=(E.INSUFFICIENT_PENDING_CREDITS, E.REFERENCE_CONFLICT, E.USER_NOT_FOUND), idempotent=True,
@@ -368,5 +499,25 @@ STRIPE_WEBHOOK = Route(
         "for an unknown intent, or one that differs from its record, is acknowledged (200), credits nothing and is "
         "logged.")
 
+SET_FLAG = Route(
+    "POST", "/internal/users/{user_id}/flag", User, body=SetFlagBody, errors=(E.USER_NOT_FOUND,), idempotent=True,
+    doc="Sets `is_flagged` (a flagged user needs a one-time code for purchases); setting it to what it is already "
+        "changes nothing. Any role may be flagged.")
+RECORD_ADMIN_ACTION = Route(
+    "POST", "/internal/admin-actions", AdminAction, 201, body=AdminActionBody, idempotent=True,
+    doc="Records an admin action before it is carried out (outcome PENDING). Keyed by `action_id`: a repeat answers "
+        "200 with the record as stored, unchanged, whatever its body.")
+FINISH_ADMIN_ACTION = Route(
+    "POST", "/internal/admin-actions/{action_id}/finish", AdminAction, body=FinishAdminActionBody,
+    errors=(E.ADMIN_ACTION_NOT_FOUND,), idempotent=True,
+    doc="Ends a PENDING action with its outcome. The first finish wins: a later one answers the record as it is.")
+LIST_ADMIN_ACTIONS = Route(
+    "GET", "/internal/admin-actions", AdminActions, query=AdminActionQuery, idempotent=True,
+    doc="The audit trail newest first, narrowed by any of `admin_id`, `target_type`, `target_id`, `action`.")
+LIST_NOTIFICATIONS = Route(
+    "GET", "/internal/users/{user_id}/notifications", NotificationRecords, query=NotificationQuery,
+    errors=(E.USER_NOT_FOUND,), idempotent=True, doc="The user's notifications, newest (by `occurred_at`) first.")
+
 ROUTES = (REGISTER, LOGIN, REFRESH, GET_USER, USER_BY_EMAIL, DEBIT, CREDIT, RELEASE_PENDING, LEDGER, OTP_SEND,
-          OTP_VERIFY, TOPUP, DEV_PAYMENT_INTENT, STRIPE_WEBHOOK)
+          OTP_VERIFY, TOPUP, DEV_PAYMENT_INTENT, STRIPE_WEBHOOK, SET_FLAG, RECORD_ADMIN_ACTION, FINISH_ADMIN_ACTION,
+          LIST_ADMIN_ACTIONS, LIST_NOTIFICATIONS)

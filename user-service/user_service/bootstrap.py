@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from trcommon.auth import TokenService
 from trcommon.db import make_engine
 
+from .adapters.email import Mailer
 from .adapters.otp_providers import LocalOtpProvider, SmuOtpProvider, otp_provider
 from .adapters.passwords import Passwords
 from .adapters.sms import OutboxSms, sms_backend
@@ -27,6 +28,7 @@ class Container:
     otp_provider: LocalOtpProvider | SmuOtpProvider
     sms: OutboxSms
     stripe: StripeGateway
+    mailer: Mailer | None       # None without SMTP_HOST: e-mails stay in email_outbox
 
 
 def bootstrap(settings: UserSettings, engine: Engine | None = None) -> Container:
@@ -43,4 +45,12 @@ def bootstrap(settings: UserSettings, engine: Engine | None = None) -> Container
         sms=sms_backend(settings.sms_provider),
         stripe=StripeGateway(settings.stripe_secret_key, settings.stripe_webhook_secret, settings.stripe_api_base,
                              settings.stripe_timeout_seconds),
+        mailer=_mailer(settings),
     )
+
+
+def _mailer(settings: UserSettings) -> Mailer | None:
+    if not settings.smtp_host:
+        return None
+    return Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_user,
+                  settings.smtp_password, settings.smtp_starttls, settings.smtp_timeout_seconds)

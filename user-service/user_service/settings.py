@@ -1,9 +1,9 @@
 from typing import Literal
 
 from argon2.profiles import RFC_9106_LOW_MEMORY
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 
-from trcommon.settings import DEV_STRIPE_WEBHOOK_SECRET, PG_SERVER, CommonSettings
+from trcommon.settings import DEV_AMQP_URL, DEV_STRIPE_WEBHOOK_SECRET, PG_SERVER, CommonSettings
 
 DEV_OTP_HASH_SECRET = "dev-otp-hash-secret-change-me-0123456789abcdef"
 
@@ -43,8 +43,33 @@ class UserSettings(CommonSettings):
     topup_min_amount: int = 100
     topup_max_amount: int = 1_000_000
 
+    # The notification consumer (python -m user_service.entrypoints.notification_consumer): how many messages it
+    # takes at once, and its e-mail sender. Without SMTP_HOST e-mails stay in users_db.email_outbox as the record.
+    amqp_url: str = DEV_AMQP_URL
+    notification_prefetch: int = Field(16, ge=1, le=1000)
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "TicketRemaster <no-reply@ticketremaster.local>"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(10.0, gt=0)
+    # How often the sender looks for unsent e-mails when nothing woke it, how many it sends per connection, and how
+    # many refusals of one message by the server it takes before giving that message up.
+    email_send_interval_seconds: float = Field(5.0, gt=0)
+    email_batch_size: int = Field(50, ge=1, le=1000)
+    email_max_attempts: int = Field(5, ge=1)
+
+    @field_validator("smtp_host", "smtp_user", "smtp_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # docker-compose passes `${SMTP_HOST:-}` through as an empty string.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _consistent(self):
+        if self.smtp_user and self.smtp_password is None:
+            raise ValueError("SMTP_USER needs SMTP_PASSWORD")
         if self.otp_provider == "smu" and not (self.smu_otp_base_url and self.smu_otp_api_key):
             raise ValueError("OTP_PROVIDER=smu needs SMU_OTP_BASE_URL and SMU_OTP_API_KEY")
         if self.environment == "production" and self.otp_hash_secret == DEV_OTP_HASH_SECRET:

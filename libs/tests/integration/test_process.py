@@ -98,6 +98,7 @@ def test_a_given_root_is_used_as_is_without_waiting():
 
 @pytest.mark.parametrize("module", ["inventory_service.entrypoints.grpc_server",
                                     "inventory_service.entrypoints.release_consumer",
+                                    "order_service.entrypoints.outbox_relay",
                                     "orchestrator_service.entrypoints.worker"])
 def test_every_entry_point_stops_on_an_invalid_setting_with_one_clear_line(module):
     env = {**os.environ, "STARTUP_WAIT_SECONDS": "not-a-number"}

@@ -69,6 +69,38 @@ class UserService:
             headers[users.STRIPE_SIGNATURE_HEADER] = signature
         return self.http.call(users.STRIPE_WEBHOOK, raw=payload, headers=headers)
 
+    # --- admin -----------------------------------------------------------------------------------------------------
+
+    def set_flag(self, user_id: str, flagged: bool) -> users.User:
+        return self.http.call(users.SET_FLAG, {"flagged": flagged}, path={"user_id": user_id})
+
+    def user_ledger(self, user_id: str, limit: int, offset: int) -> list[users.LedgerEntry]:
+        """The user's ledger, newest first."""
+        return self.http.call(users.LEDGER, query={"user_id": user_id, "limit": limit, "offset": offset}).entries
+
+    def grant(self, user_id: str, amount: int, reference: str, reason: str,
+              actor_user_id: str) -> users.BalanceChange:
+        """Credits granted by an admin (`actor_user_id`), applied once per reference."""
+        return self.http.call(users.CREDIT, {"user_id": user_id, "amount": amount, "reference": reference,
+                                             "reason": reason, "actor_user_id": actor_user_id})
+
+    def record_admin_action(self, body: Mapping) -> users.AdminAction:
+        return self.http.call(users.RECORD_ADMIN_ACTION, body)
+
+    def finish_admin_action(self, action_id: str, outcome: users.AdminActionOutcome | str, after: Mapping | None = None,
+                            error_code: str | None = None) -> users.AdminAction:
+        return self.http.call(users.FINISH_ADMIN_ACTION, {"outcome": outcome, "after": after, "error_code": error_code},
+                              path={"action_id": action_id})
+
+    def admin_actions(self, **query) -> list[users.AdminAction]:
+        """The audit trail newest first; `query` is AdminActionQuery's (admin_id, target_type, target_id, action,
+        limit, offset)."""
+        return self.http.call(users.LIST_ADMIN_ACTIONS, query=query).actions
+
+    def notifications(self, user_id: str, limit: int, offset: int) -> list[users.NotificationRecord]:
+        return self.http.call(users.LIST_NOTIFICATIONS, path={"user_id": user_id},
+                              query={"limit": limit, "offset": offset}).notifications
+
 
 class OrderService:
     def __init__(self, client: ServiceClient):
@@ -127,6 +159,28 @@ class OrderService:
     def stale_transfers(self, grace_seconds: float, limit: int = 100) -> list[orders.Transfer]:
         return self.http.call(orders.STALE_TRANSFERS,
                               query={"grace_seconds": grace_seconds, "limit": limit}).transfers
+
+    # --- an event's records (admin reports and the event-cancellation saga) ------------------------------------
+
+    def event_orders(self, event_id: str, statuses: list[str] | None = None, limit: int = 50,
+                     offset: int = 0) -> list[orders.Order]:
+        """The event's orders, oldest first; only those in one of `statuses` when given."""
+        return self.http.call(orders.LIST_ORDERS, query={
+            "event_id": event_id, "status": statuses or None, "limit": limit, "offset": offset}).orders
+
+    def event_transfers(self, event_id: str, statuses: list[str] | None = None, limit: int = 50,
+                        offset: int = 0) -> list[orders.Transfer]:
+        """The event's transfers, oldest first; only those in one of `statuses` when given."""
+        return self.http.call(orders.LIST_TRANSFERS, query={
+            "event_id": event_id, "status": statuses or None, "limit": limit, "offset": offset}).transfers
+
+    def event_sales(self, event_id: str) -> orders.EventSales:
+        return self.http.call(orders.EVENT_SALES, path={"event_id": event_id})
+
+    def cancellation_notices(self, event_id: str, reason: str, event_name: str | None = None) -> int:
+        """Tell every fan of the event it is cancelled (once each, however often called); how many were told."""
+        return self.http.call(orders.EVENT_CANCELLED_NOTICES, {"reason": reason, "event_name": event_name},
+                              path={"event_id": event_id}).notified
 
 
 class EventService:

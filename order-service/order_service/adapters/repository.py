@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from trcommon.db import UNIQUE_VIOLATION, Prepared, sqlstate
 
-from ..domain.model import (ORDER_TRANSITIONS, CreateOrder, CreateTransfer, Order, OrderStatus, PaymentState,
-                            SeatAlreadyConfirmed, Transfer, TransferStatus, TransferStep)
+from ..domain.model import (ORDER_NOTICES, ORDER_TRANSITIONS, TRANSFER_NOTICES, CreateOrder, CreateTransfer, Order,
+                            OrderStatus, PaymentState, SeatAlreadyConfirmed, Transfer, TransferStatus, TransferStep)
+from . import notices
 from .tables import orders, transfers
 
 ONE_CONFIRMED_PER_SEAT = "uq_orders_one_confirmed_per_seat"
@@ -42,7 +43,7 @@ _READ = Prepared(sa.select(orders, sa.func.now().label("db_now"))
                  .where(orders.c.order_id == sa.bindparam("p_order_id")))
 
 
-def _move_statement(to: OrderStatus) -> sa.Update:
+def _move_statement(to: OrderStatus) -> sa.Update | sa.Select:
     sources = [s.value for s, targets in ORDER_TRANSITIONS.items() if to in targets]
     # `=` joined by OR rather than IN: a Prepared statement has no expanding parameters.
     where = [orders.c.order_id == sa.bindparam("p_order_id"), sa.or_(*(orders.c.status == s for s in sources))]
@@ -60,11 +61,21 @@ def _move_statement(to: OrderStatus) -> sa.Update:
         values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
     else:
         values["failure_reason"] = sa.func.coalesce(reason, orders.c.failure_reason)
-    return sa.update(orders).where(*where).values(values).returning(*orders.c)
+    move = sa.update(orders).where(*where).values(values).returning(*orders.c)
+    if to in ORDER_NOTICES:
+        # The fan's notification is written by the same statement (still one round trip on the hot path, /pay).
+        return notices.with_order_notice(move, to)
+    return move
 
 
 _MOVES = {to: Prepared(_move_statement(to)) for to in OrderStatus
           if any(to in targets for targets in ORDER_TRANSITIONS.values())}
+_ORDER_NOTICES = notices.order_notices_of(sa.bindparam("p_order_id"))
+_EVENT_CANCELLED = notices.event_cancelled_notices(
+    sa.bindparam("p_event_id", type_=UUID(as_uuid=False)), sa.bindparam("p_reason", type_=sa.Text),
+    sa.bindparam("p_event_name", type_=sa.Text))
+_EVENT_CANCELLED_COUNT = notices.event_cancelled_count(sa.bindparam("p_event_id", type_=UUID(as_uuid=False)))
+_TRANSFER_NOTICES = notices.transfer_notices_of(sa.bindparam("p_transfer_id"))
 
 
 def _order(row: Row) -> Order:
@@ -148,20 +159,42 @@ class OrderRepository:
         except IntegrityError as exc:
             _raise_seat_already_confirmed(exc, f"seat {order.seat_id}")
             raise
+        if order.status in ORDER_NOTICES:
+            self._conn.execute(_ORDER_NOTICES, {"p_order_id": order.order_id})
         return _order(row)
 
-    def list(self, user_id: str | None, seat_id: str | None, status: OrderStatus | None, limit: int,
-             offset: int) -> list[Order]:
+    def list(self, user_id: str | None, seat_id: str | None, statuses: list[OrderStatus] | None, limit: int,
+             offset: int, event_id: str | None = None) -> list[Order]:
+        """Newest first; oldest first when listing an event's orders."""
         query = sa.select(orders)
         if user_id is not None:
             query = query.where(orders.c.user_id == user_id)
         if seat_id is not None:
             query = query.where(orders.c.seat_ids.contains(sa.cast(postgresql.array([seat_id]),
                                                                    ARRAY(UUID(as_uuid=False)))))
-        if status is not None:
-            query = query.where(orders.c.status == status.value)
-        query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit).offset(offset)
-        return [_order(row) for row in self._conn.execute(query)]
+        if event_id is not None:
+            query = query.where(orders.c.event_id == event_id)
+        if statuses:
+            query = query.where(orders.c.status.in_([s.value for s in statuses]))
+        if event_id is not None:
+            query = query.order_by(orders.c.created_at, orders.c.order_id)
+        else:
+            query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc())
+        return [_order(row) for row in self._conn.execute(query.limit(limit).offset(offset))]
+
+    def sales(self, event_id: str) -> dict[str, tuple[int, int, int]]:
+        """The event's orders by status: {status: (orders, sum of amounts, seats)}."""
+        rows = self._conn.execute(
+            sa.select(orders.c.status, sa.func.count(), sa.func.coalesce(sa.func.sum(orders.c.amount), 0),
+                      sa.func.coalesce(sa.func.sum(sa.func.cardinality(orders.c.seat_ids)), 0))
+            .where(orders.c.event_id == event_id).group_by(orders.c.status))
+        return {status: (int(n), int(amount), int(seats)) for status, n, amount, seats in rows}
+
+    def notify_event_cancelled(self, event_id: str, reason: str, event_name: str | None) -> int:
+        """Write an EVENT_CANCELLED notice for each fan of the event who has none yet; how many the event has."""
+        params = {"p_event_id": event_id, "p_reason": reason, "p_event_name": event_name}
+        self._conn.execute(_EVENT_CANCELLED, params)
+        return self._conn.execute(_EVENT_CANCELLED_COUNT, {"p_event_id": event_id}).scalar_one()
 
     def stale(self, grace: timedelta, limit: int) -> list[Order]:
         """PENDING orders that need the recovery pass (by the database clock), oldest hold first: unpaid ones
@@ -211,7 +244,10 @@ class TransferRepository:
                 step=TransferStep.INITIATED.value)
             .on_conflict_do_nothing()
             .returning(*transfers.c)).first()
-        return _transfer(row) if row else None
+        if row is None:
+            return None
+        self._conn.execute(_TRANSFER_NOTICES, {"p_transfer_id": cmd.transfer_id})
+        return _transfer(row)
 
     def get(self, transfer_id: str) -> Transfer | None:
         row = self._conn.execute(sa.select(transfers).where(transfers.c.transfer_id == transfer_id)).first()
@@ -237,20 +273,33 @@ class TransferRepository:
                     released_at=transfer.released_at, completed_at=transfer.completed_at,
                     failure_reason=transfer.failure_reason, updated_at=sa.func.now())
             .returning(*transfers.c)).one()
+        if transfer.status in TRANSFER_NOTICES:
+            self._conn.execute(_TRANSFER_NOTICES, {"p_transfer_id": transfer.transfer_id})
         return _transfer(row)
 
-    def list(self, user_id: str | None, seat_id: str | None, status: TransferStatus | None, limit: int,
-             offset: int) -> list[Transfer]:
+    def list(self, user_id: str | None, seat_id: str | None, statuses: list[TransferStatus] | None, limit: int,
+             offset: int, event_id: str | None = None) -> list[Transfer]:
+        """Newest first; oldest first when listing an event's transfers."""
         query = sa.select(transfers)
         if user_id is not None:
             query = query.where(sa.or_(transfers.c.seller_user_id == user_id, transfers.c.buyer_user_id == user_id))
         if seat_id is not None:
             query = query.where(transfers.c.seat_id == seat_id)
-        if status is not None:
-            query = query.where(transfers.c.status == status.value)
-        query = (query.order_by(transfers.c.created_at.desc(), transfers.c.transfer_id.desc())
-                 .limit(limit).offset(offset))
-        return [_transfer(row) for row in self._conn.execute(query)]
+        if event_id is not None:
+            query = query.where(transfers.c.event_id == event_id)
+        if statuses:
+            query = query.where(transfers.c.status.in_([s.value for s in statuses]))
+        if event_id is not None:
+            query = query.order_by(transfers.c.created_at, transfers.c.transfer_id)
+        else:
+            query = query.order_by(transfers.c.created_at.desc(), transfers.c.transfer_id.desc())
+        return [_transfer(row) for row in self._conn.execute(query.limit(limit).offset(offset))]
+
+    def counts(self, event_id: str) -> dict[str, int]:
+        """The event's transfers by status."""
+        rows = self._conn.execute(sa.select(transfers.c.status, sa.func.count())
+                                  .where(transfers.c.event_id == event_id).group_by(transfers.c.status))
+        return {status: int(n) for status, n in rows}
 
     def stale(self, grace: timedelta, limit: int) -> list[Transfer]:
         """The transfers the recovery pass must look at (by the database clock), oldest first by the moment each

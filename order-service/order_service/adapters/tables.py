@@ -2,6 +2,8 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from trcommon.outbox import outbox_table
+
 metadata = sa.MetaData()
 
 orders = sa.Table(
@@ -87,3 +89,10 @@ sa.Index("uq_transfers_one_pending_per_seat", transfers.c.seat_id, unique=True,
 sa.Index("ix_transfers_disputed_updated_at", transfers.c.updated_at, postgresql_where=sa.text("status = 'DISPUTED'"))
 sa.Index("ix_transfers_unreleased_release_at", transfers.c.release_at,
          postgresql_where=sa.text("status = 'COMPLETED' AND released_at IS NULL"))
+sa.Index("ix_transfers_event_id_created_at", transfers.c.event_id, transfers.c.created_at)
+sa.Index("ix_orders_event_id_created_at", orders.c.event_id, orders.c.created_at)
+
+# The notifications this service's changes cause, written in the same transaction (trcommon.outbox).
+outbox = outbox_table(metadata)
+sa.Index("ix_outbox_event_cancelled", outbox.c.message_id, postgresql_ops={"message_id": "text_pattern_ops"},
+         postgresql_where=sa.text("routing_key = 'notify.event_cancelled'"))

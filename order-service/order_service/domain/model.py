@@ -13,6 +13,7 @@ from datetime import datetime
 
 from trcommon.errors import Conflict, Gone, InvalidInput, NotFound
 from trcontracts.base import utc_iso
+from trcontracts.notifications import NotificationKind
 from trcontracts.orders import OrderError, OrderStatus, PaymentState, TransferStatus, TransferStep
 
 
@@ -29,6 +30,36 @@ TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
     TransferStatus.COMPLETED: frozenset({TransferStatus.DISPUTED}),
     TransferStatus.DISPUTED: frozenset({TransferStatus.REVERSED, TransferStatus.COMPLETED}),
 }
+
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a fan is told when a record reaches a status: the kind, the word naming it in the notification id
+    (`order:{order_id}:{word}`, `transfer:{transfer_id}:{word}:{user_id}`) and, for a transfer, who is told."""
+
+    kind: NotificationKind
+    word: str
+    recipients: tuple[str, ...] = ("user",)     # for a transfer: "seller", "buyer"
+
+
+# A record that reaches one of these statuses tells its fans, once per record and status (the id is the key: a
+# status reached again, like CONFIRMED after a refused refund, tells nobody again). An order CANCELLED (the fan did
+# it) or FAILED (the fan was told by the answer) tells nobody; nor does a transfer that EXPIRED or was DISPUTED.
+ORDER_NOTICES: dict[OrderStatus, Notice] = {
+    OrderStatus.CONFIRMED: Notice(NotificationKind.ORDER_CONFIRMED, "confirmed"),
+    OrderStatus.EXPIRED: Notice(NotificationKind.HOLD_EXPIRED, "expired"),
+    OrderStatus.REFUNDED: Notice(NotificationKind.REFUND_MADE, "refunded"),
+}
+TRANSFER_NOTICES: dict[TransferStatus, Notice] = {
+    TransferStatus.PENDING_OTP: Notice(NotificationKind.TRANSFER_OFFERED, "offered", ("buyer",)),
+    TransferStatus.COMPLETED: Notice(NotificationKind.TRANSFER_COMPLETED, "completed", ("seller", "buyer")),
+    TransferStatus.REVERSED: Notice(NotificationKind.TRANSFER_REVERSED, "reversed", ("seller", "buyer")),
+    TransferStatus.CANCELLED: Notice(NotificationKind.TRANSFER_CANCELLED, "cancelled", ("buyer",)),
+}
+# Who is told of an event's cancellation: every fan with a live order of it, an offered seat, or a seat obtained
+# through a transfer.
+EVENT_CANCELLED_ORDER_STATUSES = (OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.REFUNDING)
 
 
 class OrderNotFound(NotFound):

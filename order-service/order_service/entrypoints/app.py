@@ -49,7 +49,7 @@ def create_app(settings: OrderSettings | None = None, container: Container | Non
     @serve(api, orders.LIST_ORDERS)
     def list_orders(query: orders.OrderQuery):
         return _replies(services.list_orders(c.uow, _id(query.user_id), _id(query.seat_id), query.status,
-                                             query.limit, query.offset))
+                                             query.limit, query.offset, _id(query.event_id)))
 
     @serve(api, orders.STALE_ORDERS)
     @api.polled
@@ -83,7 +83,8 @@ def create_app(settings: OrderSettings | None = None, container: Container | Non
     @serve(api, orders.LIST_TRANSFERS)
     def list_transfers(query: orders.TransferQuery):
         return _transfer_replies(services.list_transfers(c.uow, _id(query.user_id), _id(query.seat_id),
-                                                         query.status, query.limit, query.offset))
+                                                         query.status, query.limit, query.offset,
+                                                         _id(query.event_id)))
 
     @serve(api, orders.STALE_TRANSFERS)
     @api.polled
@@ -110,6 +111,15 @@ def create_app(settings: OrderSettings | None = None, container: Container | Non
     @serve(api, orders.MARK_RELEASED)
     def mark_released(transfer_id: str):
         return _transfer_reply(services.mark_released(c.uow, transfer_id))
+
+    @serve(api, orders.EVENT_SALES)
+    def event_sales(event_id: str):
+        return orders.EventSales.model_validate(services.event_sales(c.uow, event_id), from_attributes=True)
+
+    @serve(api, orders.EVENT_CANCELLED_NOTICES)
+    def cancellation_notices(event_id: str, body: orders.CancellationNoticesBody):
+        return orders.CancellationNotices(
+            notified=services.notify_event_cancelled(c.uow, event_id, body.reason, body.event_name))
 
     app.register_blueprint(api)
     return app

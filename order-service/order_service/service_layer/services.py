@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
+
+from trcommon.errors import InvalidInput
 
 from ..domain.model import (CreateOrder, CreateTransfer, HoldExpired, Order, OrderConflict, OrderNotFound,
                             OrderStatus, Transfer, TransferAlreadyOpen, TransferConflict, TransferExpired,
@@ -55,10 +58,10 @@ def get_order(uow_factory: UowFactory, order_id: str) -> Order:
     return order
 
 
-def list_orders(uow_factory: UowFactory, user_id: str | None, seat_id: str | None, status: OrderStatus | None,
-                limit: int, offset: int) -> list[Order]:
+def list_orders(uow_factory: UowFactory, user_id: str | None, seat_id: str | None, statuses: list[OrderStatus] | None,
+                limit: int, offset: int, event_id: str | None = None) -> list[Order]:
     with uow_factory(autocommit=True) as uow:
-        return uow.orders.list(user_id, seat_id, status, limit, offset)
+        return uow.orders.list(user_id, seat_id, statuses, limit, offset, event_id)
 
 
 def stale_orders(uow_factory: UowFactory, grace_seconds: int, limit: int) -> list[Order]:
@@ -180,9 +183,10 @@ def get_transfer(uow_factory: UowFactory, transfer_id: str) -> Transfer:
 
 
 def list_transfers(uow_factory: UowFactory, user_id: str | None, seat_id: str | None,
-                   status: TransferStatus | None, limit: int, offset: int) -> list[Transfer]:
+                   statuses: list[TransferStatus] | None, limit: int, offset: int,
+                   event_id: str | None = None) -> list[Transfer]:
     with uow_factory(autocommit=True) as uow:
-        return uow.transfers.list(user_id, seat_id, status, limit, offset)
+        return uow.transfers.list(user_id, seat_id, statuses, limit, offset, event_id)
 
 
 def stale_transfers(uow_factory: UowFactory, grace_seconds: int, limit: int) -> list[Transfer]:
@@ -242,3 +246,51 @@ def begin_reverse(uow_factory: UowFactory, transfer_id: str) -> Transfer:
 def mark_released(uow_factory: UowFactory, transfer_id: str) -> Transfer:
     """Record, once, that a COMPLETED transfer's proceeds were released to its seller."""
     return _change_transfer(uow_factory, transfer_id, lambda t, now: t.mark_released(now))
+
+
+# --- events ------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EventSales:
+    event_id: str
+    orders_by_status: dict[str, int]
+    revenue: int
+    refunded: int
+    seats_sold: int
+    transfers_by_status: dict[str, int]
+
+
+def _checked_event_id(event_id: str) -> str:
+    try:
+        return str(uuid.UUID(event_id))
+    except ValueError:
+        raise InvalidInput(f"event_id {event_id!r} is not a UUID") from None
+
+
+def event_sales(uow_factory: UowFactory, event_id: str) -> EventSales:
+    """The event's orders and transfers counted by status (every status, 0 when none), with its revenue (the
+    CONFIRMED orders' amounts), what was refunded (the REFUNDED orders') and the seats of its CONFIRMED orders.
+    Read in one snapshot, so the figures agree with each other."""
+    event_id = _checked_event_id(event_id)
+    with uow_factory() as uow:
+        by_status = uow.orders.sales(event_id)
+        transfers = uow.transfers.counts(event_id)
+    none = (0, 0, 0)
+    return EventSales(
+        event_id=event_id,
+        orders_by_status={s.value: by_status.get(s.value, none)[0] for s in OrderStatus},
+        revenue=by_status.get(OrderStatus.CONFIRMED.value, none)[1],
+        refunded=by_status.get(OrderStatus.REFUNDED.value, none)[1],
+        seats_sold=by_status.get(OrderStatus.CONFIRMED.value, none)[2],
+        transfers_by_status={s.value: transfers.get(s.value, 0) for s in TransferStatus})
+
+
+def notify_event_cancelled(uow_factory: UowFactory, event_id: str, reason: str, event_name: str | None) -> int:
+    """Write, in one transaction, an EVENT_CANCELLED notification for each fan of the event who has none yet; the
+    number of the event's notifications (a repeat adds only for fans who became one since)."""
+    event_id = _checked_event_id(event_id)
+    with uow_factory() as uow:
+        notified = uow.orders.notify_event_cancelled(event_id, reason, event_name)
+        uow.commit()
+    log.info("event cancellation notices written", extra={"event_id": event_id, "notified": notified})
+    return notified

@@ -88,3 +88,35 @@ def test_an_id_with_path_syntax_reaches_its_route_as_one_segment(orders_client, 
             call()
         # The order route itself answered, naming the id it was given.
         assert (err.value.code, err.value.message) == (orders.OrderError.ORDER_NOT_FOUND, f"no order {order_id}")
+
+
+def test_the_orchestrators_client_reads_an_events_records_and_writes_its_cancellation_notices(orders_client):
+    from orchestrator_service.adapters.services import OrderService
+
+    client, event = OrderService(orders_client), str(uuid.uuid4())
+    held_until = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+    made = [client.create({"order_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "seat_id": str(uuid.uuid4()),
+                           "event_id": event, "amount": 40, "held_until": held_until}) for _ in range(3)]
+    client.transition(made[0].order_id, OrderStatus.CONFIRMED)
+    client.transition(made[1].order_id, OrderStatus.FAILED)
+    offer = client.create_transfer({
+        "transfer_id": str(uuid.uuid4()), "seat_id": made[0].seat_id, "event_id": event,
+        "seller_user_id": made[0].user_id, "buyer_user_id": str(uuid.uuid4()), "amount": 10, "face_value": 40,
+        "expires_at": held_until})
+
+    assert [o.order_id for o in client.event_orders(event)] == [o.order_id for o in made]
+    assert [o.order_id for o in client.event_orders(event, ["CONFIRMED", "PENDING"])] == [
+        made[0].order_id, made[2].order_id]
+    assert [o.order_id for o in client.event_orders(event, None, limit=1, offset=1)] == [made[1].order_id]
+    assert [t.transfer_id for t in client.event_transfers(event, ["PENDING_OTP"])] == [offer.transfer_id]
+    assert client.event_transfers(event, ["COMPLETED"]) == []
+    sales = client.event_sales(event)
+    assert isinstance(sales, orders.EventSales)
+    assert (sales.orders_by_status["CONFIRMED"], sales.revenue, sales.seats_sold) == (1, 40, 1)
+    assert sales.transfers_by_status["PENDING_OTP"] == 1
+    # The buyer of the confirmed order, the pending one's and the offer's buyer: three fans, once each.
+    assert client.cancellation_notices(event, "event cancelled", event_name="Gala") == 3
+    assert client.cancellation_notices(event, "event cancelled") == 3
+    with pytest.raises(AppError) as refused:
+        client.cancellation_notices(event, "")
+    assert refused.value.status == 400

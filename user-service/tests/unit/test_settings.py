@@ -37,3 +37,16 @@ def test_production_refuses_the_development_webhook_secret_and_takes_a_real_or_e
         UserSettings(**real)
     assert UserSettings(**real, stripe_webhook_secret="whsec_live_from_the_dashboard").stripe_webhook_secret
     assert UserSettings(**real, stripe_webhook_secret="").stripe_webhook_secret == ""
+
+
+def test_an_empty_smtp_host_means_no_smtp(monkeypatch):
+    monkeypatch.setenv("SMTP_HOST", "")
+    monkeypatch.setenv("SMTP_USER", "")
+    s = UserSettings()
+    assert (s.smtp_host, s.smtp_user, s.smtp_port, s.smtp_starttls) == (None, None, 587, True)
+
+
+def test_an_smtp_user_needs_a_password():
+    with pytest.raises(ValidationError):
+        UserSettings(smtp_host="mail.example.com", smtp_user="tickets")
+    assert UserSettings(smtp_host="mail.example.com", smtp_user="tickets", smtp_password="p").smtp_user == "tickets"

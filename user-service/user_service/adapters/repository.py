@@ -1,6 +1,7 @@
 """The SQL of user-service. Every method runs on the unit of work's connection, inside its transaction."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -12,10 +13,20 @@ from trcommon.db import UNIQUE_VIOLATION, Prepared, sqlstate
 from trcontracts.users import Account
 
 from ..domain.errors import EmailTaken, UserNotFound
-from ..domain.model import LedgerEntry, User
+from ..domain.model import AdminAction, LedgerEntry, NotificationRecord, User
 from ..domain.otp import OtpChallenge
 from ..domain.payments import RecordedIntent
-from .tables import credit_ledger, otp_codes, sms_outbox, stripe_events, stripe_payment_intents, users
+from .tables import (
+    admin_actions,
+    credit_ledger,
+    email_outbox,
+    notifications,
+    otp_codes,
+    sms_outbox,
+    stripe_events,
+    stripe_payment_intents,
+    users,
+)
 
 FOREIGN_KEY_VIOLATION = "23503"
 
@@ -23,7 +34,7 @@ _USER_COLUMNS = (users.c.user_id, users.c.email, users.c.password_hash, users.c.
                  users.c.credit_balance, users.c.pending_credits, users.c.is_flagged, users.c.created_at)
 _LEDGER_COLUMNS = (credit_ledger.c.entry_id, credit_ledger.c.user_id, credit_ledger.c.amount,
                    credit_ledger.c.balance_after, credit_ledger.c.reason, credit_ledger.c.reference,
-                   credit_ledger.c.account, credit_ledger.c.created_at)
+                   credit_ledger.c.account, credit_ledger.c.created_at, credit_ledger.c.actor_user_id)
 _OTP_COLUMNS = (otp_codes.c.otp_id, otp_codes.c.user_id, otp_codes.c.purpose, otp_codes.c.code_hash,
                 otp_codes.c.expires_at, otp_codes.c.attempts, otp_codes.c.used_at, otp_codes.c.created_at)
 
@@ -105,6 +116,13 @@ class UserRepository:
         row = self._conn.execute(sa.select(*_USER_COLUMNS).where(users.c.email == email)).first()
         return User(**row._mapping) if row else None
 
+    def set_flag(self, user_id: str, flagged: bool) -> User | None:
+        """Set is_flagged (touching the row only when it changes); None when there is no such user."""
+        changed = self._conn.execute(
+            sa.update(users).where(users.c.user_id == user_id, users.c.is_flagged.is_distinct_from(flagged))
+            .values(is_flagged=flagged, updated_at=sa.func.now()).returning(*_USER_COLUMNS)).first()
+        return User(**changed._mapping) if changed else self.get(user_id)
+
     def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> None:
         # Conditional on the old hash, so a rehash never overwrites a password changed meanwhile.
         self._conn.execute(sa.update(users)
@@ -117,13 +135,13 @@ class LedgerRepository:
         self._conn = conn
 
     def add(self, entry_id: str, user_id: str, amount: int, reason: str, reference: str, account: Account,
-            not_after: datetime | None = None) -> LedgerEntry | None:
+            not_after: datetime | None = None, actor_user_id: str | None = None) -> LedgerEntry | None:
         """Claim `reference` with a new entry; None when the reference already exists (the caller's retry, or
         a concurrent request with the same reference, which this insert waits for) or, with `not_after`, when
         the database clock has passed it (the caller tells the two apart with `get`)."""
         c = credit_ledger.c
         columns = ((entry_id, c.entry_id), (user_id, c.user_id), (amount, c.amount), (reason, c.reason),
-                   (reference, c.reference), (str(account), c.account))
+                   (reference, c.reference), (str(account), c.account), (actor_user_id, c.actor_user_id))
         values = sa.select(*(sa.literal(v, col.type).label(col.name) for v, col in columns))
         if not_after is not None:
             values = values.where(sa.func.clock_timestamp() <= not_after)
@@ -275,3 +293,108 @@ class PaymentRepository:
     def set_event_outcome(self, event_id: str, outcome: str, payment_reference: str | None) -> None:
         self._conn.execute(sa.update(stripe_events).where(stripe_events.c.event_id == event_id)
                            .values(outcome=outcome, payment_reference=payment_reference))
+
+
+_ADMIN_ACTION_COLUMNS = tuple(admin_actions.c)
+
+
+class AdminActionRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, action_id: str, admin_id: str, action: str, target_type: str, target_id: str, request: dict,
+            before: dict | None) -> AdminAction | None:
+        """Record a PENDING action; None when `action_id` is recorded already (a retry, or a concurrent twin,
+        which this insert waits for)."""
+        row = self._conn.execute(
+            insert(admin_actions).values(action_id=action_id, admin_id=admin_id, action=action,
+                                         target_type=target_type, target_id=target_id, request=request,
+                                         before=before)
+            .on_conflict_do_nothing(index_elements=[admin_actions.c.action_id])
+            .returning(*_ADMIN_ACTION_COLUMNS)).first()
+        return AdminAction(**row._mapping) if row else None
+
+    def get(self, action_id: str) -> AdminAction | None:
+        row = self._conn.execute(sa.select(*_ADMIN_ACTION_COLUMNS)
+                                 .where(admin_actions.c.action_id == action_id)).first()
+        return AdminAction(**row._mapping) if row else None
+
+    def finish(self, action_id: str, outcome: str, after: dict | None, error_code: str | None) -> AdminAction | None:
+        """End a PENDING action; None when it is not PENDING (finished before: the first finish wins) or absent."""
+        row = self._conn.execute(
+            sa.update(admin_actions)
+            .where(admin_actions.c.action_id == action_id, admin_actions.c.outcome == "PENDING")
+            .values(outcome=outcome, after=after, error_code=error_code, finished_at=sa.func.now())
+            .returning(*_ADMIN_ACTION_COLUMNS)).first()
+        return AdminAction(**row._mapping) if row else None
+
+    def list(self, admin_id: str | None, target_type: str | None, target_id: str | None, action: str | None,
+             limit: int, offset: int) -> list[AdminAction]:
+        a = admin_actions.c
+        stmt = sa.select(*_ADMIN_ACTION_COLUMNS)
+        for column, value in ((a.admin_id, admin_id), (a.target_type, target_type), (a.target_id, target_id),
+                              (a.action, action)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        rows = self._conn.execute(stmt.order_by(a.created_at.desc(), a.action_id.desc()).limit(limit).offset(offset))
+        return [AdminAction(**row._mapping) for row in rows]
+
+
+_NOTIFICATION_COLUMNS = (notifications.c.notification_id, notifications.c.kind, notifications.c.data,
+                         notifications.c.occurred_at, notifications.c.delivered_at)
+
+
+class NotificationRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, notification_id: str, user_id: str, kind: str, data: dict, occurred_at: datetime) -> bool:
+        """Record a notification; False when its id is recorded already (a redelivery or a republish), in which
+        case a concurrent twin's insert waits for the first one's transaction."""
+        row = self._conn.execute(
+            insert(notifications).values(notification_id=notification_id, user_id=user_id, kind=kind, data=data,
+                                         occurred_at=occurred_at)
+            .on_conflict_do_nothing(index_elements=[notifications.c.notification_id])
+            .returning(notifications.c.notification_id)).first()
+        return row is not None
+
+    def for_user(self, user_id: str, limit: int, offset: int) -> list[NotificationRecord]:
+        n = notifications.c
+        rows = self._conn.execute(sa.select(*_NOTIFICATION_COLUMNS).where(n.user_id == user_id)
+                                  .order_by(n.occurred_at.desc(), n.notification_id.desc())
+                                  .limit(limit).offset(offset))
+        return [NotificationRecord(**row._mapping) for row in rows]
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    id: int
+    email: str
+    subject: str
+    body: str
+
+
+class EmailOutboxRepository:
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def add(self, user_id: str, email: str, subject: str, body: str, notification_id: str | None = None) -> None:
+        self._conn.execute(sa.insert(email_outbox).values(user_id=user_id, email=email, subject=subject, body=body,
+                                                          notification_id=notification_id))
+
+    def claim_unsent(self, limit: int, max_attempts: int) -> list[OutgoingEmail]:
+        """The oldest unsent e-mails not yet given up, locked for this sender (SKIP LOCKED: several senders share
+        the outbox without sending one message twice)."""
+        e = email_outbox.c
+        rows = self._conn.execute(
+            sa.select(e.id, e.email, e.subject, e.body)
+            .where(e.sent_at.is_(None), e.attempts < max_attempts)
+            .order_by(e.id).limit(limit).with_for_update(skip_locked=True))
+        return [OutgoingEmail(**row._mapping) for row in rows]
+
+    def mark_sent(self, email_id: int) -> None:
+        self._conn.execute(sa.update(email_outbox).where(email_outbox.c.id == email_id).values(sent_at=sa.func.now()))
+
+    def record_failure(self, email_id: int, error: str) -> None:
+        self._conn.execute(sa.update(email_outbox).where(email_outbox.c.id == email_id)
+                           .values(attempts=email_outbox.c.attempts + 1, last_error=error[:500]))

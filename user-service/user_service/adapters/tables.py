@@ -1,6 +1,6 @@
 """Table definitions mirroring the migrations (a test checks that the two agree)."""
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -42,6 +42,8 @@ credit_ledger = sa.Table(
     _created_at(),
     # Which of the user's balances the row moves (and `balance_after` reports).
     sa.Column("account", sa.Text, nullable=False, server_default="spendable"),
+    # The admin who granted the credit; NULL for the system's own changes.
+    sa.Column("actor_user_id", UUID(as_uuid=False), nullable=True),
     sa.UniqueConstraint("reference", name="uq_credit_ledger_reference"),
     # Zero only for a gift's debit row, which records that both parties confirmed the transfer.
     sa.CheckConstraint("amount <> 0 OR reference LIKE 'transfer:%\\:debit'",
@@ -102,3 +104,58 @@ stripe_events = sa.Table(
     sa.Column("payment_reference", sa.Text, nullable=True),
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# The audit trail of admin actions: recorded PENDING before the action runs, finished once (the first finish wins).
+admin_actions = sa.Table(
+    "admin_actions", metadata,
+    sa.Column("action_id", UUID(as_uuid=False), primary_key=True),
+    sa.Column("admin_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target_type", sa.Text, nullable=False),
+    sa.Column("target_id", sa.Text, nullable=False),
+    sa.Column("request", JSONB, nullable=False),
+    sa.Column("before", JSONB, nullable=True),
+    sa.Column("after", JSONB, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=False, server_default="PENDING"),
+    sa.Column("error_code", sa.Text, nullable=True),
+    _created_at(),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("outcome IN ('PENDING', 'SUCCEEDED', 'FAILED')", name="ck_admin_actions_outcome"),
+    sa.CheckConstraint("(outcome = 'PENDING') = (finished_at IS NULL)", name="ck_admin_actions_finished"),
+    sa.CheckConstraint("error_code IS NULL OR outcome = 'FAILED'", name="ck_admin_actions_error_code"),
+)
+sa.Index("ix_admin_actions_created", admin_actions.c.created_at, admin_actions.c.action_id)
+sa.Index("ix_admin_actions_admin", admin_actions.c.admin_id, admin_actions.c.created_at)
+sa.Index("ix_admin_actions_target", admin_actions.c.target_type, admin_actions.c.target_id,
+         admin_actions.c.created_at)
+sa.Index("ix_admin_actions_action", admin_actions.c.action, admin_actions.c.created_at)
+
+# Each notification delivered to a fan, once per notification_id (trcontracts.notifications).
+notifications = sa.Table(
+    "notifications", metadata,
+    sa.Column("notification_id", sa.Text, primary_key=True),
+    sa.Column("user_id", UUID(as_uuid=False), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("data", JSONB, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+sa.Index("ix_notifications_user_occurred", notifications.c.user_id, notifications.c.occurred_at)
+
+# E-mails to send; the record itself without SMTP configured, like sms_outbox.
+email_outbox = sa.Table(
+    "email_outbox", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("user_id", UUID(as_uuid=False), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("notification_id", sa.Text, sa.ForeignKey("notifications.notification_id"), nullable=True),
+    _created_at(),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    # Refusals by the SMTP server counted per message: one it keeps refusing is given up after EMAIL_MAX_ATTEMPTS.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+sa.Index("ix_email_outbox_user", email_outbox.c.user_id, email_outbox.c.id)
+sa.Index("ix_email_outbox_unsent", email_outbox.c.id, postgresql_where=sa.text("sent_at IS NULL"))

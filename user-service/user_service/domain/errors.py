@@ -109,3 +109,7 @@ class InvalidPayload(_DefaultMessage, InvalidInput):
 
 class OtpProviderUnavailable(_DefaultMessage, DependencyUnavailable):
     code, default_message = UserError.OTP_PROVIDER_UNAVAILABLE, "the OTP provider is unavailable"
+
+
+class AdminActionNotFound(_DefaultMessage, NotFound):
+    code, default_message = UserError.ADMIN_ACTION_NOT_FOUND, "no such admin action"

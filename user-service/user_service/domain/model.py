@@ -35,11 +35,14 @@ class LedgerEntry:
     reference: str
     account: Account
     created_at: datetime
+    # The admin who granted it (an admin's grant); None for the system's own changes.
+    actor_user_id: str | None = None
 
-    def is_same_request(self, user_id: str, amount: int, account: Account) -> bool:
-        """A reference names one change: reusing it for another user, amount or account is a caller bug, not a
-        retry."""
-        return self.user_id == user_id and self.amount == amount and self.account == account
+    def is_same_request(self, user_id: str, amount: int, account: Account, actor_user_id: str | None = None) -> bool:
+        """A reference names one change: reusing it for another user, amount, account or actor is a caller bug,
+        not a retry."""
+        return (self.user_id == user_id and self.amount == amount and self.account == account
+                and self.actor_user_id == actor_user_id)
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,30 @@ class BalanceChange:
 
     entry: LedgerEntry
     applied: bool
+
+
+@dataclass(frozen=True)
+class AdminAction:
+    """One entry of the admin audit trail (trcontracts.users.AdminAction)."""
+
+    action_id: str
+    admin_id: str
+    action: str
+    target_type: str
+    target_id: str
+    request: dict
+    before: dict | None
+    after: dict | None
+    outcome: str
+    error_code: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    notification_id: str
+    kind: str
+    data: dict
+    occurred_at: datetime
+    delivered_at: datetime

@@ -7,7 +7,7 @@ from trcommon.web import database_service_app, internal_blueprint, serve
 from trcontracts import users
 
 from ..bootstrap import Container, bootstrap
-from ..domain.model import BalanceChange
+from ..domain.model import AdminAction, BalanceChange
 from ..service_layer import services
 from ..settings import UserSettings
 
@@ -20,6 +20,10 @@ def _change(change: BalanceChange) -> users.BalanceChange:
     return users.BalanceChange(entry_id=entry.entry_id, user_id=entry.user_id, amount=entry.amount,
                                balance=entry.balance_after, reference=entry.reference, account=entry.account,
                                applied=change.applied)
+
+
+def _admin_action(action: AdminAction) -> users.AdminAction:
+    return users.AdminAction.model_validate(action, from_attributes=True)
 
 
 def create_app(settings: UserSettings | None = None, container: Container | None = None) -> Flask:
@@ -58,7 +62,7 @@ def create_app(settings: UserSettings | None = None, container: Container | None
     @serve(api, users.CREDIT)
     def credit(body: users.CreditBody):
         return _change(services.credit(c, str(body.user_id), body.amount, body.reference, body.reason,
-                                       body.account))
+                                       body.account, str(body.actor_user_id) if body.actor_user_id else None))
 
     @serve(api, users.RELEASE_PENDING)
     def release_pending(body: users.ReleaseBody):
@@ -97,6 +101,33 @@ def create_app(settings: UserSettings | None = None, container: Container | None
         # The signature covers the exact bytes Stripe sent: read them raw, never re-serialised JSON.
         services.receive_stripe_webhook(c, request.get_data(), request.headers.get(users.STRIPE_SIGNATURE_HEADER))
         return users.Received(received=True)
+
+    @serve(api, users.SET_FLAG)
+    def set_flag(user_id: str, body: users.SetFlagBody):
+        return users.User.model_validate(services.set_flag(c, user_id, body.flagged), from_attributes=True)
+
+    @serve(api, users.RECORD_ADMIN_ACTION)
+    def record_admin_action(body: users.AdminActionBody):
+        action, created = services.record_admin_action(c, str(body.action_id), str(body.admin_id), body.action,
+                                                       body.target_type, body.target_id, body.request, body.before)
+        return _admin_action(action), (201 if created else 200)
+
+    @serve(api, users.FINISH_ADMIN_ACTION)
+    def finish_admin_action(action_id: str, body: users.FinishAdminActionBody):
+        return _admin_action(services.finish_admin_action(c, action_id, str(body.outcome), body.after,
+                                                          body.error_code))
+
+    @serve(api, users.LIST_ADMIN_ACTIONS)
+    def admin_actions(query: users.AdminActionQuery):
+        found = services.admin_actions(c, str(query.admin_id) if query.admin_id else None, query.target_type,
+                                       query.target_id, query.action, query.limit, query.offset)
+        return users.AdminActions(actions=[_admin_action(a) for a in found])
+
+    @serve(api, users.LIST_NOTIFICATIONS)
+    def notifications(user_id: str, query: users.NotificationQuery):
+        found = services.user_notifications(c, user_id, query.limit, query.offset)
+        return users.NotificationRecords(notifications=[
+            users.NotificationRecord.model_validate(n, from_attributes=True) for n in found])
 
     app.register_blueprint(api)
     return app

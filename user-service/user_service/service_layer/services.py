@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING
 
 from trcommon.auth import Principal
 from trcommon.errors import Unauthorized
+from trcontracts.notifications import Notification
 from trcontracts.users import PENDING_REFERENCE_SUFFIX, Account, UserError, normalize_email
 
+from ..adapters.email import Mailer, MailerUnavailable, MessageRefused
 from ..adapters.stripe_gateway import PaymentIntent
-from ..domain import otp, payments
+from ..domain import notifications, otp, payments
 from ..domain.errors import (
+    AdminActionNotFound,
     DeadlinePassed,
     DevelopmentOnly,
     InsufficientCredits,
@@ -29,7 +32,7 @@ from ..domain.errors import (
     ReferenceConflict,
     UserNotFound,
 )
-from ..domain.model import BalanceChange, LedgerEntry, User
+from ..domain.model import AdminAction, BalanceChange, LedgerEntry, NotificationRecord, User
 from ..domain.otp import OtpChallenge
 from ..domain.payments import CompletedPayment, RecordedIntent, StripeEvent
 from .unit_of_work import UserUnitOfWork
@@ -110,22 +113,23 @@ def get_user_by_email(c: Container, email: str) -> User:
 
 # --- credits -----------------------------------------------------------------------------------------------------
 
-def _replayed(existing: LedgerEntry, user_id: str, amount: int, account: Account) -> BalanceChange:
-    if not existing.is_same_request(user_id, amount, account):
+def _replayed(existing: LedgerEntry, user_id: str, amount: int, account: Account,
+              actor_user_id: str | None = None) -> BalanceChange:
+    if not existing.is_same_request(user_id, amount, account, actor_user_id):
         raise ReferenceConflict()
     return BalanceChange(existing, applied=False)
 
 
 def _apply(uow: UserUnitOfWork, user_id: str, amount: int, reason: str, reference: str, account: Account,
-           not_after: datetime | None = None) -> BalanceChange:
+           not_after: datetime | None = None, actor_user_id: str | None = None) -> BalanceChange:
     """Claim the reference with a ledger row, then move the account's balance; the caller commits only if
     applied. With `not_after`, a new change is refused once the database clock has passed it (a replay still
-    answers)."""
-    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, account, not_after)
+    answers). `actor_user_id` is the admin granting it, stored on the row."""
+    entry = uow.ledger.add(str(uuid.uuid4()), user_id, amount, reason, reference, account, not_after, actor_user_id)
     if entry is None:
         existing = uow.ledger.get(reference)
         if existing is not None:
-            return _replayed(existing, user_id, amount, account)
+            return _replayed(existing, user_id, amount, account, actor_user_id)
         if not_after is not None:
             raise DeadlinePassed()
         # Only if a row could vanish between the two statements; ledger rows are never deleted.
@@ -153,12 +157,13 @@ def _apply_at_once(c: Container, user_id: str, amount: int, reason: str, referen
 
 
 def credit(c: Container, user_id: str, amount: int, reference: str, reason: str,
-           account: Account = Account.SPENDABLE) -> BalanceChange:
+           account: Account = Account.SPENDABLE, actor_user_id: str | None = None) -> BalanceChange:
     # A transaction, not `_apply_at_once`: credits are off the purchase's path (refunds, transfer proceeds), and a
     # credit whose caller died while it waited for a lock is then rolled back rather than committed anyway
     # (e2e-tests/test_transfer_crashes.py builds its "killed between the debit and the credit" case that way).
+    # An admin's grant (`actor_user_id`) is a credit like any other, keyed by its reference.
     with c.uow() as uow:
-        change = _apply(uow, user_id, amount, reason, reference, account)
+        change = _apply(uow, user_id, amount, reason, reference, account, actor_user_id=actor_user_id)
         if change.applied:
             uow.commit()
         return change
@@ -241,6 +246,112 @@ def ledger_entries(c: Container, reference: str | None, user_id: str | None, lim
             entries = [entry] if entry is not None and (user_id is None or entry.user_id == user_id) else []
             return entries[offset:offset + limit]
         return uow.ledger.for_user(user_id, limit, offset)
+
+
+def set_flag(c: Container, user_id: str, flagged: bool) -> User:
+    """Flag or unflag a user (any role: an admin's account can be at risk too); the same value again changes
+    nothing."""
+    with c.uow(autocommit=True) as uow:
+        user = uow.users.set_flag(user_id, flagged) if _is_uuid(user_id) else None
+    if user is None:
+        raise UserNotFound()
+    log.info("user flag set", extra={"user_id": user_id, "flagged": flagged})
+    return user
+
+
+# --- admin audit trail -------------------------------------------------------------------------------------------
+
+def record_admin_action(c: Container, action_id: str, admin_id: str, action: str, target_type: str, target_id: str,
+                        request: dict, before: dict | None) -> tuple[AdminAction, bool]:
+    """Record an action as PENDING once per action_id; returns the record and whether this call created it (a
+    retry gets the stored record, unchanged)."""
+    with c.uow(autocommit=True) as uow:
+        created = uow.admin_actions.add(action_id, admin_id, action, target_type, target_id, request, before)
+        if created is not None:
+            return created, True
+        return uow.admin_actions.get(action_id), False
+
+
+def finish_admin_action(c: Container, action_id: str, outcome: str, after: dict | None,
+                        error_code: str | None) -> AdminAction:
+    """End a PENDING action; a later finish answers the record as the first one left it."""
+    if not _is_uuid(action_id):
+        raise AdminActionNotFound()
+    with c.uow(autocommit=True) as uow:
+        finished = uow.admin_actions.finish(action_id, outcome, after, error_code)
+        if finished is not None:
+            return finished
+        existing = uow.admin_actions.get(action_id)
+    if existing is None:
+        raise AdminActionNotFound()
+    return existing
+
+
+def admin_actions(c: Container, admin_id: str | None, target_type: str | None, target_id: str | None,
+                  action: str | None, limit: int, offset: int) -> list[AdminAction]:
+    with c.uow(autocommit=True) as uow:
+        return uow.admin_actions.list(admin_id, target_type, target_id, action, limit, offset)
+
+
+# --- notifications -----------------------------------------------------------------------------------------------
+
+def deliver_notification(c: Container, notification: Notification) -> str:
+    """Deliver a notification once per notification_id, in one transaction: its record, an SMS to the user's phone
+    (through the SMS backend) and an e-mail in email_outbox. Returns "delivered", or "duplicate" when the id was
+    delivered before (nothing written); raises UserNotFound for a user this service does not know."""
+    user_id = str(notification.user_id)
+    data = dict(notification.data)
+    message = notifications.render(notification.kind, data)
+    with c.uow() as uow:
+        user = uow.users.get(user_id)
+        if user is None:
+            raise UserNotFound()
+        if not uow.notifications.add(notification.notification_id, user_id, str(notification.kind), data,
+                                     notification.occurred_at):
+            return "duplicate"
+        if user.phone:
+            c.sms.send(uow.sms_outbox, user.phone, message.sms)
+        uow.email_outbox.add(user_id, user.email, message.subject, message.body, notification.notification_id)
+        uow.commit()
+    return "delivered"
+
+
+def user_notifications(c: Container, user_id: str, limit: int, offset: int) -> list[NotificationRecord]:
+    with c.uow(autocommit=True) as uow:
+        _existing_user(uow, user_id)
+        return uow.notifications.for_user(user_id, limit, offset)
+
+
+def send_pending_emails(c: Container, mailer: Mailer, batch: int) -> int:
+    """Send up to `batch` unsent e-mails of the outbox and mark each sent; returns how many were sent. The rows are
+    locked while they are sent, so two senders never send one twice; a crash after sending and before the commit
+    sends it again (at least once). A message the server refuses counts one attempt (given up after
+    EMAIL_MAX_ATTEMPTS); a server that cannot be reached ends the pass without counting."""
+    sent = 0
+    with c.uow() as uow:
+        pending = uow.email_outbox.claim_unsent(batch, c.settings.email_max_attempts)
+        if not pending:
+            return 0
+        unavailable: MailerUnavailable | None = None
+        try:
+            with mailer.session() as session:
+                for email in pending:
+                    try:
+                        session.send(email.email, email.subject, email.body)
+                    except MessageRefused as refused:
+                        log.warning("e-mail refused by the SMTP server",
+                                    extra={"email_id": email.id, "error": str(refused)})
+                        uow.email_outbox.record_failure(email.id, str(refused))
+                        continue
+                    uow.email_outbox.mark_sent(email.id)
+                    sent += 1
+        except MailerUnavailable as exc:
+            # What went out before the server was lost stays sent; the rest waits for the next pass.
+            unavailable = exc
+        uow.commit()
+    if unavailable is not None:
+        raise unavailable
+    return sent
 
 
 # --- one-time codes ----------------------------------------------------------------------------------------------

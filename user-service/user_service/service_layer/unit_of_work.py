@@ -1,7 +1,10 @@
 from trcommon.db import UnitOfWork
 
 from ..adapters.repository import (
+    AdminActionRepository,
+    EmailOutboxRepository,
     LedgerRepository,
+    NotificationRepository,
     OtpRepository,
     PaymentRepository,
     SmsOutboxRepository,
@@ -15,6 +18,9 @@ class UserUnitOfWork(UnitOfWork):
     otps: OtpRepository
     sms_outbox: SmsOutboxRepository
     payments: PaymentRepository
+    admin_actions: AdminActionRepository
+    notifications: NotificationRepository
+    email_outbox: EmailOutboxRepository
 
     def _open(self) -> None:
         self.users = UserRepository(self.conn)
@@ -22,3 +28,6 @@ class UserUnitOfWork(UnitOfWork):
         self.otps = OtpRepository(self.conn)
         self.sms_outbox = SmsOutboxRepository(self.conn)
         self.payments = PaymentRepository(self.conn)
+        self.admin_actions = AdminActionRepository(self.conn)
+        self.notifications = NotificationRepository(self.conn)
+        self.email_outbox = EmailOutboxRepository(self.conn)
