@@ -362,7 +362,7 @@ class SeatRepository:
             "  count(*) FILTER (WHERE status = 'SOLD') AS sold, "
             "  count(*) FILTER (WHERE status = 'CHECKED_IN') AS checked_in, "
             "  min(price) AS price_min, max(price) AS price_max, "
-            "  coalesce(sum(price) FILTER (WHERE status IN ('SOLD', 'CHECKED_IN')), 0) AS face_value_sold "
+            "  CAST(coalesce(sum(price) FILTER (WHERE status IN ('SOLD', 'CHECKED_IN')), 0) AS bigint) AS face_value_sold "
             "FROM seats WHERE event_id = :event_id GROUP BY section ORDER BY section"), {"event_id": event_id})
         return [SectionSales(**r._mapping) for r in rows]
 
