@@ -85,11 +85,18 @@ class Hall(BaseModel):
     venue_id: str
 
 
+class VenueHall(BaseModel):
+    """A hall as its venue lists it (the venue is the one listing it)."""
+
+    hall_id: str
+    name: str
+
+
 class Venue(BaseModel):
     venue_id: str
     name: str
     address: str
-    halls: list[Hall]
+    halls: list[VenueHall]
 
 
 class VenueList(BaseModel):

@@ -92,7 +92,8 @@ class EventRepository:
     def add_venue(self, venue_id: str, name: str, address: str = "") -> bool:
         """Insert the venue; False when one with this id exists already (left as it is)."""
         return self._conn.execute(insert(venues).values(venue_id=venue_id, name=name, address=address)
-                                  .on_conflict_do_nothing(index_elements=[venues.c.venue_id])).rowcount == 1
+                                  .on_conflict_do_nothing(index_elements=[venues.c.venue_id])
+                                  .returning(venues.c.venue_id)).first() is not None
 
     def add_hall(self, hall_id: str, venue_id: str, name: str) -> bool:
         """Insert the hall; False when one with this id exists already. HallNameTaken when another hall of the
@@ -100,7 +101,8 @@ class EventRepository:
         try:
             return self._conn.execute(
                 insert(halls).values(hall_id=hall_id, venue_id=venue_id, name=name)
-                .on_conflict_do_nothing(index_elements=[halls.c.hall_id])).rowcount == 1
+                .on_conflict_do_nothing(index_elements=[halls.c.hall_id])
+                .returning(halls.c.hall_id)).first() is not None
         except IntegrityError as exc:
             if getattr(exc.orig.diag, "constraint_name", None) == "uq_halls_venue_name":
                 raise HallNameTaken() from None
@@ -112,4 +114,5 @@ class EventRepository:
         return self._conn.execute(
             insert(events).values(event_id=event_id, name=name, venue_id=venue_id, hall_id=hall_id,
                                   starts_at=starts_at, description=description, status=status.value)
-            .on_conflict_do_nothing(index_elements=[events.c.event_id])).rowcount == 1
+            .on_conflict_do_nothing(index_elements=[events.c.event_id])
+            .returning(events.c.event_id)).first() is not None
