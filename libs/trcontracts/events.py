@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum, auto
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_serializer, field_validator
 
 from .base import ErrorCode, Page, QueryInt, Route, Timestamp, UtcTimestamp
 from .orders import OrderError
@@ -117,6 +117,11 @@ class EventQuery(Page):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",")]
         return value
+
+    @field_serializer("status", when_used="json")
+    def _as_comma_list(self, value: list[EventStatus] | None) -> str | None:
+        # A query string carries one value per name here (the server reads the first of repeated names).
+        return None if value is None else ",".join(s.value for s in value)
 
 
 class StaleCancellationsQuery(BaseModel):
