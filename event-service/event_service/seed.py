@@ -2,6 +2,7 @@
 from datetime import datetime, timedelta, timezone
 
 from trcommon import demo
+from trcontracts.events import EventStatus
 
 from .bootstrap import bootstrap
 from .settings import EventSettings
@@ -15,6 +16,6 @@ def seed_demo(settings: EventSettings) -> None:
         uow.events.add_hall(demo.HALL_B_ID, demo.VENUE_ID, "Hall B")
         starts = (datetime.now(timezone.utc) + timedelta(days=30)).replace(hour=20, minute=0, second=0, microsecond=0)
         uow.events.add_event(demo.EVENT_ID, "Demo Concert", demo.VENUE_ID, demo.HALL_A_ID, starts,
-                             "The demo event: 200 seats in Hall A, 50 credits each.")
+                             "The demo event: 200 seats in Hall A, 50 credits each.", status=EventStatus.ON_SALE)
         uow.commit()
     c.engine.dispose()

@@ -26,10 +26,26 @@ class InventoryError(ErrorCode):
     HOLD_ID_IN_USE = auto(), 409
     # One hold covers seats of one event only.
     SEATS_NOT_IN_ONE_EVENT = auto(), 400
+    # The seat's event is not on sale (not published yet, or its sale was closed: a cancellation).
+    EVENT_NOT_ON_SALE = auto(), 409
+    # The event already has seats, and they are not the grid asked for.
+    GRID_EXISTS = auto(), 409
 
 
 # A hold (one order) covers 1 to MAX_SEATS_PER_HOLD distinct seats of one event.
 MAX_SEATS_PER_HOLD = 8
+
+# The bounds of one CreateSeatGrid call.
+MAX_GRID_SECTIONS = 50
+MAX_SECTION_NAME = 40
+MAX_GRID_ROWS = 200
+MAX_ROW_LABEL = 8
+MAX_SEATS_PER_ROW = 500
+MAX_GRID_SEATS = 20_000
+MAX_SEAT_PRICE = 100_000_000
+# GateReport's check-in buckets and page.
+MIN_BUCKET_SECONDS, MAX_BUCKET_SECONDS, DEFAULT_BUCKET_SECONDS = 60, 86_400, 300
+MAX_REPORT_PAGE, DEFAULT_REPORT_PAGE = 500, 100
 
 
 class SeatStatus(StrEnum):
@@ -70,8 +86,9 @@ E = InventoryError
 
 RESERVE_SEAT = Rpc(
     "ReserveSeat", (E.SEAT_NOT_FOUND, E.SEAT_UNAVAILABLE, E.TOO_MANY_HOLDS, E.HOLD_ID_IN_USE,
-                    E.SEATS_NOT_IN_ONE_EVENT), idempotent=True,
+                    E.SEATS_NOT_IN_ONE_EVENT, E.EVENT_NOT_ON_SALE), idempotent=True,
     doc="`seat_id`, or `seat_ids` (1 to 8 distinct seats of one event): all held under one hold id or none. "
+        "EVENT_NOT_ON_SALE: the seats' sale is closed (`on_sale` false: an event not published, or cancelled). "
         "The rows are locked NOWAIT in ascending seat_id order. SEAT_UNAVAILABLE: a seat is sold, or held by a "
         "live hold (`details.seat_ids` names them); with gRPC ABORTED when a row lock is taken (NOWAIT; "
         "`details.seat_ids` names the seats requested). SEAT_NOT_FOUND names the missing seats the same way. "
@@ -108,5 +125,29 @@ RECORD_SCAN = Rpc("RecordScan", (), idempotent=False,
                   doc="Appends an entry_logs row (MarkCheckedIn writes its own row for the winning and the losing "
                       "calls).")
 
+CREATE_SEAT_GRID = Rpc(
+    "CreateSeatGrid", (E.GRID_EXISTS,), idempotent=True,
+    doc="Creates sections x rows x numbers 1..seats_per_row (1-50 sections, 1-200 rows of 1-8 chars each, 1-500 "
+        "seats per row, price 0..100,000,000, at most 20,000 seats) in one transaction, every seat `on_sale` as "
+        "asked. The same grid again answers created=0 and its total; other seats already there are GRID_EXISTS. "
+        "Concurrent calls for one event are serialised (one grid).")
+SET_EVENT_SALE = Rpc(
+    "SetEventSale", (), idempotent=True,
+    doc="`on_sale` for every seat of the event; closing also ends every hold of it (HELD -> AVAILABLE) in the "
+        "same transaction, so no seat of it can be held or confirmed afterwards. `changed`: seats whose on_sale "
+        "changed; `released`: holds ended.")
+UPDATE_PRICES = Rpc(
+    "UpdatePrices", (E.SEAT_NOT_FOUND,), idempotent=True,
+    doc="The price of the event's seats (all, one `section`, or the listed `seat_ids`) that are AVAILABLE or held "
+        "by a lapsed hold; seats held live, sold or checked in keep theirs and are counted as `skipped`. "
+        "SEAT_NOT_FOUND (nothing changed, `details.seat_ids`) when a listed seat is not the event's.")
+SALES_REPORT = Rpc("SalesReport", (), idempotent=True,
+                   doc="Seats by status (held: live holds only; a lapsed hold counts as available), the face value "
+                       "of sold and checked-in seats, and the same per section.")
+GATE_REPORT = Rpc("GateReport", (), idempotent=True,
+                  doc="The event's scans (entry_logs of its seats) by result and by hall, and check-ins per "
+                      "`bucket_seconds` (60-86400, default 300) by time, `limit` (1-500, default 100) buckets from "
+                      "`offset`, with the number of buckets.")
+
 RPCS = (RESERVE_SEAT, CONFIRM_SEAT, RELEASE_SEAT, UPDATE_OWNER, RETURN_SEATS, VERIFY_TICKET, MARK_CHECKED_IN, LIST_SEATS,
-        LIST_TICKETS, RECORD_SCAN)
+        LIST_TICKETS, RECORD_SCAN, CREATE_SEAT_GRID, SET_EVENT_SALE, UPDATE_PRICES, SALES_REPORT, GATE_REPORT)

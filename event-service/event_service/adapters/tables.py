@@ -30,6 +30,14 @@ events = sa.Table(
     sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("status", sa.Text, nullable=False, server_default="DRAFT"),
+    sa.Column("cancel_reason", sa.Text),
+    sa.Column("cancel_step", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("status IN ('DRAFT', 'ON_SALE', 'CANCELLING', 'CANCELLED')", name="ck_events_status"),
+    sa.CheckConstraint("cancel_step >= 0", name="ck_events_cancel_step"),
 )
 
 sa.Index("ix_events_starts_at", events.c.starts_at)
+# The recovery worker's question: CANCELLING events by how long since they last moved.
+sa.Index("ix_events_cancelling", events.c.updated_at, postgresql_where=sa.text("status = 'CANCELLING'"))

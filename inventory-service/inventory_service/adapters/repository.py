@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from trcommon.db import LOCK_NOT_AVAILABLE, Prepared, sqlstate
 
 from ..domain.exceptions import SeatLocked
-from ..domain.model import HoldReleased, ScanResult, Seat, SeatStatus
+from ..domain.model import (GateReport, HoldReleased, Position, ScanResult, Seat, SectionSales, SeatStatus)
 from .tables import entry_logs, ownership_changes, seats
 
 log = logging.getLogger("inventory.repository")
@@ -27,6 +27,8 @@ DB_NOW = sa.func.statement_timestamp()
 # First key of the two-key advisory lock that serialises one user's reservations (the per-user hold cap);
 # the second key is a hash of the user id. A constant namespace keeps it apart from any other advisory lock.
 HOLD_CAP_LOCK_NAMESPACE = 0x5EA7
+# First key of the advisory lock that serialises the grid creations of one event (the second: a hash of its id).
+GRID_LOCK_NAMESPACE = 0x6A1D
 
 _STATE_FIELDS = ("status", "held_by_user_id", "hold_id", "held_until", "owner_user_id", "ticket_version",
                  "checked_in_at", "checked_in_hall_id")
@@ -63,10 +65,12 @@ _LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
                .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
                       seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
                .scalar_subquery())
-# The hold is written only within the cap and only under a hold id no other seat has: both rules in this one
-# statement (no round trip of their own on the way to a hold); the refusal path asks which one failed.
+# The hold is written only on seats on sale, within the cap and only under a hold id no other seat has: every
+# rule in this one statement (no round trip of their own on the way to a hold); the refusal path asks which one
+# failed.
 _SAVE_HOLD = Prepared(seats.update()
-              .where(_IN_SEAT_IDS, _LIVE_HOLDS + sa.bindparam("p_seat_count") <= sa.bindparam("p_max_holds"),
+              .where(_IN_SEAT_IDS, seats.c.on_sale,
+                     _LIVE_HOLDS + sa.bindparam("p_seat_count") <= sa.bindparam("p_max_holds"),
                      ~_HOLD_ID_ELSEWHERE)
               .values({**{name: sa.bindparam("p_" + name) for name in _STATE_FIELDS}, "updated_at": DB_NOW})
               .returning(seats.c.seat_id))
@@ -273,6 +277,114 @@ class SeatRepository:
             "p_log_seat_id": seat_id, "p_log_hall_id": hall_id,
             "p_ticket_version": ticket_version, "p_scanner_user_id": scanner_user_id})
         return (_seat(row), row["db_now"]) if row else None
+
+
+    # --- organizer operations --------------------------------------------------------------------------------
+
+    def lock_event_grid(self, event_id: str) -> None:
+        """Serialise grid creations of this event until the transaction ends: a second concurrent call waits,
+        then finds the first one's seats."""
+        self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            GRID_LOCK_NAMESPACE, sa.func.hashtext(sa.literal(event_id, sa.Text)))))
+
+    def positions(self, event_id: str) -> set[Position]:
+        rows = self._conn.execute(sa.select(seats.c.section, seats.c.row, seats.c.number, seats.c.price)
+                                  .where(seats.c.event_id == event_id))
+        return {tuple(r) for r in rows}
+
+    def add_grid(self, event_id: str, positions: list[Position], on_sale: bool) -> int:
+        """Insert every position as a new AVAILABLE seat in one set-based statement (unnest of four arrays);
+        the number inserted."""
+        sections, rows, numbers, prices = (list(column) for column in zip(*positions))
+        return self._conn.execute(sa.text(
+            "INSERT INTO seats (seat_id, event_id, section, \"row\", number, price, on_sale) "
+            "SELECT gen_random_uuid(), CAST(:event_id AS uuid), g.section, g.row, g.number, g.price, :on_sale "
+            "FROM unnest(CAST(:sections AS text[]), CAST(:rows AS text[]), CAST(:numbers AS integer[]), "
+            "CAST(:prices AS bigint[])) AS g(section, row, number, price)"),
+            {"event_id": event_id, "on_sale": on_sale, "sections": sections, "rows": rows, "numbers": numbers,
+             "prices": prices}).rowcount
+
+    def set_sale(self, event_id: str, on_sale: bool) -> tuple[int, int]:
+        """on_sale for every seat of the event, in one statement (rows locked in lock order, waiting for a
+        reservation in flight); closing also ends every hold of it (HELD -> AVAILABLE, hold cleared). A seat held
+        by a reservation that commits while this waits for its row is read again as that reservation left it, so
+        its hold is ended too. (seats whose on_sale changed, holds ended)."""
+        row = self._conn.execute(sa.text(
+            "WITH target AS (SELECT seat_id, on_sale, status FROM seats "
+            "                WHERE event_id = :event_id AND (on_sale <> :on_sale OR (NOT :on_sale AND status = 'HELD'))"
+            "                ORDER BY seat_id FOR UPDATE), "
+            "changed AS (UPDATE seats SET on_sale = :on_sale, "
+            "              status = CASE WHEN target.status = 'HELD' AND NOT :on_sale THEN 'AVAILABLE' "
+            "                            ELSE seats.status END, "
+            "              held_by_user_id = CASE WHEN target.status = 'HELD' AND NOT :on_sale THEN NULL "
+            "                                     ELSE seats.held_by_user_id END, "
+            "              hold_id = CASE WHEN target.status = 'HELD' AND NOT :on_sale THEN NULL ELSE seats.hold_id END, "
+            "              held_until = CASE WHEN target.status = 'HELD' AND NOT :on_sale THEN NULL "
+            "                                ELSE seats.held_until END, "
+            "              updated_at = statement_timestamp() "
+            "            FROM target WHERE seats.seat_id = target.seat_id "
+            "            RETURNING target.on_sale <> :on_sale AS sale_changed, "
+            "                      target.status = 'HELD' AND NOT :on_sale AS released) "
+            "SELECT count(*) FILTER (WHERE sale_changed) AS changed, count(*) FILTER (WHERE released) AS released "
+            "FROM changed"), {"event_id": event_id, "on_sale": on_sale}).one()
+        return row.changed, row.released
+
+    def update_prices(self, event_id: str, price: int, section: str | None,
+                      seat_ids: list[str] | None) -> tuple[int, int, list[str]]:
+        """The price of the event's seats in scope (all, the section, the listed seats) that are free (AVAILABLE, or
+        HELD by a lapsed hold), rows locked in lock order: (updated, skipped, seat ids in scope)."""
+        scope = "event_id = :event_id"
+        params: dict = {"event_id": event_id, "price": price}
+        if section is not None:
+            scope += " AND section = :section"
+            params["section"] = section
+        if seat_ids:
+            scope += " AND seat_id = ANY(CAST(:seat_ids AS uuid[]))"
+            params["seat_ids"] = seat_ids
+        row = self._conn.execute(sa.text(
+            "WITH target AS (SELECT seat_id, (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= "
+            "                statement_timestamp())) AS free FROM seats WHERE " + scope +
+            "                ORDER BY seat_id FOR UPDATE), "
+            "updated AS (UPDATE seats SET price = :price, updated_at = statement_timestamp() FROM target "
+            "            WHERE seats.seat_id = target.seat_id AND target.free RETURNING seats.seat_id) "
+            "SELECT (SELECT count(*) FROM updated) AS updated, "
+            "       (SELECT count(*) FROM target WHERE NOT free) AS skipped, "
+            "       (SELECT coalesce(array_agg(CAST(seat_id AS text)), '{}') FROM target) AS in_scope"),
+            params).one()
+        return row.updated, row.skipped, list(row.in_scope)
+
+    def sales_by_section(self, event_id: str) -> list[SectionSales]:
+        rows = self._conn.execute(sa.text(
+            "SELECT section, count(*) AS total, "
+            "  count(*) FILTER (WHERE status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= statement_timestamp()))"
+            "    AS available, "
+            "  count(*) FILTER (WHERE status = 'HELD' AND held_until > statement_timestamp()) AS held, "
+            "  count(*) FILTER (WHERE status = 'SOLD') AS sold, "
+            "  count(*) FILTER (WHERE status = 'CHECKED_IN') AS checked_in, "
+            "  min(price) AS price_min, max(price) AS price_max, "
+            "  CAST(coalesce(sum(price) FILTER (WHERE status IN ('SOLD', 'CHECKED_IN')), 0) AS bigint) AS face_value_sold "
+            "FROM seats WHERE event_id = :event_id GROUP BY section ORDER BY section"), {"event_id": event_id})
+        return [SectionSales(**r._mapping) for r in rows]
+
+    def gate_report(self, event_id: str, bucket_seconds: int, limit: int, offset: int) -> GateReport:
+        """The event's scans: entry_logs rows of its seats (found through the seats' event index, then each seat's
+        entries through ix_entry_logs_seat_id). A scan that named no seat of the event is not the event's."""
+        scans = ("FROM seats JOIN entry_logs ON entry_logs.seat_id = CAST(seats.seat_id AS text) "
+                 "WHERE seats.event_id = :event_id")
+        params = {"event_id": event_id, "bucket": bucket_seconds, "limit": limit, "offset": offset}
+        by_hall = self._conn.execute(sa.text(
+            f"SELECT coalesce(entry_logs.hall_id, '') AS hall_id, entry_logs.result, count(*) AS n {scans} "
+            "GROUP BY 1, 2 ORDER BY 1, 2"), params).all()
+        by_result: dict[str, int] = {}
+        for hall_id, result, n in by_hall:
+            by_result[result] = by_result.get(result, 0) + n
+        buckets = (f"SELECT to_timestamp(floor(extract(epoch FROM entry_logs.scanned_at) / :bucket) * :bucket) AS start, "
+                   f"count(*) AS n {scans} AND entry_logs.result = 'CHECKED_IN' GROUP BY 1")
+        page = self._conn.execute(sa.text(f"{buckets} ORDER BY 1 LIMIT :limit OFFSET :offset"), params).all()
+        total = self._conn.execute(sa.text(f"SELECT count(*) FROM ({buckets}) AS b"), params).scalar_one()
+        return GateReport(by_result=tuple(sorted(by_result.items())),
+                          by_hall=tuple((h, r, n) for h, r, n in by_hall),
+                          check_ins=tuple((start, n) for start, n in page), total_buckets=total)
 
 
 class OwnershipChangeRepository:

@@ -22,6 +22,8 @@ seats = sa.Table(
     sa.Column("checked_in_hall_id", UUID(as_uuid=False)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # Whether the seat may be held: false before its event is published and after its sale is closed.
+    sa.Column("on_sale", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("event_id", "section", "row", "number", name="uq_seats_event_position"),
 )
 

@@ -70,3 +70,18 @@ class SeatsNotInOneEvent(InvalidInput):
 
     def __init__(self, message: str = "the seats of one hold must all be of one event"):
         super().__init__(message)
+
+
+class EventNotOnSale(Conflict):
+    """The seat's event is not on sale: not published yet, or its sale was closed (a cancellation)."""
+
+    code = InventoryError.EVENT_NOT_ON_SALE
+
+    def __init__(self, message: str = "the event is not on sale"):
+        super().__init__(message)
+
+
+class GridExists(Conflict):
+    """The event already has seats, and they are not the grid asked for."""
+
+    code = InventoryError.GRID_EXISTS

@@ -52,6 +52,7 @@ class Seat:
     ticket_version: int = 1
     checked_in_at: datetime | None = None
     checked_in_hall_id: str | None = None
+    on_sale: bool = True                # false: the event's sale is closed (not published yet, or cancelled)
 
     # --- questions -------------------------------------------------------------------------------------------
 
@@ -179,3 +180,77 @@ class HoldReleased:
     def late_seconds(self) -> float:
         """How long after held_until the seat became available again (negative: released early, on request)."""
         return (self.released_at - self.held_until).total_seconds()
+
+
+# --- organizer operations: seat grids and reports ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GridSection:
+    """One section of a seat grid: every row holds the seats numbered 1..seats_per_row, all at one price."""
+
+    section: str
+    price: int
+    rows: tuple[str, ...]
+    seats_per_row: int
+
+
+# A seat's place and price in a grid: (section, row, number, price).
+Position = tuple[str, str, int, int]
+
+
+def grid_positions(sections: Iterable[GridSection]) -> list[Position]:
+    return [(s.section, row, number, s.price) for s in sections for row in s.rows
+            for number in range(1, s.seats_per_row + 1)]
+
+
+@dataclass(frozen=True)
+class SectionSales:
+    section: str
+    total: int
+    available: int
+    held: int
+    sold: int
+    checked_in: int
+    price_min: int
+    price_max: int
+    face_value_sold: int
+
+
+@dataclass(frozen=True)
+class SalesReport:
+    sections: tuple[SectionSales, ...]
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.sections)
+
+    @property
+    def available(self) -> int:
+        return self._sum("available")
+
+    @property
+    def held(self) -> int:
+        return self._sum("held")
+
+    @property
+    def sold(self) -> int:
+        return self._sum("sold")
+
+    @property
+    def checked_in(self) -> int:
+        return self._sum("checked_in")
+
+    @property
+    def total(self) -> int:
+        return self._sum("total")
+
+    @property
+    def face_value_sold(self) -> int:
+        return self._sum("face_value_sold")
+
+
+@dataclass(frozen=True)
+class GateReport:
+    by_result: tuple[tuple[str, int], ...]               # (result, count), by result
+    by_hall: tuple[tuple[str, str, int], ...]            # (hall_id, result, count), by hall then result
+    check_ins: tuple[tuple[datetime, int], ...]          # (bucket_start, count), by time: one page
+    total_buckets: int

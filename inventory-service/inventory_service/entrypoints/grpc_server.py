@@ -13,12 +13,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from trproto import inventory_pb2, inventory_pb2_grpc
 
 from trcommon.errors import InvalidInput
+from trcontracts import inventory as contract
 from trcontracts.inventory import MAX_SEATS_PER_HOLD
 from trcommon.grpc_support import serve
 from trcommon.process import running
 
 from ..bootstrap import Container, bootstrap
-from ..domain.model import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS, ScanResult, Seat
+from ..domain.model import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS, GridSection, ScanResult, Seat
 from ..service_layer import services
 from ..settings import InventorySettings
 
@@ -122,18 +123,105 @@ class RecordScanInput(_Input):
     ticket_version: Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_empty_is_none)] = None
 
 
+def _zero_is_default(default: int):
+    return BeforeValidator(lambda value: default if value == 0 else value)
+
+
+def _printable(value: str) -> str:
+    if value != value.strip() or not value.isprintable():
+        raise ValueError("must be printable, without leading or trailing spaces")
+    return value
+
+
+Price = Annotated[int, Field(ge=0, le=contract.MAX_SEAT_PRICE)]
+
+
+class GridSectionInput(_Input):
+    section: Annotated[str, Field(min_length=1, max_length=contract.MAX_SECTION_NAME)]
+    price: Price
+    rows: list[Annotated[str, Field(min_length=1, max_length=contract.MAX_ROW_LABEL)]] = Field(
+        min_length=1, max_length=contract.MAX_GRID_ROWS)
+    seats_per_row: int = Field(ge=1, le=contract.MAX_SEATS_PER_ROW)
+
+    @model_validator(mode="after")
+    def _clean(self):
+        for label in (self.section, *self.rows):
+            _printable(label)
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError(f"section {self.section!r}: row labels must be distinct")
+        return self
+
+
+class CreateSeatGridInput(_Input):
+    event_id: Id
+    sections: list[GridSectionInput] = Field(min_length=1, max_length=contract.MAX_GRID_SECTIONS)
+    on_sale: bool
+
+    @model_validator(mode="after")
+    def _one_grid(self):
+        names = [s.section for s in self.sections]
+        if len(set(names)) != len(names):
+            raise ValueError("section names must be distinct")
+        total = sum(len(s.rows) * s.seats_per_row for s in self.sections)
+        if total > contract.MAX_GRID_SEATS:
+            raise ValueError(f"the grid has {total} seats; at most {contract.MAX_GRID_SEATS} per call")
+        return self
+
+    def grid(self) -> list[GridSection]:
+        return [GridSection(s.section, s.price, tuple(s.rows), s.seats_per_row) for s in self.sections]
+
+
+class SetEventSaleInput(_Input):
+    event_id: Id
+    on_sale: bool
+
+
+class UpdatePricesInput(_Input):
+    event_id: Id
+    price: Price
+    section: Annotated[str, Field(min_length=1, max_length=contract.MAX_SECTION_NAME)] | None = None
+    seat_ids: list[Id] = Field(default_factory=list, max_length=contract.MAX_GRID_SEATS)
+
+
+class SalesReportInput(_Input):
+    event_id: Id
+
+
+class GateReportInput(_Input):
+    event_id: Id
+    bucket_seconds: Annotated[int, _zero_is_default(contract.DEFAULT_BUCKET_SECONDS),
+                              Field(ge=contract.MIN_BUCKET_SECONDS, le=contract.MAX_BUCKET_SECONDS)]
+    limit: Annotated[int, _zero_is_default(contract.DEFAULT_REPORT_PAGE), Field(ge=1, le=contract.MAX_REPORT_PAGE)]
+    offset: int = Field(ge=0, le=1_000_000)
+
+
 M = TypeVar("M", bound=_Input)
 
 
 def parse(model: type[M], request) -> M:
     """Validate a request message's fields; anything malformed is INVALID_INPUT (400, INVALID_ARGUMENT)."""
     try:
-        return model.model_validate({f.name: list(getattr(request, f.name)) if f.is_repeated
-                                     else getattr(request, f.name) for f in request.DESCRIPTOR.fields})
+        return model.model_validate(_fields(request))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in exc.errors(include_url=False, include_input=False))
         raise InvalidInput(f"invalid request: {problems}") from None
+
+
+def _fields(message) -> dict:
+    """A message's fields as plain values (nested messages as dicts); an unset optional field is left out."""
+    values = {}
+    for f in message.DESCRIPTOR.fields:
+        value = getattr(message, f.name)
+        if f.message_type is not None:
+            values[f.name] = [_fields(v) for v in value] if f.is_repeated else _fields(value)
+        elif f.is_repeated:
+            values[f.name] = list(value)
+        elif f.has_presence and not message.HasField(f.name):
+            continue
+        else:
+            values[f.name] = value
+    return values
 
 
 def _rfc3339(value: datetime | None) -> str:
@@ -216,6 +304,41 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
         entry_id = services.record_scan(self._uow, cmd.seat_id, cmd.hall_id, cmd.result, cmd.detail,
                                         cmd.scanner_user_id, cmd.ticket_version)
         return inventory_pb2.RecordScanReply(id=entry_id)
+
+    def CreateSeatGrid(self, request, context):
+        cmd = parse(CreateSeatGridInput, request)
+        created, total = services.create_seat_grid(self._uow, str(cmd.event_id), cmd.grid(), cmd.on_sale)
+        return inventory_pb2.CreateSeatGridReply(created=created, total=total)
+
+    def SetEventSale(self, request, context):
+        cmd = parse(SetEventSaleInput, request)
+        changed, released = services.set_event_sale(self._uow, str(cmd.event_id), cmd.on_sale)
+        return inventory_pb2.SetEventSaleReply(changed=changed, released=released)
+
+    def UpdatePrices(self, request, context):
+        cmd = parse(UpdatePricesInput, request)
+        updated, skipped = services.update_prices(self._uow, str(cmd.event_id), cmd.price, cmd.section,
+                                                  [str(i) for i in cmd.seat_ids] or None)
+        return inventory_pb2.UpdatePricesReply(updated=updated, skipped=skipped)
+
+    def SalesReport(self, request, context):
+        cmd = parse(SalesReportInput, request)
+        report = services.sales_report(self._uow, str(cmd.event_id))
+        return inventory_pb2.SalesReportReply(
+            available=report.available, held=report.held, sold=report.sold, checked_in=report.checked_in,
+            total=report.total, face_value_sold=report.face_value_sold,
+            sections=[inventory_pb2.SectionSales(
+                section=s.section, total=s.total, sold=s.sold, checked_in=s.checked_in, price_min=s.price_min,
+                price_max=s.price_max, face_value_sold=s.face_value_sold) for s in report.sections])
+
+    def GateReport(self, request, context):
+        cmd = parse(GateReportInput, request)
+        report = services.gate_report(self._uow, str(cmd.event_id), cmd.bucket_seconds, cmd.limit, cmd.offset)
+        return inventory_pb2.GateReportReply(
+            by_result=[inventory_pb2.ResultCount(result=r, count=n) for r, n in report.by_result],
+            by_hall=[inventory_pb2.HallResultCount(hall_id=h, result=r, count=n) for h, r, n in report.by_hall],
+            check_ins=[inventory_pb2.CheckInBucket(bucket_start=_rfc3339(t), count=n) for t, n in report.check_ins],
+            total_buckets=report.total_buckets)
 
 
 def main() -> None:

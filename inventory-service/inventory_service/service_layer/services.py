@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-from ..domain.exceptions import HoldExpired, HoldIdInUse, SeatNotFound
-from ..domain.model import HoldReleased, ScanResult, Seat, hold_cap_reached, hold_seats, lock_order
+from ..domain.exceptions import EventNotOnSale, GridExists, HoldExpired, HoldIdInUse, SeatNotFound
+from ..domain.model import (GateReport, GridSection, HoldReleased, SalesReport, ScanResult, Seat, grid_positions,
+                            hold_cap_reached, hold_seats, lock_order)
 from .unit_of_work import InventoryUnitOfWork
 
 UowFactory = Callable[..., InventoryUnitOfWork]  # called with autocommit=True for single-statement work
@@ -41,8 +42,11 @@ def reserve_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, ho
         if held is None:
             return found    # the same reservation again (a retried call): its hold stands, unchanged
         if not uow.seats.save_hold(held, max_holds):
-            # The UPDATE matched nothing: the hold id already names other seats, or the user would go over the cap.
+            # The UPDATE did not hold them all (what it wrote is rolled back): a seat is off sale (its row, read
+            # under our lock, says so), the hold id already names other seats, or the user would go over the cap.
             # No live hold left now means theirs lapsed since: retry at once.
+            if not all(s.on_sale for s in found):
+                raise EventNotOnSale()
             if uow.seats.hold_id_used_elsewhere(hold_id, ids):
                 raise HoldIdInUse()
             raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id) or timedelta())
@@ -195,3 +199,55 @@ def record_scan(uow_factory: UowFactory, seat_id: str | None, hall_id: str | Non
         entry_id = uow.entry_logs.add(seat_id, hall_id, result, detail, scanner_user_id, ticket_version)
         uow.commit()
         return entry_id
+
+
+# --- organizer operations ---------------------------------------------------------------------------------------
+
+def create_seat_grid(uow_factory: UowFactory, event_id: str, sections: list[GridSection],
+                     on_sale: bool) -> tuple[int, int]:
+    """Create the event's seat grid in one transaction, concurrent calls for one event serialised by an advisory
+    lock: (created, total). The same grid already there: (0, total); other seats there: GridExists."""
+    wanted = grid_positions(sections)
+    with uow_factory() as uow:
+        uow.seats.lock_event_grid(event_id)
+        existing = uow.seats.positions(event_id)
+        if existing:
+            if existing != set(wanted):
+                raise GridExists(f"the event already has {len(existing)} seats, not this grid of {len(wanted)}")
+            return 0, len(existing)
+        created = uow.seats.add_grid(event_id, wanted, on_sale)
+        uow.commit()
+        return created, created
+
+
+def set_event_sale(uow_factory: UowFactory, event_id: str, on_sale: bool) -> tuple[int, int]:
+    """Open or close the sale of every seat of the event (closing ends its holds): (changed, released)."""
+    with uow_factory(autocommit=True) as uow:
+        return uow.seats.set_sale(event_id, on_sale)
+
+
+def update_prices(uow_factory: UowFactory, event_id: str, price: int, section: str | None,
+                  seat_ids: list[str] | None) -> tuple[int, int]:
+    """Reprice the event's free seats in scope: (updated, skipped). Listed seats that are not the event's (or not
+    of the section) change nothing: SeatNotFound naming them."""
+    with uow_factory() as uow:
+        updated, skipped, in_scope = uow.seats.update_prices(event_id, price, section, seat_ids)
+        if seat_ids:
+            missing = sorted(set(seat_ids) - set(in_scope))
+            if missing:
+                raise SeatNotFound(f"not seats of this event{' and section' if section is not None else ''}: "
+                                   f"{', '.join(missing)}", seat_ids=missing)
+        uow.commit()
+        return updated, skipped
+
+
+def sales_report(uow_factory: UowFactory, event_id: str) -> SalesReport:
+    with uow_factory(autocommit=True) as uow:
+        return SalesReport(tuple(uow.seats.sales_by_section(event_id)))
+
+
+def gate_report(uow_factory: UowFactory, event_id: str, bucket_seconds: int, limit: int, offset: int) -> GateReport:
+    # One snapshot for the three reads, so the counts agree with each other.
+    with uow_factory() as uow:
+        uow.conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return uow.seats.gate_report(event_id, bucket_seconds, limit, offset)

@@ -201,3 +201,11 @@ def test_a_refund_takes_a_ticket_back_only_while_its_buyer_still_owns_it_unused(
         sold.take_back("u1", "o2")                                    # sold under another order
     with pytest.raises(NotOwner):
         back.take_back("u1", "o1")                                    # returned already
+
+
+def test_a_grid_is_every_row_of_every_section_numbered_from_one_at_its_sections_price():
+    from inventory_service.domain.model import GridSection, grid_positions
+
+    positions = grid_positions([GridSection("A", 10, ("1", "2"), 2), GridSection("B", 20, ("X",), 3)])
+    assert positions == [("A", "1", 1, 10), ("A", "1", 2, 10), ("A", "2", 1, 10), ("A", "2", 2, 10),
+                         ("B", "X", 1, 20), ("B", "X", 2, 20), ("B", "X", 3, 20)]

@@ -68,10 +68,13 @@ class InventoryClient:
                                      condition=threading.Condition())(self._list_seats)
 
     def _changed(self, seat: SeatView) -> SeatView:
+        self._forget_map(seat.event_id)
+        return seat
+
+    def _forget_map(self, event_id: str) -> None:
         if self._seat_maps is not None:
             with self._seat_maps.cache_lock:
-                self._seat_maps.cache.pop(seat.event_id, None)
-        return seat
+                self._seat_maps.cache.pop(event_id, None)
 
     def _call(self, method, request):
         try:
@@ -143,6 +146,64 @@ class InventoryClient:
     def _list_seats(self, event_id: str) -> tuple[SeatView, ...]:
         reply = self._call(self._stub.ListSeats, pb.ListSeatsRequest(event_id=event_id))
         return tuple(SeatView.from_pb(s) for s in reply.seats)
+
+    # --- organizer operations: each drops the event's seat map here, so a new grid, a closed sale or a new price
+    # shows at once in this process (and within `seat_map_seconds` in another replica).
+
+    def create_seat_grid(self, event_id: str, sections: list[dict], on_sale: bool) -> tuple[int, int]:
+        """Create the event's grid: `sections` are dicts with `section`, `price`, `rows` (list of labels) and
+        `seats_per_row`. (created, total): created is 0 when the same grid was already there."""
+        try:
+            reply = self._call(self._stub.CreateSeatGrid, pb.CreateSeatGridRequest(
+                event_id=event_id, on_sale=on_sale,
+                sections=[pb.GridSection(section=s["section"], price=s["price"], rows=list(s["rows"]),
+                                         seats_per_row=s["seats_per_row"]) for s in sections]))
+        finally:
+            self._forget_map(event_id)
+        return reply.created, reply.total
+
+    def set_event_sale(self, event_id: str, on_sale: bool) -> tuple[int, int]:
+        """Open or close the event's sale (closing ends every hold of it): (changed, released)."""
+        try:
+            reply = self._call(self._stub.SetEventSale, pb.SetEventSaleRequest(event_id=event_id, on_sale=on_sale))
+        finally:
+            self._forget_map(event_id)
+        return reply.changed, reply.released
+
+    def update_prices(self, event_id: str, price: int, section: str | None = None,
+                      seat_ids: list[str] | None = None) -> tuple[int, int]:
+        """Reprice the event's free seats (all, one section, or the listed ones): (updated, skipped)."""
+        request = pb.UpdatePricesRequest(event_id=event_id, price=price, seat_ids=list(seat_ids or ()))
+        if section is not None:
+            request.section = section
+        try:
+            reply = self._call(self._stub.UpdatePrices, request)
+        finally:
+            self._forget_map(event_id)
+        return reply.updated, reply.skipped
+
+    def sales_report(self, event_id: str) -> dict:
+        """`{"available", "held", "sold", "checked_in", "total", "face_value_sold", "sections": [{"section",
+        "total", "sold", "checked_in", "price_min", "price_max", "face_value_sold"}]}`: seat counts (held: live
+        holds only; a lapsed hold counts as available), face value = sum of the prices of SOLD and CHECKED_IN
+        seats; sections by name."""
+        r = self._call(self._stub.SalesReport, pb.SalesReportRequest(event_id=event_id))
+        return {"available": r.available, "held": r.held, "sold": r.sold, "checked_in": r.checked_in,
+                "total": r.total, "face_value_sold": r.face_value_sold,
+                "sections": [{"section": s.section, "total": s.total, "sold": s.sold, "checked_in": s.checked_in,
+                              "price_min": s.price_min, "price_max": s.price_max,
+                              "face_value_sold": s.face_value_sold} for s in r.sections]}
+
+    def gate_report(self, event_id: str, bucket_seconds: int, limit: int, offset: int) -> dict:
+        """`{"by_result": {result: count}, "by_hall": [{"hall_id", "result", "count"}], "check_ins":
+        [{"bucket_start" (RFC 3339), "count"}], "total_buckets"}`: the event's gate scans by result and by hall
+        (hall, then result), and CHECKED_IN scans per `bucket_seconds` by time, `limit` buckets from `offset`."""
+        r = self._call(self._stub.GateReport, pb.GateReportRequest(
+            event_id=event_id, bucket_seconds=bucket_seconds, limit=limit, offset=offset))
+        return {"by_result": {c.result: c.count for c in r.by_result},
+                "by_hall": [{"hall_id": c.hall_id, "result": c.result, "count": c.count} for c in r.by_hall],
+                "check_ins": [{"bucket_start": b.bucket_start, "count": b.count} for b in r.check_ins],
+                "total_buckets": r.total_buckets}
 
     def health(self) -> None:
         from grpc_health.v1 import health_pb2, health_pb2_grpc

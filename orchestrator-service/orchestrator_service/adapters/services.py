@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from cachetools import TTLCache, cached
 
@@ -185,16 +185,25 @@ class OrderService:
 
 class EventService:
     """Events change rarely and are read on every seat map and gate scan: a found event is kept for
-    `cache_seconds` (0: not kept). An unknown event is never kept, so a new one is seen at once."""
+    `cache_seconds` (0: not kept). An unknown event is never kept, so a new one is seen at once; every change made
+    through this client (publish, cancel and its steps) drops the event from the cache, and `forget` drops one for
+    a caller that knows it changed elsewhere."""
 
     def __init__(self, client: ServiceClient, cache_seconds: float = 0.0, cache_size: int = 4096):
         self.http = client
+        self._cache = None
         if cache_seconds > 0:
-            self.get = cached(TTLCache(cache_size, cache_seconds), lock=threading.Lock(),
-                              key=lambda event_id: event_id)(self._get)
+            self._cache = cached(TTLCache(cache_size, cache_seconds), lock=threading.Lock(),
+                                 key=lambda event_id: event_id, info=False)(self._get)
+            self.get = self._cache
 
-    def list(self, limit: int, offset: int) -> events.EventList:
-        return self.http.call(events.LIST_EVENTS, query={"limit": limit, "offset": offset})
+    def list(self, limit: int, offset: int,
+             status: events.EventStatus | str | Iterable[events.EventStatus | str] | None = None) -> events.EventList:
+        """A page of events by start time; `status`: one state or several (all events without it)."""
+        query: dict = {"limit": limit, "offset": offset}
+        if status is not None:
+            query["status"] = [status] if isinstance(status, str) else list(status)
+        return self.http.call(events.LIST_EVENTS, query=query)
 
     def get(self, event_id: str) -> events.Event:
         return self._get(event_id)
@@ -202,5 +211,50 @@ class EventService:
     def _get(self, event_id: str) -> events.Event:
         return self.http.call(events.GET_EVENT, path={"event_id": event_id})
 
+    def forget(self, event_id: str) -> None:
+        """Drop the event from the cache (nothing to do without one): the next get reads it again."""
+        if self._cache is not None:
+            with self._cache.cache_lock:
+                self._cache.cache.pop(event_id, None)
+
+    def _changed(self, event: events.Event) -> events.Event:
+        self.forget(event.event_id)
+        return event
+
     def venues(self, limit: int, offset: int) -> events.VenueList:
         return self.http.call(events.LIST_VENUES, query={"limit": limit, "offset": offset})
+
+    # --- organizer ----------------------------------------------------------------------------------------------
+
+    def create_venue(self, body: Mapping) -> events.Venue:
+        """`{venue_id, name, address?}`; the same venue again answers it as it is (VENUE_CONFLICT for other
+        details)."""
+        return self.http.call(events.CREATE_VENUE, body)
+
+    def get_venue(self, venue_id: str) -> events.Venue:
+        return self.http.call(events.GET_VENUE, path={"venue_id": venue_id})
+
+    def create_hall(self, venue_id: str, body: Mapping) -> events.Hall:
+        """`{hall_id, name}`; VENUE_NOT_FOUND, HALL_NAME_TAKEN, HALL_CONFLICT."""
+        return self.http.call(events.CREATE_HALL, body, path={"venue_id": venue_id})
+
+    def create_event(self, body: Mapping) -> events.Event:
+        """`{event_id, name, hall_id, starts_at, description?}`: a DRAFT event (the same again: as it is now)."""
+        return self._changed(self.http.call(events.CREATE_EVENT, body))
+
+    def publish(self, event_id: str) -> events.Event:
+        return self._changed(self.http.call(events.PUBLISH_EVENT, path={"event_id": event_id}))
+
+    def begin_cancel(self, event_id: str, reason: str) -> events.Event:
+        return self._changed(self.http.call(events.BEGIN_CANCEL, {"reason": reason}, path={"event_id": event_id}))
+
+    def cancel_progress(self, event_id: str, done: int) -> events.Event:
+        return self._changed(self.http.call(events.CANCEL_PROGRESS, {"done": done}, path={"event_id": event_id}))
+
+    def finish_cancel(self, event_id: str) -> events.Event:
+        return self._changed(self.http.call(events.FINISH_CANCEL, path={"event_id": event_id}))
+
+    def stale_cancellations(self, grace_seconds: float, limit: int = 100) -> list[events.Event]:
+        """CANCELLING events not updated for more than grace_seconds (whole seconds), oldest first."""
+        return self.http.call(events.STALE_CANCELLATIONS,
+                              query={"grace_seconds": int(grace_seconds), "limit": limit}).events
