@@ -68,7 +68,7 @@ def test_an_organizer_puts_a_20_by_50_event_on_sale_and_reads_its_sales_and_gate
     report = sales.json()
     assert report["seats"]["total"] == 1000 and report["seats"]["sold"] == 1 and report["seats"]["available"] == 999
     assert report["seats"]["face_value_sold"] == 80
-    assert report["orders"]["orders_by_status"] == {"CONFIRMED": 1}
+    assert {k: n for k, n in report["orders"]["orders_by_status"].items() if n} == {"CONFIRMED": 1}
     assert report["orders"]["revenue"] == 80 and report["orders"]["seats_sold"] == 1
 
     scanner = login(api, "scanner@demo.test")

@@ -225,7 +225,10 @@ def build_document(topup_min: int = 100, topup_max: int = 1_000_000) -> dict:
         if path not in NO_DEPENDENCY:
             op["responses"].setdefault("503", DEPENDENCY_DOWN)
         if model is not None:
-            schemas[model.__name__] = _guarded(model.model_json_schema(ref_template="#/components/schemas/{model}"))
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, nested in schema.pop("$defs", {}).items():      # e.g. an event's GridSection
+                schemas[name] = _guarded(nested)
+            schemas[model.__name__] = _guarded(schema)
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
         if auth:

@@ -62,7 +62,7 @@ def create_event(c: Container, admin_id: str, body: dict, sections: list[dict], 
 def _open(c: Container, event_id: str) -> Event:
     """Seats on sale, then the event listed ON_SALE. If the event is being cancelled meanwhile, event-service refuses
     the second step and the seats are closed again (the cancellation's first step closes them too)."""
-    if c.inventory.sales_report(event_id)["seats"]["total"] == 0:
+    if c.inventory.sales_report(event_id)["total"] == 0:
         raise EventHasNoSeats("the event has no seats; create its seat grid first")
     c.inventory.set_event_sale(event_id, True)
     try:
@@ -115,9 +115,17 @@ def sales_report(c: Container, event_id: str) -> dict:
 
 
 def gate_report(c: Container, event_id: str, bucket_seconds: int, limit: int, offset: int) -> dict:
+    """Scans by result, by hall (with its name; a scan at a hall of another venue is named by id only) and check-ins
+    over time in `bucket_seconds` buckets, `limit` buckets from `offset`."""
     event = _event(c, event_id)
     report = c.inventory.gate_report(event_id, bucket_seconds, limit, offset)
-    halls = {h.hall_id: h.name for h in c.events.get_venue(event.venue_id).halls}
-    for row in report.get("by_hall", []):
-        row["hall_name"] = halls.get(row.get("hall_id"))
-    return {"event": _json(event), **report}
+    names = {h.hall_id: h.name for h in c.events.get_venue(event.venue_id).halls}
+    halls: dict[str, dict] = {}
+    for row in report["by_hall"]:
+        hall = halls.setdefault(row["hall_id"], {"hall_id": row["hall_id"], "hall_name": names.get(row["hall_id"]),
+                                                 "scans": 0, "results": {}})
+        hall["results"][row["result"]] = row["count"]
+        hall["scans"] += row["count"]
+    return {"event": _json(event), "scans": sum(report["by_result"].values()), "by_result": report["by_result"],
+            "by_hall": list(halls.values()), "bucket_seconds": bucket_seconds, "check_ins": report["check_ins"],
+            "total_buckets": report["total_buckets"], "limit": limit, "offset": offset}

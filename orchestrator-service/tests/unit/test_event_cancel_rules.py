@@ -17,7 +17,7 @@ NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 def event(status="ON_SALE", step=0) -> Event:
     return Event(event_id="e1", name="Gala", venue_id="v1", venue_name="Arena", hall_id="h1", hall_name="Hall A",
                  starts_at=NOW, description="", status=status, cancel_reason="ill" if status != "ON_SALE" else None,
-                 cancel_step=step, updated_at=NOW)
+                 cancel_step=step, created_at=NOW, updated_at=NOW)
 
 
 def test_the_steps_close_sales_first_and_refund_last_under_the_event_keys():
