@@ -29,6 +29,7 @@ def test_a_cancellation_dying_at_any_step_is_finished_by_recovery_once(failpoint
     offer = api.post("/transfer/initiate", seller.token, json={"seat_id": seats[2], "buyer_email": buyer.email,
                                                                "amount": 10})
     assert offer.status_code == 201, offer.text
+    offer = offer.json()
 
     crashing = crashing_api(failpoint)
     dies(lambda: crashing.post(f"/admin/events/{event['event_id']}/cancel", admin, json={"reason": "flood"}))
