@@ -67,7 +67,7 @@ def admin_routes(c: Container) -> Blueprint:
     @bp.post("/admin/events")
     @admin
     def create_event():
-        body = parse_body(EventBody)
+        body = parse_body(EventBody).check()
         return jsonify(organizer.create_event(c, me(), body.event_fields(), body.grid(), body.publish,
                                               idempotency_key())), 201
 

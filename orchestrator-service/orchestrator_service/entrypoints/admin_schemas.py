@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from trcommon.errors import InvalidInput
 
 from trcontracts.base import MAX_OFFSET, Page, QueryInt, Timestamp
 from trcontracts.events import EventStatus
+from trcontracts.users import NO_CONTROL_CHARACTERS
 
 from ..domain.ids import UUID_PATTERN
 from .schemas import NOT_BLANK, Id
@@ -18,63 +23,81 @@ MAX_PRICE = 100_000_000
 MAX_GRANT = 1_000_000
 
 
+def _stripped(value: str) -> str:
+    """Names are kept without leading or trailing spaces (as the catalogue stores them)."""
+    return value.strip()
+
+
+def Text(max_length: int, min_length: int = 1, **field) -> object:
+    """Text of a name: `min_length`-`max_length` characters with something besides spaces (the JSON guard refuses
+    control characters in every body); leading and trailing spaces are dropped."""
+    if min_length:
+        field["pattern"] = NOT_BLANK
+    return Annotated[str, Field(min_length=min_length, max_length=max_length, **field), AfterValidator(_stripped)]
+
+
 
 class VenueBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, examples=["Riverside Hall"])
-    address: str = Field("", max_length=500, examples=["1 River Road"])
+    name: Text(200, examples=["Riverside Hall"])
+    address: Text(500, 0, examples=["1 River Road"]) = ""
 
 
 class HallBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, examples=["Main Floor"])
+    name: Text(200, examples=["Main Floor"])
 
 
 class GridSection(BaseModel):
     """`rows` × seats numbered 1..`seats_per_row`, all at `price` credits."""
 
-    section: str = Field(min_length=1, max_length=40, pattern=NOT_BLANK, examples=["Stalls"])
+    section: Text(40, examples=["Stalls"])
     price: int = Field(strict=True, ge=0, le=MAX_PRICE, examples=[80])
-    rows: list[str] = Field(min_length=1, max_length=200, examples=[["A", "B", "C"]],
-                            json_schema_extra={"uniqueItems": True})
+    rows: list[Text(8)] = Field(min_length=1, max_length=200, examples=[["A", "B", "C"]],
+                                description="row labels, distinct once leading and trailing spaces are dropped "
+                                            "(else 400 GRID_INVALID)")
     seats_per_row: int = Field(strict=True, ge=1, le=500, examples=[50])
 
-    @field_validator("rows")
-    @classmethod
-    def _rows(cls, rows: list[str]) -> list[str]:
-        for row in rows:
-            if not 1 <= len(row) <= 8 or not row.strip():
-                raise ValueError("each row label is 1 to 8 characters, not only whitespace")
-        if len(set(rows)) != len(rows):
-            raise ValueError("a row label appears more than once")
-        return rows
+
+
+class GridInvalid(InvalidInput):
+    code = "GRID_INVALID"
+
+
+class GridTooLarge(InvalidInput):
+    code = "GRID_TOO_LARGE"
+
+
+class StartsInThePast(InvalidInput):
+    code = "STARTS_IN_THE_PAST"
 
 
 class EventBody(BaseModel):
-    """An event in a hall with its whole seat grid (at most 20,000 seats), created DRAFT (not listed, not on sale)
-    unless `publish` is true."""
+    """An event in a hall with its whole seat grid, created DRAFT (not listed, not on sale) unless `publish` is true.
+    Rules a schema cannot state, each a 400 of its own: `starts_at` in the future (STARTS_IN_THE_PAST); section names
+    distinct, and row labels within a section (GRID_INVALID); at most 20,000 seats in all (GRID_TOO_LARGE)."""
 
-    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, examples=["Autumn Gala"])
+    name: Text(200, examples=["Autumn Gala"])
     hall_id: Id
-    starts_at: Timestamp = Field(description="RFC 3339 with a time zone; in the future",
+    starts_at: Timestamp = Field(description="RFC 3339 with a time zone; in the future (else 400 STARTS_IN_THE_PAST)",
                                  examples=["2030-01-02T20:00:00Z"])
     description: str = Field("", max_length=2000)
     sections: list[GridSection] = Field(min_length=1, max_length=50)
     publish: bool = Field(False, strict=True, description="put the event on sale at once")
 
-    @field_validator("starts_at")
-    @classmethod
-    def _future(cls, starts_at: datetime) -> datetime:
-        if starts_at <= datetime.now(timezone.utc):
-            raise ValueError("must be in the future")
-        return starts_at
-
-    @model_validator(mode="after")
-    def _grid(self):
+    def check(self) -> "EventBody":
+        """The rules the schema cannot state (see above), each with its own code."""
+        if self.starts_at <= datetime.now(timezone.utc):
+            raise StartsInThePast("starts_at must be in the future",
+                                  details=[{"field": "starts_at", "message": "must be in the future"}])
         names = [s.section for s in self.sections]
         if len(set(names)) != len(names):
-            raise ValueError("a section name appears more than once")
+            raise GridInvalid("a section name appears more than once", details=[{"field": "sections"}])
+        for i, s in enumerate(self.sections):
+            if len(set(s.rows)) != len(s.rows):
+                raise GridInvalid(f"section {s.section!r}: a row label appears more than once",
+                                  details=[{"field": f"sections.{i}.rows"}])
         total = sum(len(s.rows) * s.seats_per_row for s in self.sections)
         if total > MAX_GRID_SEATS:
-            raise ValueError(f"the grid has {total} seats; at most {MAX_GRID_SEATS} per event")
+            raise GridTooLarge(f"the grid has {total} seats; at most {MAX_GRID_SEATS} per event")
         return self
 
     def event_fields(self) -> dict:
@@ -86,14 +109,16 @@ class EventBody(BaseModel):
 
 
 class CancelEventBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, examples=["the artist is ill"])
+    reason: Text(500, examples=["the artist is ill"])
 
 
 class PricesBody(BaseModel):
     """The new price of the event's unsold seats: all of them, one `section`, or the listed `seat_ids`."""
 
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["section", "seat_ids"]}})
+
     price: int = Field(strict=True, ge=0, le=MAX_PRICE, examples=[60])
-    section: str | None = Field(None, min_length=1, max_length=40)
+    section: Text(40) | None = None
     seat_ids: list[Id] | None = Field(None, min_length=1, max_length=1000)
 
     @model_validator(mode="after")
@@ -109,7 +134,7 @@ class FlagBody(BaseModel):
 
 class GrantBody(BaseModel):
     amount: int = Field(strict=True, ge=1, le=MAX_GRANT, examples=[500])
-    reason: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, examples=["complimentary: show delayed"])
+    reason: Text(200, examples=["complimentary: show delayed"])
 
 
 class EventStatusFilter(StrEnum):
@@ -130,14 +155,14 @@ class GateQuery(BaseModel):
 
 
 class EmailQuery(BaseModel):
-    email: str = Field(min_length=3, max_length=254, examples=["fan1@demo.test"])
+    email: str = Field(min_length=3, max_length=254, pattern=NO_CONTROL_CHARACTERS, examples=["fan1@demo.test"])
 
 
 class AuditQuery(Page):
     admin_id: str | None = Field(None, pattern=UUID_PATTERN)
-    target_id: str | None = Field(None, min_length=1, max_length=200)
-    target_type: str | None = Field(None, min_length=1, max_length=32)
-    action: str | None = Field(None, min_length=1, max_length=64)
+    target_id: str | None = Field(None, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)
+    target_type: str | None = Field(None, min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+    action: str | None = Field(None, min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
 
     def filters(self) -> dict:
         return {k: v for k, v in self.model_dump(exclude={"limit", "offset"}).items() if v is not None}

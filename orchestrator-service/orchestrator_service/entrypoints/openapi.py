@@ -177,6 +177,8 @@ def _guarded(schema: dict) -> dict:
     and the fields it does not name (ignored) are JSON values under the same rules."""
     for prop in schema.get("properties", {}).values():
         for option in prop.get("anyOf", [prop]):
+            if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
+                option = option["items"]            # a list of texts: each under the same rule
             if option.get("type") == "string" and "pattern" not in option:
                 option["pattern"] = TEXT_PATTERN
             elif option.get("type") == "string" and not option["pattern"].startswith("^"):
@@ -192,8 +194,9 @@ PAGED = {("get", "/events"), ("get", "/venues"), ("get", "/me/orders"), ("get", 
 
 
 def _page_parameters(model=Page) -> list[dict]:
-    fields = model.model_json_schema()["properties"]
-    return [{"name": name, "in": "query", "required": False,
+    schema = model.model_json_schema()
+    fields, required = schema["properties"], set(schema.get("required", ()))
+    return [{"name": name, "in": "query", "required": name in required,
              "schema": {k: v for k, v in schema.items() if k != "title"}} for name, schema in fields.items()]
 
 
