@@ -232,3 +232,19 @@ def test_every_admin_route_answers_403_to_fans_and_scanners_and_changes_nothing(
         assert api.call(method, url, None, json=body).status_code == 401, (method, path)
     time.sleep(0.5)
     assert counts() == before
+
+
+def test_an_admins_refund_of_a_fans_order_is_in_the_audit_trail_with_its_outcome(api):
+    admin = admin_token(api)
+    _venue, (hall, _other) = venue_with_halls(api, admin)
+    event_id = grid_event(api, admin, hall["hall_id"], rows=1, per_row=2, price=30)["event"]["event_id"]
+    seat = seat_map(api, event_id)[0]["seat_id"]
+    fan = register_and_login(api)
+    topup(api, fan.user_id, 100)
+    order = api.post("/reserve", fan.token, json={"seat_id": seat}).json()["order_id"]
+    assert api.post("/pay", fan.token, json={"order_id": order}).status_code == 200
+    assert api.post(f"/orders/{order}/refund", admin).json()["status"] == "REFUNDED"
+    assert api.post(f"/orders/{order}/cancel", admin).status_code == 404      # not an admin route: admin's own only
+    [action] = api.get("/admin/audit", admin, params={"target_id": order}).json()["actions"]
+    assert (action["action"], action["outcome"], action["after"]["status"]) == ("order.refund", "SUCCEEDED", "REFUNDED")
+    assert balance(api, fan.token) == 100

@@ -21,6 +21,7 @@ from trcontracts.base import Page
 from ..bootstrap import Container, bootstrap
 from ..domain.ids import required_uuid
 from ..service_layer import catalog, gate, purchase, refunds, tickets, transfers
+from ..service_layer.admin_audit import as_admin_action
 from ..settings import OrchestratorSettings
 from . import openapi
 from .admin import admin_routes, fan_notification_routes
@@ -117,7 +118,9 @@ def purchase_routes(c: Container, limits: RateLimits) -> Blueprint:
     @authed
     def refund_order(order_id: str):
         p = current_principal()
-        return jsonify(refunds.refund(c, p.user_id, p.role, required_uuid("order_id", order_id)))
+        order_id = required_uuid("order_id", order_id)
+        return jsonify(as_admin_action(c, p, "order.refund", "order", order_id, {},
+                                       lambda: refunds.refund(c, p.user_id, p.role, order_id)))
 
     @bp.get("/me/orders")
     @authed
@@ -166,14 +169,16 @@ def transfer_routes(c: Container) -> Blueprint:
     @bp.post("/transfer/reverse")
     @authed
     def reverse():
-        body = parse_body(TransferIdBody)
-        return jsonify(transfers.reverse(c, current_principal().role, body.transfer_id))
+        body, p = parse_body(TransferIdBody), current_principal()
+        return jsonify(as_admin_action(c, p, "transfer.reverse", "transfer", body.transfer_id, body.model_dump(),
+                                       lambda: transfers.reverse(c, p.role, body.transfer_id)))
 
     @bp.post("/transfer/resolve")
     @authed
     def resolve():
-        body = parse_body(ResolveBody)
-        return jsonify(transfers.resolve(c, current_principal().role, body.transfer_id, body.resolution))
+        body, p = parse_body(ResolveBody), current_principal()
+        return jsonify(as_admin_action(c, p, "transfer.resolve", "transfer", body.transfer_id, body.model_dump(),
+                                       lambda: transfers.resolve(c, p.role, body.transfer_id, body.resolution)))
 
     @bp.get("/transfers/<transfer_id>")
     @authed

@@ -44,6 +44,16 @@ def audited(c: Container, admin_id: str, action: str, target_type: str, target_i
     return after
 
 
+def as_admin_action(c: Container, principal, action: str, target_type: str, target_id: str, request: dict,
+                    act: Callable[[], dict]) -> dict:
+    """`act` as an audited action when an admin calls a route other roles may call too (an admin's refund, a
+    transfer's reversal); anyone else's call is not an admin action (and a route only admins may take refuses it
+    inside `act`)."""
+    if principal.role != "admin":
+        return act()
+    return audited(c, principal.user_id, action, target_type, target_id, request, act)
+
+
 def _finish(c: Container, action_id: str, outcome: str, after: Any, error_code: str | None) -> None:
     try:
         c.users.finish_admin_action(action_id, outcome, after=after, error_code=error_code)
