@@ -204,8 +204,8 @@ def create_event(b: Bench, name: str, seats: int, ids=None) -> dict:
         conn.execute(sa.text("INSERT INTO venues (venue_id, name) VALUES (:v, :n)"), {"v": venue, "n": f"Bench {name}"})
         conn.execute(sa.text("INSERT INTO halls (hall_id, venue_id, name) VALUES (:h, :v, 'Hall 1')"),
                      {"h": hall, "v": venue})
-        conn.execute(sa.text("INSERT INTO events (event_id, name, venue_id, hall_id, starts_at) VALUES "
-                             "(:e, :n, :v, :h, :s)"), {"e": event, "n": f"Bench {name}", "v": venue, "h": hall,
+        conn.execute(sa.text("INSERT INTO events (event_id, name, venue_id, hall_id, starts_at, status) VALUES "
+                             "(:e, :n, :v, :h, :s, 'ON_SALE')"), {"e": event, "n": f"Bench {name}", "v": venue, "h": hall,
                                                        "s": datetime.now(timezone.utc) + timedelta(days=7)})
     seat_ids = [ids(i + 1) if ids else str(uuid.uuid4()) for i in range(seats)]
     with b.engines["inventory-service"].begin() as conn:

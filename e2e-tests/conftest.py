@@ -137,8 +137,8 @@ def fresh_event(engines):
             for h, n in ((hall, "Hall 1"), (other_hall, "Hall 2")):
                 conn.execute(sa.text("INSERT INTO halls (hall_id, venue_id, name) VALUES (:h, :v, :n)"),
                              {"h": h, "v": venue, "n": n})
-            conn.execute(sa.text("INSERT INTO events (event_id, name, venue_id, hall_id, starts_at) "
-                                 "VALUES (:e, :n, :v, :h, :s)"),
+            conn.execute(sa.text("INSERT INTO events (event_id, name, venue_id, hall_id, starts_at, status) "
+                                 "VALUES (:e, :n, :v, :h, :s, 'ON_SALE')"),
                          {"e": event, "n": f"Gig {event[:8]}", "v": venue, "h": hall,
                           "s": datetime.now(timezone.utc) + timedelta(days=7)})
         seat_ids = [str(uuid.uuid4()) for _ in range(seats)]

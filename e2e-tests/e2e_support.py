@@ -136,10 +136,15 @@ def seat_row(engines, seat_id: str) -> dict:
         return dict(conn.execute(sa.text("SELECT * FROM seats WHERE seat_id = :s"), {"s": seat_id}).mappings().one())
 
 
+# How an OTP message starts (user-service domain/otp.py); notifications start "TicketRemaster:".
+OTP_SMS_LIKE = "TicketRemaster code %"
+
+
 def latest_sms_code(engines, phone: str) -> str:
     with engines["user-service"].connect() as conn:
-        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p ORDER BY id DESC LIMIT 1"),
-                            {"p": phone}).scalar_one()
+        # The latest code: the same phone also gets notifications ("TicketRemaster: ...") at any moment.
+        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p AND body LIKE :otp "
+                                    "ORDER BY id DESC LIMIT 1"), {"p": phone, "otp": OTP_SMS_LIKE}).scalar_one()
     return re.search(r"\b(\d{6})\b", body).group(1)
 
 
@@ -257,8 +262,9 @@ def books(engines, user_ids, seat_ids=()) -> dict:
                        "WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users),
         "otps": rows("user-service", "SELECT otp_id, purpose, attempts, used_at, superseded_at FROM otp_codes "
                      "WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users),
+        # Codes sent; notifications arrive on their own time (after the change that caused them) and are not counted.
         "sms": rows("user-service", "SELECT s.id FROM sms_outbox s JOIN users u ON u.phone = s.phone "
-                    "WHERE u.user_id = ANY(CAST(:u AS uuid[]))", u=users),
+                    "WHERE u.user_id = ANY(CAST(:u AS uuid[])) AND s.body LIKE :otp", u=users, otp=OTP_SMS_LIKE),
         "orders": lapse("orders", rows("order-service", "SELECT order_id, user_id, seat_id, amount, status, "
                                        "payment_state FROM orders WHERE user_id = ANY(CAST(:u AS uuid[]))",
                                        u=users), 4),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from trcommon import demo
 
-from e2e_support import (E2E_ENV, balance, ledger_refs, login, register_and_login, seat_row, topup, wait_until)
+from e2e_support import (E2E_ENV, OTP_SMS_LIKE, balance, ledger_refs, login, register_and_login, seat_row, topup, wait_until)
 
 WINDOW = float(E2E_ENV["TRANSFER_DISPUTE_WINDOW_SECONDS"])
 TTL = float(E2E_ENV["TRANSFER_TTL_SECONDS"])
@@ -165,8 +165,8 @@ def test_a_payment_code_does_not_confirm_a_transfer(api, fresh_event, engines):
     order = api.post("/reserve", flagged, json={"seat_id": ev.seat_ids[0]}).json()
     assert api.post("/pay", flagged, json={"order_id": order["order_id"]}).status_code == 428
     with engines["user-service"].connect() as conn:
-        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p ORDER BY id DESC LIMIT 1"),
-                            {"p": phone}).scalar_one()
+        body = conn.execute(sa.text("SELECT body FROM sms_outbox WHERE phone = :p AND body LIKE :otp "
+                                    "ORDER BY id DESC LIMIT 1"), {"p": phone, "otp": OTP_SMS_LIKE}).scalar_one()
     payment_code = re.search(r"\b(\d{6})\b", body).group(1)
     ev2, seller = owned_seat(api, fresh_event)
     buyer = buyer_with(api, 100)

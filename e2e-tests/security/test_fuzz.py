@@ -179,7 +179,19 @@ def _integral_floats_refused(case, response) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     body = case.body if isinstance(case.body, dict) else {}
-    return bool(details) and all(isinstance(body.get(d.get("field")), float) for d in details)
+
+    def at(path: str):          # a field named by its dotted path in the body ("sections.0.price")
+        value = body
+        for part in (path or "").split("."):
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, dict):
+                value = value.get(part)
+            else:
+                return None
+        return value
+
+    return bool(details) and all(isinstance(at(d.get("field")), float) for d in details)
 
 
 def fuzz_operation(operation, base_url: str, live: dict, tally: Tally, findings: dict) -> None:

@@ -48,7 +48,13 @@ PROTECTED_ENDPOINTS = [
     ("GET", "/tickets/{seat_id}/qr"), ("POST", "/reserve"), ("POST", "/pay"), ("POST", "/transfer/initiate"),
     ("POST", "/transfer/confirm"), ("POST", "/transfer/cancel"), ("POST", "/transfer/dispute"),
     ("POST", "/transfer/reverse"), ("POST", "/transfer/resolve"), ("POST", "/transfer/codes"), ("GET", "/transfers/{id}"), ("GET", "/me/transfers"), ("POST", "/verify"),
-    ("POST", "/credits/topup"),
+    ("POST", "/credits/topup"), ("GET", "/me/notifications"),
+    # the admin API (role admin, checked by the orchestrator)
+    ("POST", "/admin/venues"), ("POST", "/admin/venues/{id}/halls"), ("GET", "/admin/events"),
+    ("POST", "/admin/events"), ("POST", "/admin/events/{id}/publish"), ("POST", "/admin/events/{id}/cancel"),
+    ("POST", "/admin/events/{id}/prices"), ("GET", "/admin/events/{id}/sales"), ("GET", "/admin/events/{id}/gate"),
+    ("GET", "/admin/users"), ("GET", "/admin/users/{id}"), ("POST", "/admin/users/{id}/flag"),
+    ("POST", "/admin/users/{id}/credits"), ("GET", "/admin/users/{id}/ledger"), ("GET", "/admin/audit"),
 ]
 # Internal service endpoints: never routed.
 INTERNAL_REQUESTS = [

@@ -16,6 +16,9 @@ It reads each service's database directly (an operator tool, read-only) and repo
      last completed transfer (the seller again if it was reversed), and every change of owner bumped the
      ticket_version, and every check-in was by a code of the version its ticket had at that moment (no code
      issued before a transfer admitted anyone)
+  8. a cancelled event is closed: none of its seats on sale or HELD, no transfer of it waiting
+     for codes past its expiry, and every CONFIRMED order of it kept a ticket that could not be taken back (checked in or
+     transferred away: named in the cancellation's answer); none is still CANCELLING TOLERANCE after its last change
   (6, convergence after a crash, is what the e2e crash tests check by running this audit at their end.)
 Usage: python -m trcommon.audit [--tolerance-seconds N]
 """
@@ -63,7 +66,8 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     v: list[Violation] = []
     seats = _rows(inv, "SELECT seat_id::text, status, owner_user_id::text, hold_id::text, held_until, price, "
                        "held_until < now() - make_interval(secs => :t) AS overdue FROM seats", t=tol)
-    orders = _rows(orders_db, "SELECT order_id::text, user_id::text, seat_ids::text[], amount, status, payment_state, "
+    orders = _rows(orders_db, "SELECT order_id::text, user_id::text, event_id::text, seat_ids::text[], amount, status, "
+                              "payment_state, "
                               "held_until < now() - make_interval(secs => :t) AS overdue, "
                               "updated_at < now() - make_interval(secs => :t) AS quiet FROM orders", t=tol)
     transfers = _rows(orders_db, "SELECT transfer_id::text, seat_id::text, seller_user_id::text, "
@@ -173,6 +177,11 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     for c in checkins:
         v.append(Violation(5, f"seat {c['seat_id']} was checked in {c['n']} times"))
 
+    # 8. a cancelled event is closed
+    v += _cancelled_event_violations(engines["event-service"], tol, seats_by_event=_rows(
+        inv, "SELECT seat_id::text, event_id::text, status, on_sale, owner_user_id::text FROM seats"),
+        orders=orders, transfers=transfers)
+
     # 7. transfers: money moved once each way, ownership follows the last transfer, every move bumped the version
     v += _transfer_violations(transfers, ledger, changes, seat_by_id, versions)
     # 7. no code issued before a transfer admitted anyone: every check-in was by a code of the version its ticket
@@ -186,6 +195,39 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     stats = {"seats": len(seats), "sold": sum(s["status"] in SOLD for s in seats), "check_ins": len(admitted),
              "orders": len(orders), "transfers": len(transfers), "ledger_entries": len(ledger), "users": len(users)}
     return v, stats
+
+
+def _cancelled_event_violations(events_db: sa.Engine, tol: float, seats_by_event: list[dict], orders: list[dict],
+                                transfers: list[dict]) -> list[Violation]:
+    v: list[Violation] = []
+    events = _rows(events_db, "SELECT event_id::text, status, updated_at < now() - make_interval(secs => :t) AS quiet "
+                              "FROM events WHERE status IN ('CANCELLING', 'CANCELLED')", t=tol)
+    for e in events:
+        if e["status"] == "CANCELLING" and e["quiet"]:
+            v.append(Violation(8, f"event {e['event_id']} is still CANCELLING {tol:.0f}s after its last change"))
+    cancelled = {e["event_id"] for e in events if e["status"] == "CANCELLED"}
+    if not cancelled:
+        return v
+    seat_event = {s["seat_id"]: s["event_id"] for s in seats_by_event}
+    seat_by_id = {s["seat_id"]: s for s in seats_by_event}
+    for s in seats_by_event:
+        if s["event_id"] in cancelled and (s["on_sale"] or s["status"] == SeatStatus.HELD):
+            v.append(Violation(8, f"seat {s['seat_id']} of cancelled event {s['event_id']} is "
+                                  f"{'on sale' if s['on_sale'] else ''} {s['status']}"))
+    for o in orders:
+        if o["event_id"] not in cancelled:
+            continue
+        if o["status"] == OrderStatus.CONFIRMED:
+            kept = [seat_by_id.get(sid) for sid in o["seat_ids"]]
+            if all(seat is not None and seat["status"] == SeatStatus.SOLD and seat["owner_user_id"] == o["user_id"]
+                   for seat in kept):
+                v.append(Violation(8, f"order {o['order_id']} of cancelled event {o['event_id']} is CONFIRMED and "
+                                      f"its fan still holds every ticket: not refunded"))
+    for t in transfers:
+        if t["status"] == TransferStatus.PENDING_OTP and t["overdue"] and seat_event.get(t["seat_id"]) in cancelled:
+            v.append(Violation(8, f"transfer {t['transfer_id']} of cancelled event {seat_event[t['seat_id']]} still "
+                                  f"waits for its codes"))
+    return v
 
 
 MOVED = (TransferStatus.COMPLETED, TransferStatus.DISPUTED, TransferStatus.REVERSED)

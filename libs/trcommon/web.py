@@ -17,7 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from trcontracts.base import HEALTH, CommonError, Health, Route
+from trcontracts.base import CONTROL_CHARACTERS, HEALTH, CommonError, Health, Route
 
 from .errors import AppError, InvalidInput, Unauthorized, invalid_input
 from .logs import REQUEST_ID_HEADER, current_request_id, request_context
@@ -147,7 +147,6 @@ MAX_JSON_DEPTH = 32
 MAX_JSON_INT = 2**63 - 1
 # The refused characters as a regular expression class (the same in Python, JSON Schema and JavaScript), so the
 # public API's OpenAPI document can state the rule.
-CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 

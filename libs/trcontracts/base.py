@@ -104,6 +104,15 @@ QueryInt = Annotated[int, BeforeValidator(_query_integer)]
 # How far into a list a page may start: deeper than any list here, far below BIGINT.
 MAX_OFFSET = 1_000_000
 
+# Characters no text of any request may hold (the edge's JSON guard refuses them in a body; the same class in
+# Python, JSON Schema and JavaScript): C0 controls but tab, line feed and carriage return, and DEL.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
 
 class Page(BaseModel):
     """A page of a list: `limit` items from `offset`."""

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_serializer, field_validator
 
-from .base import ErrorCode, Page, QueryInt, Route, Timestamp, UtcTimestamp
+from .base import ErrorCode, Page, QueryInt, Route, Timestamp, UtcTimestamp, has_control_characters
 from .orders import OrderError
 
 
@@ -36,7 +36,7 @@ class EventError(ErrorCode):
 
 
 def _no_control_characters(value: str) -> str:
-    if any(not (c.isprintable() or c in "\n\t") for c in value):
+    if has_control_characters(value):
         raise ValueError("must not contain control characters")
     return value
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, EmailStr, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
-from .base import MAX_OFFSET, CommonError, ErrorCode, Page, QueryInt, Route, UtcTimestamp
+from .base import CONTROL_CHARACTERS, MAX_OFFSET, CommonError, ErrorCode, Page, QueryInt, Route, UtcTimestamp
 from .inventory import InventoryError
 from .notifications import NotificationKind
 
@@ -62,7 +62,7 @@ Code = Annotated[str, Field(pattern=OTP_CODE_PATTERN.pattern)]
 STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
 # Text of a query string: a query is not a JSON body, which the servers already refuse with control characters
 # (PostgreSQL cannot store NUL, and the others have no place in a field).
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+NO_CONTROL_CHARACTERS = f"^[^{CONTROL_CHARACTERS}]*$"
 # Login and look-ups take any stored email (the demo users have .test addresses, which EmailStr refuses).
 LooseEmail = Annotated[str, Field(min_length=1, max_length=320, pattern=NO_CONTROL_CHARACTERS)]
 

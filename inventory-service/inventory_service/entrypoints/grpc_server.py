@@ -15,6 +15,7 @@ from trproto import inventory_pb2, inventory_pb2_grpc
 from trcommon.errors import InvalidInput
 from trcontracts import inventory as contract
 from trcontracts.inventory import MAX_SEATS_PER_HOLD
+from trcontracts.base import has_control_characters
 from trcommon.grpc_support import serve
 from trcommon.process import running
 
@@ -128,8 +129,8 @@ def _zero_is_default(default: int):
 
 
 def _printable(value: str) -> str:
-    if value != value.strip() or not value.isprintable():
-        raise ValueError("must be printable, without leading or trailing spaces")
+    if value != value.strip() or has_control_characters(value):
+        raise ValueError("must hold no control characters and no leading or trailing spaces")
     return value
 
 

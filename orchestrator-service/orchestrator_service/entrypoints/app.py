@@ -21,8 +21,10 @@ from trcontracts.base import Page
 from ..bootstrap import Container, bootstrap
 from ..domain.ids import required_uuid
 from ..service_layer import catalog, gate, purchase, refunds, tickets, transfers
+from ..service_layer.admin_audit import as_admin_action
 from ..settings import OrchestratorSettings
 from . import openapi
+from .admin import admin_routes, fan_notification_routes
 from .scanner_page import scanner_blueprint
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, RefreshBody,
                       RegisterBody, ReserveBody, ResolveBody, TopupBody, TransferIdBody, VerifyBody)
@@ -66,11 +68,11 @@ def event_routes(c: Container) -> Blueprint:
     @bp.get("/events")
     def list_events():
         page = parse_query(Page)
-        return json_reply(c.events.list(page.limit, page.offset))
+        return json_reply(catalog.events(c, page.limit, page.offset))
 
     @bp.get("/events/<event_id>")
     def get_event(event_id: str):
-        return json_reply(c.events.get(required_uuid("event_id", event_id)))
+        return json_reply(catalog.event(c, required_uuid("event_id", event_id)))
 
     @bp.get("/venues")
     def list_venues():
@@ -116,7 +118,9 @@ def purchase_routes(c: Container, limits: RateLimits) -> Blueprint:
     @authed
     def refund_order(order_id: str):
         p = current_principal()
-        return jsonify(refunds.refund(c, p.user_id, p.role, required_uuid("order_id", order_id)))
+        order_id = required_uuid("order_id", order_id)
+        return jsonify(as_admin_action(c, p, "order.refund", "order", order_id, {},
+                                       lambda: refunds.refund(c, p.user_id, p.role, order_id)))
 
     @bp.get("/me/orders")
     @authed
@@ -165,14 +169,16 @@ def transfer_routes(c: Container) -> Blueprint:
     @bp.post("/transfer/reverse")
     @authed
     def reverse():
-        body = parse_body(TransferIdBody)
-        return jsonify(transfers.reverse(c, current_principal().role, body.transfer_id))
+        body, p = parse_body(TransferIdBody), current_principal()
+        return jsonify(as_admin_action(c, p, "transfer.reverse", "transfer", body.transfer_id, body.model_dump(),
+                                       lambda: transfers.reverse(c, p.role, body.transfer_id)))
 
     @bp.post("/transfer/resolve")
     @authed
     def resolve():
-        body = parse_body(ResolveBody)
-        return jsonify(transfers.resolve(c, current_principal().role, body.transfer_id, body.resolution))
+        body, p = parse_body(ResolveBody), current_principal()
+        return jsonify(as_admin_action(c, p, "transfer.resolve", "transfer", body.transfer_id, body.model_dump(),
+                                       lambda: transfers.resolve(c, p.role, body.transfer_id, body.resolution)))
 
     @bp.get("/transfers/<transfer_id>")
     @authed
@@ -250,7 +256,7 @@ def create_app(settings: OrchestratorSettings | None = None, container: Containe
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.forwarded_proxies)
     limits = RateLimits(settings.rate_limits)
     for bp in (auth_routes(c, limits), event_routes(c), purchase_routes(c, limits), transfer_routes(c), gate_routes(c),
-               credit_routes(c), openapi.docs_blueprint(settings.topup_min_amount, settings.topup_max_amount),
+               credit_routes(c), admin_routes(c), fan_notification_routes(c), openapi.docs_blueprint(settings.topup_min_amount, settings.topup_max_amount),
                scanner_blueprint(settings.static_dir)):
         app.register_blueprint(bp)
     app.register_blueprint(limits.exempt(health_blueprint({

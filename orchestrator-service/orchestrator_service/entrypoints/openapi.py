@@ -13,6 +13,8 @@ from trcontracts.base import Page
 from trcontracts.events import VenueList
 
 from ..domain.ids import UUID_PATTERN
+from .admin_schemas import (AdminEventQuery, AuditQuery, CancelEventBody, EmailQuery, EventBody, FlagBody, GateQuery,
+                            GrantBody, HallBody, PricesBody, VenueBody)
 from .schemas import (ConfirmTransferBody, DisputeBody, InitiateTransferBody, LoginBody, PayBody, Profile,
                       PublicKeys, QrCode, RefreshBody, RegisterBody, ReserveBody, ResolveBody, ScanVerdict, TicketList,
                       TopupBody, TransferIdBody, TransferList, TransferView, VerifyBody)
@@ -30,6 +32,9 @@ DEPENDENCY_DOWN = {"description": "a service or the broker this request needs is
                    "content": {"application/json": {"schema": ERROR}}}
 TOO_LARGE = {"description": "the body is larger than MAX_BODY_BYTES",
              "content": {"application/json": {"schema": ERROR}}}
+
+# What every admin route may answer besides its own errors.
+ADMIN_ERRORS = [400, 401, 403]
 
 # (method, path, summary, request model, success status, auth, error statuses[, answer model])
 ROUTES = [
@@ -92,7 +97,50 @@ ROUTES = [
      True, [400, 401, 503]),
     ("post", "/webhooks/stripe", "Stripe webhook (signature-verified)", None, 200, False, [400, 503]),
     ("get", "/health", "200 when this service and what it needs are up", None, 200, False, [503]),
+    ("get", "/me/notifications", "What the platform told the caller (order confirmed, hold expired, transfers, "
+     "refunds, event cancelled), newest first; each was also sent by SMS and e-mail", None, 200, True, [400, 401]),
+    # --- the admin API: role admin (403 WRONG_ROLE for everyone else, before anything is read or written) ---
+    ("post", "/admin/venues", "Admin: create a venue (Idempotency-Key: a retry creates it once)", VenueBody, 201,
+     True, ADMIN_ERRORS + [409]),
+    ("post", "/admin/venues/{venue_id}/halls", "Admin: add a hall to a venue (hall names are unique in a venue)",
+     HallBody, 201, True, ADMIN_ERRORS + [404, 409]),
+    ("get", "/admin/events", "Admin: every event, drafts and cancelled ones included, by start time", None, 200, True,
+     ADMIN_ERRORS),
+    ("post", "/admin/events", "Admin: create an event in a hall with its whole seat grid (sections × rows × seats per "
+     "row, a price per section, up to 20,000 seats) in one call; DRAFT (not listed, not on sale) unless `publish`. "
+     "Idempotency-Key: a retry completes what a failed request began, never a second event", EventBody, 201, True,
+     ADMIN_ERRORS + [404, 409]),
+    ("post", "/admin/events/{event_id}/publish", "Admin: put a DRAFT event on sale (listed, its seats can be held)",
+     None, 200, True, ADMIN_ERRORS + [404, 409]),
+    ("post", "/admin/events/{event_id}/cancel", "Admin: call an event off: sales closed, every hold ended, every "
+     "waiting transfer cancelled, every confirmed order refunded once (tickets checked in or transferred away are "
+     "named in `not_refunded`), every fan notified; again: the same answer. 503: it goes on by itself",
+     CancelEventBody, 200, True, ADMIN_ERRORS + [404]),
+    ("post", "/admin/events/{event_id}/prices", "Admin: new price for the event's unsold seats (all, a section, or "
+     "listed seats); seats held, sold or checked in keep theirs (counted as skipped)", PricesBody, 200, True,
+     ADMIN_ERRORS + [404, 409]),
+    ("get", "/admin/events/{event_id}/sales", "Admin: the sales report: seats by status and section, face value "
+     "sold, orders by status, revenue, refunds, transfers", None, 200, True, ADMIN_ERRORS + [404]),
+    ("get", "/admin/events/{event_id}/gate", "Admin: the gate report: scans by result and by hall, check-ins over "
+     "time (paged buckets)", None, 200, True, ADMIN_ERRORS + [404]),
+    ("get", "/admin/users", "Admin: find an account by e-mail", None, 200, True, ADMIN_ERRORS + [404]),
+    ("get", "/admin/users/{user_id}", "Admin: one account", None, 200, True, ADMIN_ERRORS + [404]),
+    ("post", "/admin/users/{user_id}/flag", "Admin: flag (the fan then needs an OTP to pay) or unflag an account",
+     FlagBody, 200, True, ADMIN_ERRORS + [404]),
+    ("post", "/admin/users/{user_id}/credits", "Admin: grant credits: one ledger row naming the admin and the reason, "
+     "once per Idempotency-Key (required)", GrantBody, 200, True, ADMIN_ERRORS + [404]),
+    ("get", "/admin/users/{user_id}/ledger", "Admin: an account's ledger, newest first", None, 200, True,
+     ADMIN_ERRORS + [404]),
+    ("get", "/admin/audit", "Admin: the admins' audit trail (who, what, when, before/after, outcome), newest first",
+     None, 200, True, ADMIN_ERRORS),
 ]
+
+# Routes with a query other than a plain page, and their query models.
+QUERIES = {("get", "/admin/events"): AdminEventQuery, ("get", "/admin/events/{event_id}/gate"): GateQuery,
+           ("get", "/admin/users"): EmailQuery, ("get", "/admin/audit"): AuditQuery}
+# Routes that take an Idempotency-Key header (True: required).
+IDEMPOTENT = {("post", "/admin/venues"): False, ("post", "/admin/venues/{venue_id}/halls"): False,
+              ("post", "/admin/events"): False, ("post", "/admin/users/{user_id}/credits"): True}
 
 # Answers in media types other than JSON: the code's PNG when the request's Accept header asks for it; the gate
 # page is HTML.
@@ -129,6 +177,8 @@ def _guarded(schema: dict) -> dict:
     and the fields it does not name (ignored) are JSON values under the same rules."""
     for prop in schema.get("properties", {}).values():
         for option in prop.get("anyOf", [prop]):
+            if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
+                option = option["items"]            # a list of texts: each under the same rule
             if option.get("type") == "string" and "pattern" not in option:
                 option["pattern"] = TEXT_PATTERN
             elif option.get("type") == "string" and not option["pattern"].startswith("^"):
@@ -139,12 +189,14 @@ def _guarded(schema: dict) -> dict:
 
 
 # Routes that read a page of results from the query string (`Page`).
-PAGED = {("get", "/events"), ("get", "/venues"), ("get", "/me/orders"), ("get", "/me/transfers")}
+PAGED = {("get", "/events"), ("get", "/venues"), ("get", "/me/orders"), ("get", "/me/transfers"),
+         ("get", "/me/notifications"), ("get", "/admin/users/{user_id}/ledger")}
 
 
-def _page_parameters() -> list[dict]:
-    fields = Page.model_json_schema()["properties"]
-    return [{"name": name, "in": "query", "required": False,
+def _page_parameters(model=Page) -> list[dict]:
+    schema = model.model_json_schema()
+    fields, required = schema["properties"], set(schema.get("required", ()))
+    return [{"name": name, "in": "query", "required": name in required,
              "schema": {k: v for k, v in schema.items() if k != "title"}} for name, schema in fields.items()]
 
 
@@ -176,7 +228,10 @@ def build_document(topup_min: int = 100, topup_max: int = 1_000_000) -> dict:
         if path not in NO_DEPENDENCY:
             op["responses"].setdefault("503", DEPENDENCY_DOWN)
         if model is not None:
-            schemas[model.__name__] = _guarded(model.model_json_schema(ref_template="#/components/schemas/{model}"))
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, nested in schema.pop("$defs", {}).items():      # e.g. an event's GridSection
+                schemas[name] = _guarded(nested)
+            schemas[model.__name__] = _guarded(schema)
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
         if auth:
@@ -188,12 +243,19 @@ def build_document(topup_min: int = 100, topup_max: int = 1_000_000) -> dict:
                                  "schema": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}}
                                 for p in params]
         if (method, path) in PAGED:
-            op["parameters"] = _page_parameters()
+            op.setdefault("parameters", []).extend(_page_parameters())
+        if (method, path) in QUERIES:
+            op.setdefault("parameters", []).extend(_page_parameters(QUERIES[(method, path)]))
+        if (method, path) in IDEMPOTENT:
+            op.setdefault("parameters", []).append({
+                "name": "Idempotency-Key", "in": "header", "required": IDEMPOTENT[(method, path)],
+                "description": "1-200 visible ASCII characters; a request repeated with the same key does its work "
+                               "once", "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}})
         if (method, path) == WEBHOOK:
             op["requestBody"], op["parameters"] = WEBHOOK_BODY, [WEBHOOK_SIGNATURE]
         if "requestBody" in op:
             op["responses"]["413"] = TOO_LARGE
-        if params or (method, path) in PAGED:
+        if params or (method, path) in PAGED or (method, path) in QUERIES:
             op["responses"].setdefault("400", {"description": "error",
                                                "content": {"application/json": {"schema": ERROR}}})
         paths.setdefault(path, {})[method] = op

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from trcommon.amqp import PublishFailed
-from trcommon.errors import AppError, DependencyUnavailable, Forbidden, NotFound
+from trcommon.errors import AppError, DependencyUnavailable, Forbidden
 from trcommon.saga import Outcome, Saga, SagaState, Step, always
 from trcontracts.base import CommonError
 from trcontracts.orders import Order, OrderError, OrderStatus
@@ -27,11 +27,9 @@ from trcontracts.orders import Order, OrderError, OrderStatus
 from ..adapters.inventory import SeatView
 from ..bootstrap import Container
 from ..domain import purchase as rules
+from .order_records import find_order, order_view, stale_orders
 
 log = logging.getLogger("orchestrator.purchase")
-
-NO_SUCH_ORDER = "no such order"
-
 
 @dataclass
 class Purchase:
@@ -109,10 +107,6 @@ def _finish(p: Purchase, state: SagaState, reason: str | None) -> None:
     log.info("order ended", extra={"order_id": p.saga_id, "seat_ids": p.order.seat_ids, "status": str(to)})
 
 
-def _stale(c: Container) -> list[Order]:
-    return c.orders.stale(c.settings.recovery_grace_seconds, c.settings.recovery_batch)
-
-
 def _context(c: Container, o: Order) -> Purchase:
     return Purchase(c, o.order_id, o.user_id, seat_ids=list(o.seat_ids), order=o)
 
@@ -129,7 +123,7 @@ PURCHASE: Saga[Purchase] = Saga(
              happened=_debited),
         Step(rules.CONFIRM_SEAT, _confirm_seat, fatal=rules.seat_lost),
     ),
-    state_of=_state, finish=_finish, begin=_begin_payment, stale=_stale, context=_context,
+    state_of=_state, finish=_finish, begin=_begin_payment, stale=stale_orders, context=_context,
     wants=lambda o: o.status == OrderStatus.PENDING)
 
 assert tuple(s.name for s in PURCHASE.steps) == rules.STEPS
@@ -165,19 +159,28 @@ def cancel(c: Container, user_id: str, order_id: str) -> dict:
     (keyed by the hold id: it releases nothing another hold has taken since) and answers the same order."""
     order = _mine(c, user_id, order_id)
     rules.check_cancellable(order)
+    try:
+        order = call_off(c, order, "cancelled by the fan")
+    except AppError as err:
+        if err.code != OrderError.INVALID_TRANSITION:
+            raise
+        # It moved since it was read (a /pay began, or it ended): answer with why, from the order as it is now.
+        order = _mine(c, user_id, order_id)
+        rules.check_cancellable(order)
+        order = call_off(c, order, "cancelled by the fan")
+    return order_view(order)
+
+
+def call_off(c: Container, order: Order, reason: str) -> Order:
+    """Record a PENDING order CANCELLED (order-service refuses once a payment has begun: INVALID_TRANSITION), then
+    let the runner compensate — every seat of the hold released at once — and record the end. Again on a CANCELLED
+    order: the same compensation, keyed, changing nothing."""
     if order.status != OrderStatus.CANCELLED:
-        try:
-            order = c.orders.transition(order_id, OrderStatus.CANCELLED, "cancelled by the fan")
-        except AppError as err:
-            if err.code != OrderError.INVALID_TRANSITION:
-                raise
-            # It moved since it was read (a /pay began, or it ended): answer with why, from the order as it is now.
-            order = _mine(c, user_id, order_id)
-            rules.check_cancellable(order)
-    p = Purchase(c, order_id, user_id, seat_ids=list(order.seat_ids), order=order)
+        order = c.orders.transition(order.order_id, OrderStatus.CANCELLED, reason)
+    p = Purchase(c, order.order_id, order.user_id, seat_ids=list(order.seat_ids), order=order)
     c.sagas.recover(PURCHASE, p)
-    log.info("order cancelled", extra={"order_id": order_id, "seat_ids": order.seat_ids})
-    return _order_view(p.order)
+    log.info("order cancelled", extra={"order_id": order.order_id, "seat_ids": order.seat_ids, "reason": reason})
+    return p.order
 
 
 def _confirmation(order: Order) -> dict:
@@ -185,33 +188,13 @@ def _confirmation(order: Order) -> dict:
             "amount": order.amount}
 
 
-def _order_view(order: Order) -> dict:
-    fields = order.model_dump(mode="json")
-    return {k: fields[k] for k in ("order_id", "seat_id", "seat_ids", "event_id", "amount", "status", "held_until",
-                                   "created_at", "updated_at", "failure_reason")}
-
-
 def get_order(c: Container, user_id: str, order_id: str) -> dict:
-    return _order_view(_mine(c, user_id, order_id))
+    return order_view(_mine(c, user_id, order_id))
 
 
 def _mine(c: Container, user_id: str, order_id: str) -> Order:
     return find_order(c, order_id, user_id)
 
 
-def find_order(c: Container, order_id: str, user_id: str | None) -> Order:
-    """The order, if it is `user_id`'s (None: anyone's, for an admin). Someone else's and a missing one get the very
-    same 404 (code and message): whether an order id exists is not the caller's to learn."""
-    try:
-        order = c.orders.get(order_id)
-    except AppError as err:
-        if err.code != OrderError.ORDER_NOT_FOUND:
-            raise
-        order = None
-    if order is None or (user_id is not None and order.user_id != user_id):
-        raise NotFound(NO_SUCH_ORDER, code=OrderError.ORDER_NOT_FOUND)
-    return order
-
-
 def my_orders(c: Container, user_id: str, limit: int, offset: int) -> list[dict]:
-    return [_order_view(o) for o in c.orders.list(user_id=user_id, limit=limit, offset=offset)]
+    return [order_view(o) for o in c.orders.list(user_id=user_id, limit=limit, offset=offset)]

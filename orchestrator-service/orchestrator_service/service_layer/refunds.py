@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from trcommon.errors import DependencyUnavailable
-from trcommon.saga import Outcome, Saga, SagaState, Step
+from trcommon.saga import Outcome, Saga, SagaRun, SagaState, Step
 from trcontracts.orders import Order, OrderStatus
 
 from ..bootstrap import Container
 from ..domain import refund as rules
-from .purchase import _order_view, _stale, find_order
+from .order_records import find_order, order_view, stale_orders
 
 log = logging.getLogger("orchestrator.refunds")
 
@@ -68,7 +68,7 @@ REFUND: Saga[Refund] = Saga(
         Step(rules.REFUND, _refund),
     ),
     state_of=lambda r, now: rules.refund_state(r.order), finish=_finish, begin=_begin,
-    stale=_stale, context=_context, wants=lambda o: o.status == OrderStatus.REFUNDING)
+    stale=stale_orders, context=_context, wants=lambda o: o.status == OrderStatus.REFUNDING)
 
 assert tuple(s.name for s in REFUND.steps) == rules.STEPS
 
@@ -79,10 +79,16 @@ def refund(c: Container, user_id: str, role: str, order_id: str) -> dict:
     order = find_order(c, order_id, None if role == "admin" else user_id)
     event = c.events.get(order.event_id)
     rules.check_refundable(order, role, event.starts_at, datetime.now(timezone.utc), c.settings.refund_cutoff_seconds)
-    r = Refund(c, order.order_id, order)
-    run = c.sagas.resume(REFUND, r, rules.TAKE_BACK)
+    run, r = refund_order(c, order)
     if run.state.outcome is Outcome.COMPLETED:
-        return _order_view(r.order)
+        return order_view(r.order)
     if run.failure is not None:
         raise rules.TicketNotRefundable(f"not refunded: {run.failure.message}", details={"reason": run.failure.code})
     raise DependencyUnavailable("the refund could not be completed now; try again")
+
+
+def refund_order(c: Container, order: Order) -> tuple[SagaRun, Refund]:
+    """Run the refund saga of a CONFIRMED (or REFUNDING) order from the request's step: the run says whether it
+    completed, or which step's refusal left the order CONFIRMED."""
+    r = Refund(c, order.order_id, order)
+    return c.sagas.resume(REFUND, r, rules.TAKE_BACK), r

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from trcommon.saga import Saga
 
+from .event_cancel import EVENT_CANCEL
 from .purchase import PURCHASE
 from .refunds import REFUND
 from .transfers import CONFIRM, RELEASE, REVERSAL
 
-SAGAS: tuple[Saga, ...] = (PURCHASE, REFUND, CONFIRM, REVERSAL, RELEASE)
+SAGAS: tuple[Saga, ...] = (PURCHASE, REFUND, CONFIRM, REVERSAL, RELEASE, EVENT_CANCEL)
