@@ -139,15 +139,19 @@ def test_bad_grids_and_dates_are_refused_whole_and_nothing_is_written(api, engin
             "sections": [{"section": "S", "price": 10, "rows": ["A"], "seats_per_row": 10}]}
     with engines["event-service"].connect() as conn:
         before = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
-    for bad in ({**good, "starts_at": "2001-01-01T20:00:00Z"},
-                {**good, "sections": []},
-                {**good, "sections": [{"section": "S", "price": -1, "rows": ["A"], "seats_per_row": 10}]},
-                {**good, "sections": [{"section": "S", "price": 10, "rows": ["A", "A"], "seats_per_row": 10}]},
-                {**good, "sections": [{"section": "S", "price": 10, "rows": [f"R{i}" for i in range(200)],
-                                       "seats_per_row": 200}]},
-                {**good, "hall_id": "not-a-hall"}):
+    section = {"section": "S", "price": 10, "rows": ["A"], "seats_per_row": 10}
+    for bad, code in (({**good, "starts_at": "2001-01-01T20:00:00Z"}, "STARTS_IN_THE_PAST"),
+                      ({**good, "sections": []}, "INVALID_INPUT"),
+                      ({**good, "sections": [{**section, "price": -1}]}, "INVALID_INPUT"),
+                      ({**good, "sections": [{**section, "price": 10.0}]}, "INVALID_INPUT"),
+                      ({**good, "name": "   "}, "INVALID_INPUT"),
+                      ({**good, "sections": [{**section, "rows": ["A", " A "]}]}, "GRID_INVALID"),
+                      ({**good, "sections": [section, {**section, "section": " S"}]}, "GRID_INVALID"),
+                      ({**good, "sections": [{**section, "rows": [f"R{i}" for i in range(200)],
+                                              "seats_per_row": 200}]}, "GRID_TOO_LARGE"),
+                      ({**good, "hall_id": "not-a-hall"}, "INVALID_INPUT")):
         r = api.post("/admin/events", admin, json=bad)
-        assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_INPUT", (bad, r.text)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, (bad, r.text)
     r = api.post("/admin/events", admin, json={**good, "hall_id": str(uuid.uuid4())})
     assert r.status_code == 404, r.text
     with engines["event-service"].connect() as conn:
