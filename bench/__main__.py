@@ -2,7 +2,8 @@
 
 It starts the whole system the way `make run` does (the same Stack of processes) but on fresh databases, a fresh
 RabbitMQ vhost and free ports, so a running `make run` and its data are left alone. It prepares its own events and
-seats (written by the services' own seeding path: there is no organizer API to create events yet), and its own
+seats by SQL as the demo seed does (the database-ceiling event needs seat ids pgbench can compute, and the holds
+phase more seats than one admin-API grid may have), and its own
 fans through the public API (register, log in) and funds them as `make topup` does (a payment intent recorded by
 user-service, then its signed Stripe webhook to the public API); then it runs each phase
 with locust as a separate process and reads the CPU of every process group around it. Results: one JSON file
@@ -205,8 +206,9 @@ def create_event(b: Bench, name: str, seats: int, ids=None) -> dict:
         conn.execute(sa.text("INSERT INTO halls (hall_id, venue_id, name) VALUES (:h, :v, 'Hall 1')"),
                      {"h": hall, "v": venue})
         conn.execute(sa.text("INSERT INTO events (event_id, name, venue_id, hall_id, starts_at, status) VALUES "
-                             "(:e, :n, :v, :h, :s, 'ON_SALE')"), {"e": event, "n": f"Bench {name}", "v": venue, "h": hall,
-                                                       "s": datetime.now(timezone.utc) + timedelta(days=7)})
+                             "(:e, :n, :v, :h, :s, 'ON_SALE')"),
+                     {"e": event, "n": f"Bench {name}", "v": venue, "h": hall,
+                      "s": datetime.now(timezone.utc) + timedelta(days=7)})
     seat_ids = [ids(i + 1) if ids else str(uuid.uuid4()) for i in range(seats)]
     with b.engines["inventory-service"].begin() as conn:
         conn.execute(sa.text("INSERT INTO seats (seat_id, event_id, section, row, number, price, status) "
