@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -99,14 +100,23 @@ class Process(Generic[S, C]):
     stop: threading.Event      # set by SIGTERM/SIGINT; the process's loop returns when it is set
 
 
+# The niceness of work that may wait (delivering notifications): on a machine the sale saturates, the scheduler then
+# gives the CPU to what a fan or a hold's timer waits for first, and the notifications follow seconds later.
+BACKGROUND_NICENESS = 10
+
+
 @contextmanager
-def running(settings_class: type[S], bootstrap: Callable[[S], C], **start_options) -> Iterator[Process[S, C]]:
+def running(settings_class: type[S], bootstrap: Callable[[S], C], *, background: bool = False,
+            **start_options) -> Iterator[Process[S, C]]:
     """A long-running process of ours, from start-up to graceful stop:
 
         with running(InventorySettings, bootstrap, database=True) as p:
             loop_until(p.stop)
 
-    `start_options` are `start`'s. On leaving the block the composition root is closed."""
+    `start_options` are `start`'s. `background`: the process's work may wait (it runs at BACKGROUND_NICENESS).
+    On leaving the block the composition root is closed."""
+    if background:
+        os.nice(BACKGROUND_NICENESS)
     settings, container = start(settings_class, bootstrap, **start_options)
     stop = stop_on_signals()
     try:

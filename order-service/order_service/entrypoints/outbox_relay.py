@@ -13,7 +13,8 @@ from ..settings import OrderSettings
 
 
 def main() -> None:
-    with running(OrderSettings, bootstrap, log_name="order-outbox-relay", database=True, broker=True) as p:
+    with running(OrderSettings, bootstrap, log_name="order-outbox-relay", database=True, broker=True,
+                 background=True) as p:
         s = p.settings
         OutboxRelay(p.container.engine, s.amqp_url, name="order-outbox-relay", batch_size=s.outbox_batch_size,
                     poll_seconds=s.outbox_poll_seconds,

@@ -250,7 +250,7 @@ class NotificationConsumer:
 
 
 def main() -> None:
-    with running(UserSettings, bootstrap, database=True, broker=True) as p:
+    with running(UserSettings, bootstrap, database=True, broker=True, background=True) as p:
         sender = EmailSender(p.container)
         consumer = NotificationConsumer(p.container, stop=p.stop, sender=sender)
         sender.start()
