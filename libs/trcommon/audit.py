@@ -64,7 +64,8 @@ def audit(urls: dict[str, str], tolerance_seconds: float = 30.0) -> tuple[list[V
 def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], dict]:
     inv, orders_db, users_db = engines["inventory-service"], engines["order-service"], engines["user-service"]
     v: list[Violation] = []
-    seats = _rows(inv, "SELECT seat_id::text, status, owner_user_id::text, hold_id::text, held_until, price, "
+    seats = _rows(inv, "SELECT seat_id::text, event_id::text, status, on_sale, owner_user_id::text, hold_id::text, "
+                       "held_until, price, "
                        "held_until < now() - make_interval(secs => :t) AS overdue FROM seats", t=tol)
     orders = _rows(orders_db, "SELECT order_id::text, user_id::text, event_id::text, seat_ids::text[], amount, status, "
                               "payment_state, "
@@ -178,9 +179,7 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
         v.append(Violation(5, f"seat {c['seat_id']} was checked in {c['n']} times"))
 
     # 8. a cancelled event is closed
-    v += _cancelled_event_violations(engines["event-service"], tol, seats_by_event=_rows(
-        inv, "SELECT seat_id::text, event_id::text, status, on_sale, owner_user_id::text FROM seats"),
-        orders=orders, transfers=transfers)
+    v += _cancelled_event_violations(engines["event-service"], tol, seats, orders, transfers)
 
     # 7. transfers: money moved once each way, ownership follows the last transfer, every move bumped the version
     v += _transfer_violations(transfers, ledger, changes, seat_by_id, versions)
@@ -197,7 +196,7 @@ def _audit(engines: dict[str, sa.Engine], tol: float) -> tuple[list[Violation], 
     return v, stats
 
 
-def _cancelled_event_violations(events_db: sa.Engine, tol: float, seats_by_event: list[dict], orders: list[dict],
+def _cancelled_event_violations(events_db: sa.Engine, tol: float, seats: list[dict], orders: list[dict],
                                 transfers: list[dict]) -> list[Violation]:
     v: list[Violation] = []
     events = _rows(events_db, "SELECT event_id::text, status, updated_at < now() - make_interval(secs => :t) AS quiet "
@@ -208,9 +207,9 @@ def _cancelled_event_violations(events_db: sa.Engine, tol: float, seats_by_event
     cancelled = {e["event_id"] for e in events if e["status"] == "CANCELLED"}
     if not cancelled:
         return v
-    seat_event = {s["seat_id"]: s["event_id"] for s in seats_by_event}
-    seat_by_id = {s["seat_id"]: s for s in seats_by_event}
-    for s in seats_by_event:
+    seat_event = {s["seat_id"]: s["event_id"] for s in seats}
+    seat_by_id = {s["seat_id"]: s for s in seats}
+    for s in seats:
         if s["event_id"] in cancelled and (s["on_sale"] or s["status"] == SeatStatus.HELD):
             v.append(Violation(8, f"seat {s['seat_id']} of cancelled event {s['event_id']} is "
                                   f"{'on sale' if s['on_sale'] else ''} {s['status']}"))

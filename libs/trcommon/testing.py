@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pika
 import pytest
 import requests
 import sqlalchemy as sa
@@ -27,8 +29,8 @@ from sqlalchemy.engine import make_url
 
 from .db import drop_database, ensure_database, upgrade
 from .devstack import free_port
-from .settings import TestServers, child_environment
 from .services import DB_SERVICES
+from .settings import TestServers, child_environment
 
 RUN_ID = uuid.uuid4().hex[:8]
 LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -464,3 +466,102 @@ class StripeApi:
     def close(self) -> None:
         self.server.close()
 
+
+# --- broker and network stand-ins for fault tests ----------------------------------------------------------------
+
+class Broker:
+    """A test's hand on a RabbitMQ vhost: publish with confirms, count a queue's messages and consumers, take one
+    message out."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, *, expiration_ms: int | None = None,
+                headers: dict | None = None) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.basic_publish(exchange, routing_key, body, pika.BasicProperties(
+                content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent, headers=headers,
+                expiration=str(expiration_ms) if expiration_ms is not None else None), mandatory=True)
+        finally:
+            conn.close()
+
+    def _declared(self, queue: str):
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            return conn.channel().queue_declare(queue, passive=True).method
+        finally:
+            conn.close()
+
+    def ready_messages(self, queue: str) -> int:
+        return self._declared(queue).message_count
+
+    def consumers(self, queue: str) -> int:
+        return self._declared(queue).consumer_count
+
+    def take_from(self, queue: str, wanted: bytes, seconds: float) -> bool:
+        """Wait for a message with this body in `queue` and remove it; others are put back."""
+        deadline = time.monotonic() + seconds
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            ch = conn.channel()
+            while time.monotonic() < deadline:
+                seen = []
+                while True:
+                    method, _props, body = ch.basic_get(queue)
+                    if method is None:
+                        break
+                    if body == wanted:
+                        ch.basic_ack(method.delivery_tag)
+                        for tag in seen:
+                            ch.basic_nack(tag, requeue=True)
+                        return True
+                    seen.append(method.delivery_tag)
+                for tag in seen:
+                    ch.basic_nack(tag, requeue=True)
+                time.sleep(0.1)
+            return False
+        finally:
+            conn.close()
+
+
+class TcpProxy:
+    """A TCP forwarder that can be started late: a database that is down, then comes back."""
+
+    def __init__(self, port: int, upstream: tuple[str, int]):
+        self.port, self.upstream = port, upstream
+        self._server = None
+
+    def start(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()

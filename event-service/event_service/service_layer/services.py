@@ -2,11 +2,11 @@
 writes are short transactions that lock what they change."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Callable
 
 from trcommon.errors import Conflict, NotFound
+from trcontracts.base import canonical_uuid
 from trcontracts.events import EventError, EventStatus
 
 from ..adapters.repository import HallNameTaken
@@ -24,14 +24,6 @@ def _venue_not_found() -> NotFound:
     return NotFound("no such venue", code=EventError.VENUE_NOT_FOUND)
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 def list_events(uow_factory: UowFactory, limit: int, offset: int,
                 statuses: list[EventStatus] | None = None) -> list[Event]:
     with uow_factory(autocommit=True) as uow:
@@ -39,7 +31,7 @@ def list_events(uow_factory: UowFactory, limit: int, offset: int,
 
 
 def get_event(uow_factory: UowFactory, event_id: str) -> Event:
-    if not _is_uuid(event_id):
+    if canonical_uuid(event_id) is None:
         raise _event_not_found()
     with uow_factory(autocommit=True) as uow:
         event = uow.events.get(event_id)
@@ -54,7 +46,7 @@ def list_venues(uow_factory: UowFactory, limit: int, offset: int) -> list[Venue]
 
 
 def get_venue(uow_factory: UowFactory, venue_id: str) -> Venue:
-    if not _is_uuid(venue_id):
+    if canonical_uuid(venue_id) is None:
         raise _venue_not_found()
     with uow_factory(autocommit=True) as uow:
         venue = uow.events.get_venue(venue_id)
@@ -77,7 +69,7 @@ def create_venue(uow_factory: UowFactory, venue_id: str, name: str, address: str
 def create_hall(uow_factory: UowFactory, venue_id: str, hall_id: str, name: str) -> tuple[Hall, bool]:
     """Idempotent by hall_id: (the hall, whether it was created now). VENUE_NOT_FOUND; HALL_NAME_TAKEN when another
     hall of the venue has the name; HALL_CONFLICT for the same id with another name or venue."""
-    if not _is_uuid(venue_id):
+    if canonical_uuid(venue_id) is None:
         raise _venue_not_found()
     with uow_factory() as uow:
         if uow.events.get_venue(venue_id) is None:
@@ -117,7 +109,7 @@ def create_event(uow_factory: UowFactory, event_id: str, name: str, hall_id: str
 def _change(uow_factory: UowFactory, event_id: str, change: Callable[[Event], Event]) -> Event:
     """Apply one rule of the event's life under its row lock; written (and updated_at moved) only when it
     changes something."""
-    if not _is_uuid(event_id):
+    if canonical_uuid(event_id) is None:
         raise _event_not_found()
     with uow_factory() as uow:
         event = uow.events.get(event_id, for_update=True)

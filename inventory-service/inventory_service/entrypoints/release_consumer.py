@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
@@ -27,11 +26,15 @@ import pika
 import pika.exceptions
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
-
-from trcommon.amqp import connect
 from trcommon.errors import DependencyUnavailable
-from trcommon.logs import REQUEST_ID_METADATA, request_context
+from trcommon.logs import request_context
 from trcommon.process import running
+from trcommon.queue_consumer import (
+    DATABASE_BACKOFF,
+    QueueConsumer,
+    backoff,
+    request_id_of,
+)
 from trcontracts.inventory import MAX_SEATS_PER_HOLD
 
 from ..bootstrap import Container, bootstrap
@@ -42,9 +45,6 @@ from .hold_sweeper import HoldSweeper, log_release
 log = logging.getLogger("inventory.release_consumer")
 
 RELEASE_QUEUE = "seat.release.queue"
-RECONNECT_BACKOFF = (0.5, 10.0)      # first and longest wait between broker reconnection attempts, seconds
-DATABASE_BACKOFF = (0.5, 10.0)       # the same for retrying a message while the database is unreachable
-FAILURE_REQUEUE_DELAY = 1.0          # an unexpected error: requeue after this long (counts toward delivery-limit)
 
 
 class ReleaseMessage(BaseModel):
@@ -76,77 +76,17 @@ class _Delivery:
     database_failures: int = 0
 
 
-class ConsumerCancelled(pika.exceptions.AMQPError):
-    """The broker ended our subscription (e.g. the queue was deleted)."""
-
-
-def _backoff(bounds: tuple[float, float], attempt: int) -> float:
-    first, longest = bounds
-    return min(longest, first * 2 ** max(0, attempt - 1))
-
-
-def _request_id(properties: pika.BasicProperties) -> str | None:
-    value = (properties.headers or {}).get(REQUEST_ID_METADATA)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
-
-
-class ReleaseConsumer:
+class ReleaseConsumer(QueueConsumer):
+    # stats: released, ignored, early, left_to_sweeper, parked, failed, redelivered, database_retries,
+    # connection_losses
     def __init__(self, container: Container, stop: threading.Event | None = None):
+        super().__init__(container.settings.amqp_url, RELEASE_QUEUE, "inventory-release-consumer",
+                         container.settings.release_prefetch, "release consumer", stop)
         self._uow = container.uow
         self._settings = container.settings
-        self._stopping = stop if stop is not None else threading.Event()
-        self._reconnects = 0
-        self.consuming = threading.Event()     # set while attached to the queue
-        # released, ignored, early, left_to_sweeper, parked, failed, redelivered, database_retries, connection_losses
-        self.stats: Counter[str] = Counter()
 
-    def stop(self) -> None:
-        """Ask run() to return; safe from a signal handler or another thread. Unacked messages are redelivered."""
-        self._stopping.set()
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self._consume()
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                self._reconnects += 1
-                self.stats["connection_losses"] += 1
-                wait = _backoff(RECONNECT_BACKOFF, self._reconnects)
-                log.warning("broker connection lost; reconnecting",
-                            extra={"error": repr(exc), "retry_in_seconds": wait})
-                self._stopping.wait(wait)
-        log.info("release consumer stopped")
-
-    def _consume(self) -> None:
-        connection = connect(self._settings.amqp_url, "inventory-release-consumer")
-        try:
-            channel = connection.channel()
-            channel.basic_qos(prefetch_count=self._settings.release_prefetch)
-            cancelled = threading.Event()
-            # The broker cancels the subscription when the queue is deleted; pika's blocking channel then just
-            # drops the consumer. Treat it like a lost connection: reconnect (with backoff) until the queue is
-            # back, rather than idle for ever.
-            channel.add_on_cancel_callback(lambda _frame: cancelled.set())
-            channel.basic_consume(RELEASE_QUEUE, partial(self._on_message, connection))
-            self._reconnects = 0
-            self.consuming.set()
-            log.info("consuming", extra={"queue": RELEASE_QUEUE, "prefetch": self._settings.release_prefetch})
-            while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.2)
-                if cancelled.is_set():
-                    raise ConsumerCancelled(f"the broker cancelled the subscription to {RELEASE_QUEUE}")
-        finally:
-            self.consuming.clear()
-            if connection.is_open:
-                try:
-                    connection.close()
-                except (pika.exceptions.AMQPError, OSError):
-                    pass
-
-    def _on_message(self, connection, channel, method, properties, body: bytes) -> None:
-        with request_context(_request_id(properties)) as rid:
+    def on_message(self, connection, channel, method, properties, body: bytes) -> None:
+        with request_context(request_id_of(properties)) as rid:
             try:
                 message = ReleaseMessage.model_validate_json(body)
             except ValidationError as exc:
@@ -173,7 +113,7 @@ class ReleaseConsumer:
             outcome = services.release_expired_hold(self._uow, d.message.seats, hold_id)
         except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
             d.database_failures += 1
-            wait = _backoff(DATABASE_BACKOFF, d.database_failures)
+            wait = backoff(DATABASE_BACKOFF, d.database_failures)
             log.warning("database unavailable; keeping the release message and retrying", extra={
                 "seat_id": seat_id, "hold_id": hold_id, "error": repr(exc), "retry_in_seconds": wait})
             self.stats["database_retries"] += 1
@@ -182,7 +122,7 @@ class ReleaseConsumer:
         except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
             log.exception("release failed; requeueing the message", extra={"seat_id": seat_id, "hold_id": hold_id})
             self.stats["failed"] += 1
-            d.connection.call_later(FAILURE_REQUEUE_DELAY, partial(self._requeue, d))
+            self.requeue_later(d.connection, d.channel, d.tag)
             return
 
         if outcome.released:
@@ -205,10 +145,6 @@ class ReleaseConsumer:
                 "seat_id": seat_id, "hold_id": hold_id, "redelivered": d.redelivered})
             self.stats["ignored"] += 1
         d.channel.basic_ack(d.tag)
-
-    def _requeue(self, d: _Delivery) -> None:
-        if d.channel.is_open:
-            d.channel.basic_nack(d.tag, requeue=True)
 
 
 def main() -> None:

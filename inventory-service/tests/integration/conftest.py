@@ -7,16 +7,14 @@ import time
 import uuid
 
 import grpc
-import pika
 import pytest
-from trproto import inventory_pb2_grpc
-
 from inventory_service.bootstrap import bootstrap
 from inventory_service.domain.model import Seat
 from inventory_service.entrypoints.release_consumer import ReleaseConsumer
+from trcommon import testing
 from trcommon.grpc_support import app_error_from_rpc, client_channel
 from trcommon.testing import grpc_server_fixtures, service_fixtures
-
+from trproto import inventory_pb2_grpc
 
 database_url, settings, container = service_fixtures("inventory-service")
 start_server, grpc_server = grpc_server_fixtures("inventory-service")
@@ -75,64 +73,9 @@ def rpc_error():
 
 # --- broker --------------------------------------------------------------------------------------------------
 
-class Broker:
-    def __init__(self, url: str):
-        self.url = url
-
-    def publish(self, exchange: str, routing_key: str, body: bytes, *, expiration_ms: int | None = None,
-                headers: dict | None = None) -> None:
-        conn = pika.BlockingConnection(pika.URLParameters(self.url))
-        try:
-            ch = conn.channel()
-            ch.confirm_delivery()
-            ch.basic_publish(exchange, routing_key, body, pika.BasicProperties(
-                content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent, headers=headers,
-                expiration=str(expiration_ms) if expiration_ms is not None else None), mandatory=True)
-        finally:
-            conn.close()
-
-    def _declared(self, queue: str):
-        conn = pika.BlockingConnection(pika.URLParameters(self.url))
-        try:
-            return conn.channel().queue_declare(queue, passive=True).method
-        finally:
-            conn.close()
-
-    def ready_messages(self, queue: str) -> int:
-        return self._declared(queue).message_count
-
-    def consumers(self, queue: str) -> int:
-        return self._declared(queue).consumer_count
-
-    def take_from(self, queue: str, wanted: bytes, seconds: float) -> bool:
-        """Wait for a message with this body in `queue` and remove it; others are put back."""
-        deadline = time.monotonic() + seconds
-        conn = pika.BlockingConnection(pika.URLParameters(self.url))
-        try:
-            ch = conn.channel()
-            while time.monotonic() < deadline:
-                seen = []
-                while True:
-                    method, _props, body = ch.basic_get(queue)
-                    if method is None:
-                        break
-                    if body == wanted:
-                        ch.basic_ack(method.delivery_tag)
-                        for tag in seen:
-                            ch.basic_nack(tag, requeue=True)
-                        return True
-                    seen.append(method.delivery_tag)
-                for tag in seen:
-                    ch.basic_nack(tag, requeue=True)
-                time.sleep(0.1)
-            return False
-        finally:
-            conn.close()
-
-
 @pytest.fixture(scope="session")
 def broker(amqp_url):
-    return Broker(amqp_url)
+    return testing.Broker(amqp_url)
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import sqlalchemy as sa
-from trproto import inventory_pb2 as pb
-
 from inventory_service.adapters.tables import entry_logs, seats
 from trcommon.grpc_support import app_error_from_rpc
+from trproto import inventory_pb2 as pb
 
 
 def _id() -> str:

@@ -7,14 +7,13 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2
-from trproto import inventory_pb2 as pb
-from trproto import inventory_pb2_grpc
-
 from inventory_service.adapters.tables import entry_logs, metadata
 from inventory_service.seed import seed_demo
 from trcommon import demo
 from trcommon.grpc_support import app_error_from_rpc
 from trcommon.testing import schema_differences
+from trproto import inventory_pb2 as pb
+from trproto import inventory_pb2_grpc
 
 ABORTED, NOT_FOUND, FAILED, INVALID = (grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND,
                                        grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)

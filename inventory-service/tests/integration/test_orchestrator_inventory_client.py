@@ -3,7 +3,6 @@ their plain answers, and the seat map cache across a grid creation, a closed sal
 import uuid
 
 import pytest
-
 from orchestrator_service.adapters.inventory import InventoryClient
 from trcommon.errors import AppError
 

@@ -7,11 +7,10 @@ from datetime import datetime
 import grpc
 import pytest
 import sqlalchemy as sa
-from trproto import inventory_pb2 as pb
-
 from inventory_service.adapters.tables import entry_logs, seats
 from trcommon.grpc_support import app_error_from_rpc
 from trcommon.testing import run_together
+from trproto import inventory_pb2 as pb
 
 ABORTED, NOT_FOUND, FAILED, INVALID = (grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND,
                                        grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)

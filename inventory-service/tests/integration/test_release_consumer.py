@@ -3,25 +3,22 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import urllib.parse
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 import requests
-from sqlalchemy.engine import make_url
-from trproto import inventory_pb2 as pb
-
 from inventory_service.bootstrap import bootstrap
 from inventory_service.domain.model import SeatStatus
 from inventory_service.entrypoints.hold_sweeper import HoldSweeper
+from sqlalchemy.engine import make_url
 from trcommon.devstack import free_port
 from trcommon.logs import request_id_var
-from trcommon.testing import ChildProcess, management_vhost
+from trcommon.testing import ChildProcess, TcpProxy, management_vhost
+from trproto import inventory_pb2 as pb
 
 HOLD_EXCHANGE, HOLD_ROUTING_KEY = "seat.hold", "seat.hold"
 # Where an expired hold message is dead-lettered to; publishing here is what the broker does on expiry.
@@ -253,52 +250,12 @@ def test_a_redelivery_after_a_crash_between_commit_and_ack_leaves_a_new_hold_alo
     assert broker.ready_messages(RELEASE_QUEUE) == 0           # acked this time
 
 
-class _TcpProxy:
-    """A TCP forwarder that can be started late: a database that is down, then comes back."""
-
-    def __init__(self, port: int, upstream: tuple[str, int]):
-        self.port, self.upstream = port, upstream
-        self._server = None
-
-    def start(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-
 def test_a_database_outage_keeps_the_message_until_the_release_succeeds(inventory, new_seat, stored_seat, broker,
                                                                         consumer_settings, run_consumer,
                                                                         eventually):
     port = free_port()
     real = make_url(consumer_settings.database_url)
-    proxy = _TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
+    proxy = TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
     behind_proxy = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     container = bootstrap(consumer_settings.model_copy(update={"database_url": behind_proxy}))
     consumer = run_consumer(container)

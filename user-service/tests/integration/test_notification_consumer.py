@@ -3,81 +3,35 @@ each notification delivered once per id to the SMS backend and email_outbox, wha
 messages and unknown users parked; the e-mail sender against a local SMTP server (aiosmtpd)."""
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import datetime, timezone
 
-import pika
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import make_url
-
+from trcommon import testing
 from trcommon.devstack import free_port
-from trcommon.testing import ChildProcess, wait_until
-from trcontracts.notifications import EXCHANGE, PARKING_QUEUE, QUEUE, NotificationKind, routing_key
+from trcommon.testing import ChildProcess, TcpProxy, wait_until
+from trcontracts.notifications import (
+    EXCHANGE,
+    PARKING_QUEUE,
+    QUEUE,
+    NotificationKind,
+    routing_key,
+)
 from user_service.bootstrap import bootstrap
-from user_service.entrypoints.notification_consumer import EmailSender, NotificationConsumer
+from user_service.entrypoints.notification_consumer import (
+    EmailSender,
+    NotificationConsumer,
+)
 
 
-class Broker:
-    def __init__(self, url: str):
-        self.url = url
-
-    def _channel(self):
-        conn = pika.BlockingConnection(pika.URLParameters(self.url))
-        return conn, conn.channel()
-
-    def publish(self, body: bytes, key: str = "notify.order_confirmed") -> None:
-        conn, ch = self._channel()
-        try:
-            ch.confirm_delivery()
-            ch.basic_publish(EXCHANGE, key, body, pika.BasicProperties(
-                content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent), mandatory=True)
-        finally:
-            conn.close()
-
-    def count(self, queue: str) -> int:
-        conn, ch = self._channel()
-        try:
-            declared = ch.queue_declare(queue, passive=True).method
-            return declared.message_count + 0
-        finally:
-            conn.close()
-
-    def consumers(self, queue: str) -> int:
-        conn, ch = self._channel()
-        try:
-            return ch.queue_declare(queue, passive=True).method.consumer_count
-        finally:
-            conn.close()
-
-    def take_from(self, queue: str, wanted: bytes, seconds: float) -> bool:
-        """Wait for a message with this body in `queue` and remove it; others are put back."""
-        deadline = time.monotonic() + seconds
-        conn, ch = self._channel()
-        try:
-            while time.monotonic() < deadline:
-                seen = []
-                while True:
-                    method, _props, body = ch.basic_get(queue)
-                    if method is None:
-                        break
-                    if body == wanted:
-                        ch.basic_ack(method.delivery_tag)
-                        for tag in seen:
-                            ch.basic_nack(tag, requeue=True)
-                        return True
-                    seen.append(method.delivery_tag)
-                for tag in seen:
-                    ch.basic_nack(tag, requeue=True)
-                time.sleep(0.1)
-            return False
-        finally:
-            conn.close()
+class Broker(testing.Broker):
+    def notify(self, body: bytes, key: str = "notify.order_confirmed") -> None:
+        self.publish(EXCHANGE, key, body)
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +96,7 @@ def test_a_notification_writes_one_sms_and_one_email_for_its_user(users, client,
     user = users.new()
     consumer = run_consumer()
     message = _notification(user["user_id"], event_name="Coldplay: Music of the Spheres")
-    broker.publish(_body(message))
+    broker.notify(_body(message))
     wait_until(_delivered(users, user), 10, what="the SMS and the e-mail")
     short = message["data"]["order_id"][:8]
     assert users.outbox(user["phone"]) == [
@@ -163,7 +117,7 @@ def test_every_kind_has_its_text(users, broker, run_consumer):
     for kind in NotificationKind:
         message = {**_notification(user["user_id"], kind, transfer_id=str(uuid.uuid4()), reason="storm"),
                    "notification_id": f"{kind}:{uuid.uuid4()}"}
-        broker.publish(_body(message), routing_key(kind))
+        broker.notify(_body(message), routing_key(kind))
     wait_until(lambda: len(users.outbox(user["phone"])) == len(NotificationKind), 10, what="one SMS per kind")
     texts = users.outbox(user["phone"])
     assert len(set(texts)) == len(NotificationKind)
@@ -175,7 +129,7 @@ def test_the_same_notification_published_three_times_is_delivered_once(users, cl
     consumer = run_consumer()
     body = _body(_notification(user["user_id"]))
     for _ in range(3):
-        broker.publish(body)
+        broker.notify(body)
     wait_until(lambda: consumer.stats["delivered"] + consumer.stats["duplicate"] == 3, 10, what="three deliveries")
     assert (consumer.stats["delivered"], consumer.stats["duplicate"]) == (1, 2)
     assert len(users.outbox(user["phone"])) == 1 and len(_emails(users, user["user_id"])) == 1
@@ -187,7 +141,7 @@ def test_concurrent_consumers_deliver_a_repeated_notification_once(users, broker
     consumers = [run_consumer(), run_consumer()]
     body = _body(_notification(user["user_id"]))
     for _ in range(6):
-        broker.publish(body)
+        broker.notify(body)
     wait_until(lambda: sum(c.stats["delivered"] + c.stats["duplicate"] for c in consumers) == 6, 10,
                what="six deliveries")
     assert sum(c.stats["delivered"] for c in consumers) == 1
@@ -216,7 +170,7 @@ NotificationConsumer(dataclasses.replace(container, uow=functools.partial(DiesAf
 def test_a_redelivery_after_a_crash_between_commit_and_ack_writes_nothing_more(
         users, broker, consumer_settings, run_consumer, tmp_path):
     user = users.new()
-    broker.publish(_body(_notification(user["user_id"])))
+    broker.notify(_body(_notification(user["user_id"])))
     env = {"DATABASE_URL": consumer_settings.database_url, "AMQP_URL": consumer_settings.amqp_url,
            "ENVIRONMENT": "test"}
     from trcommon.settings import child_environment
@@ -238,7 +192,7 @@ def test_a_redelivery_after_a_crash_between_commit_and_ack_writes_nothing_more(
     assert len(users.outbox(user["phone"])) == 1 and len(_emails(users, user["user_id"])) == 1
     consumer.stop()
     wait_until(lambda: not consumer.consuming.is_set(), 5)
-    assert broker.count(QUEUE) == 0                      # acked this time
+    assert broker.ready_messages(QUEUE) == 0                      # acked this time
 
 
 @pytest.mark.parametrize("body", [
@@ -254,8 +208,8 @@ def test_a_redelivery_after_a_crash_between_commit_and_ack_writes_nothing_more(
 def test_an_unreadable_message_is_parked_and_later_messages_flow(users, broker, run_consumer, body):
     user = users.new()
     consumer = run_consumer()
-    broker.publish(body)
-    broker.publish(_body(_notification(user["user_id"])))
+    broker.notify(body)
+    broker.notify(_body(_notification(user["user_id"])))
     wait_until(lambda: consumer.stats["delivered"] == 1, 10, what="the valid message after the bad one")
     assert consumer.stats["parked"] == 1
     assert broker.take_from(PARKING_QUEUE, body, 5), "the bad message is not in the parking queue"
@@ -264,7 +218,7 @@ def test_an_unreadable_message_is_parked_and_later_messages_flow(users, broker, 
 def test_a_notification_for_an_unknown_user_is_parked_and_writes_nothing(users, broker, run_consumer):
     consumer = run_consumer()
     message = _notification(str(uuid.uuid4()))
-    broker.publish(_body(message))
+    broker.notify(_body(message))
     wait_until(lambda: consumer.stats["unknown_user"] == 1, 10, what="the unknown user")
     assert broker.take_from(PARKING_QUEUE, _body(message), 5)
     assert users.sql("SELECT count(*) FROM notifications WHERE notification_id = :n",
@@ -307,7 +261,7 @@ def test_with_smtp_configured_the_sender_delivers_the_email_and_marks_it_sent(us
     consumer = run_consumer(smtp_host="127.0.0.1", smtp_port=controller.port, smtp_starttls=False,
                             smtp_from="TicketRemaster <tickets@example.com>")
     message = _notification(user["user_id"], event_name="Spring Gala")
-    broker.publish(_body(message))
+    broker.notify(_body(message))
     # The sender sends every unsent e-mail of the outbox: the earlier tests' too.
     mine = lambda: [e for e in inbox.messages if e.rcpt_tos == [user["email"]]]  # noqa: E731
     wait_until(mine, 10, what="the e-mail at the SMTP server")
@@ -389,56 +343,16 @@ def test_notifications_of_an_unknown_user_are_404(client, user_id):
     assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "USER_NOT_FOUND"
 
 
-class _TcpProxy:
-    """A TCP forwarder that can be started late: a database that is down, then comes back."""
-
-    def __init__(self, port: int, upstream: tuple[str, int]):
-        self.port, self.upstream = port, upstream
-        self._server = None
-
-    def start(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-
 def test_a_database_outage_keeps_the_notification_until_it_is_delivered(users, broker, consumer_settings,
                                                                          run_consumer):
     port = free_port()
     real = make_url(consumer_settings.database_url)
-    proxy = _TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
+    proxy = TcpProxy(port, (real.host, real.port or 5432))       # not started: the database is "down"
     behind_proxy = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     user = users.new()
     consumer = run_consumer(database_url=behind_proxy)
     try:
-        broker.publish(_body(_notification(user["user_id"])))
+        broker.notify(_body(_notification(user["user_id"])))
         wait_until(lambda: consumer.stats["database_retries"] >= 2, 10, what="retries while the database is down")
         assert users.outbox(user["phone"]) == []
         proxy.start()                                               # the database is back
@@ -456,7 +370,6 @@ def test_the_consumer_reconnects_after_the_broker_drops_its_connection(users, br
     import urllib.parse
 
     import requests
-
     from trcommon.testing import management_vhost
     from user_service.entrypoints.notification_consumer import CONNECTION_NAME
 
@@ -478,5 +391,5 @@ def test_the_consumer_reconnects_after_the_broker_drops_its_connection(users, br
     wait_until(lambda: consumer.stats["connection_losses"] >= 1, 5, what="the lost connection")
     assert consumer.consuming.wait(10), "the consumer did not reattach to the queue"
     user = users.new()
-    broker.publish(_body(_notification(user["user_id"])))
+    broker.notify(_body(_notification(user["user_id"])))
     wait_until(_delivered(users, user), 10, what="a delivery after reconnecting")

@@ -27,11 +27,15 @@ import pika
 import pika.exceptions
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
-
-from trcommon.amqp import connect
 from trcommon.errors import DependencyUnavailable
-from trcommon.logs import REQUEST_ID_METADATA, request_context
+from trcommon.logs import request_context
 from trcommon.process import running
+from trcommon.queue_consumer import (
+    DATABASE_BACKOFF,
+    QueueConsumer,
+    backoff,
+    request_id_of,
+)
 from trcontracts.notifications import QUEUE, Notification
 
 from ..adapters.email import MailerUnavailable
@@ -44,9 +48,6 @@ from ..settings import UserSettings
 log = logging.getLogger("user_service.notification_consumer")
 
 CONNECTION_NAME = "user-notification-consumer"
-RECONNECT_BACKOFF = (0.5, 10.0)      # first and longest wait between broker reconnection attempts, seconds
-DATABASE_BACKOFF = (0.5, 10.0)       # the same for retrying a message while the database is unreachable
-FAILURE_REQUEUE_DELAY = 1.0          # an unexpected error: requeue after this long (counts toward delivery-limit)
 
 
 @dataclass
@@ -58,22 +59,6 @@ class _Delivery:
     notification: Notification
     request_id: str
     database_failures: int = 0
-
-
-class ConsumerCancelled(pika.exceptions.AMQPError):
-    """The broker ended our subscription (e.g. the queue was deleted)."""
-
-
-def _backoff(bounds: tuple[float, float], attempt: int) -> float:
-    first, longest = bounds
-    return min(longest, first * 2 ** max(0, attempt - 1))
-
-
-def _request_id(properties: pika.BasicProperties) -> str | None:
-    value = (properties.headers or {}).get(REQUEST_ID_METADATA)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
 
 
 class EmailSender:
@@ -125,7 +110,7 @@ class EmailSender:
                 except (MailerUnavailable, DependencyUnavailable, OperationalError, InterfaceError) as exc:
                     failures += 1
                     self.stats["unavailable"] += 1
-                    wait = _backoff((settings.email_send_interval_seconds, 60.0), failures)
+                    wait = backoff((settings.email_send_interval_seconds, 60.0), failures)
                     log.warning("e-mail sending paused", extra={"error": repr(exc), "retry_in_seconds": wait})
                     self._stopping.wait(wait)
                     continue
@@ -135,66 +120,23 @@ class EmailSender:
             self._wake.wait(wait)
 
 
-class NotificationConsumer:
+class NotificationConsumer(QueueConsumer):
+    # stats: delivered, duplicate, parked, unknown_user, failed, redelivered, database_retries, connection_losses
     def __init__(self, container: Container, stop: threading.Event | None = None,
                  sender: EmailSender | None = None):
+        super().__init__(container.settings.amqp_url, QUEUE, CONNECTION_NAME,
+                         container.settings.notification_prefetch, "notification consumer", stop)
         self._c = container
         self._settings = container.settings
-        self._stopping = stop if stop is not None else threading.Event()
         self._sender = sender
-        self._reconnects = 0
-        self.consuming = threading.Event()     # set while attached to the queue
-        # delivered, duplicate, parked, unknown_user, failed, redelivered, database_retries, connection_losses
-        self.stats: Counter[str] = Counter()
-
-    def stop(self) -> None:
-        """Ask run() to return; safe from a signal handler or another thread. Unacked messages are redelivered."""
-        self._stopping.set()
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self._consume()
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                self._reconnects += 1
-                self.stats["connection_losses"] += 1
-                wait = _backoff(RECONNECT_BACKOFF, self._reconnects)
-                log.warning("broker connection lost; reconnecting",
-                            extra={"error": repr(exc), "retry_in_seconds": wait})
-                self._stopping.wait(wait)
-        log.info("notification consumer stopped")
-
-    def _consume(self) -> None:
-        connection = connect(self._settings.amqp_url, CONNECTION_NAME)
-        try:
-            channel = connection.channel()
-            channel.basic_qos(prefetch_count=self._settings.notification_prefetch)
-            cancelled = threading.Event()
-            # A deleted queue cancels the subscription: reconnect (with backoff) until it is back.
-            channel.add_on_cancel_callback(lambda _frame: cancelled.set())
-            channel.basic_consume(QUEUE, partial(self._on_message, connection))
-            self._reconnects = 0
-            self.consuming.set()
-            log.info("consuming", extra={"queue": QUEUE, "prefetch": self._settings.notification_prefetch})
-            while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.2)
-                if cancelled.is_set():
-                    raise ConsumerCancelled(f"the broker cancelled the subscription to {QUEUE}")
-        finally:
-            self.consuming.clear()
-            if connection.is_open:
-                try:
-                    connection.close()
-                except (pika.exceptions.AMQPError, OSError):
-                    pass
 
     def _park(self, channel, tag: int, why: str, **fields) -> None:
         log.warning(f"notification parked: {why}", extra=fields)
         channel.basic_reject(tag, requeue=False)
         self.stats["parked"] += 1
 
-    def _on_message(self, connection, channel, method, properties, body: bytes) -> None:
-        with request_context(_request_id(properties)) as rid:
+    def on_message(self, connection, channel, method, properties, body: bytes) -> None:
+        with request_context(request_id_of(properties)) as rid:
             try:
                 notification = Notification.model_validate_json(body)
             except ValidationError as exc:
@@ -227,7 +169,7 @@ class NotificationConsumer:
             return
         except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
             d.database_failures += 1
-            wait = _backoff(DATABASE_BACKOFF, d.database_failures)
+            wait = backoff(DATABASE_BACKOFF, d.database_failures)
             log.warning("database unavailable; keeping the notification and retrying",
                         extra={**fields, "error": repr(exc), "retry_in_seconds": wait})
             self.stats["database_retries"] += 1
@@ -236,17 +178,13 @@ class NotificationConsumer:
         except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
             log.exception("notification failed; requeueing the message", extra=fields)
             self.stats["failed"] += 1
-            d.connection.call_later(FAILURE_REQUEUE_DELAY, partial(self._requeue, d))
+            self.requeue_later(d.connection, d.channel, d.tag)
             return
         self.stats[outcome] += 1
         log.info(f"notification {outcome}", extra={**fields, "redelivered": d.redelivered})
         d.channel.basic_ack(d.tag)
         if outcome == "delivered" and self._sender is not None:
             self._sender.wake()
-
-    def _requeue(self, d: _Delivery) -> None:
-        if d.channel.is_open:
-            d.channel.basic_nack(d.tag, requeue=True)
 
 
 def main() -> None:
