@@ -20,6 +20,8 @@ class InventorySettings(CommonSettings):
     hold_sweep_grace_seconds: float = Field(2.0, ge=0)
     hold_sweep_batch: int = Field(500, ge=1)
     release_prefetch: int = Field(50, ge=1, le=1000)
+    # Once a timer message has arrived, wait this long for more before releasing them in one transaction.
+    release_batch_window_seconds: float = Field(0.0, ge=0, le=1)
     # A release message that arrives before held_until (broker and database clocks disagree) is kept and retried
     # at held_until, for at most this long; beyond that it is acked and the sweeper ends the hold.
     release_early_wait_max_seconds: float = Field(30.0, ge=0)

@@ -1,13 +1,19 @@
 """The one way our processes consume a queue (inventory's release consumer, user-service's notification consumer):
 a blocking pika connection with a prefetch, reconnected with bounded backoff when the broker drops it or cancels the
-subscription (a deleted queue), stopped cleanly by `stop()` (a signal handler). A subclass handles each message in
-`on_message`, acks only after its database commit, and uses `backoff` and `requeue_later` for its retries."""
+subscription (a deleted queue), stopped cleanly by `stop()` (a signal handler).
+
+Messages are handed over in batches: whatever the broker has delivered by the time the subclass is free (up to the
+prefetch), optionally gathered for `batch_window` seconds after the first. At a trickle a batch is one message and
+waits for nothing; under a burst one transaction serves many messages, so the consumer keeps up where one
+transaction per message fell behind. A subclass handles a batch in `on_batch`, acks each message only after its
+database commit, and uses `backoff` and `requeue_later` for its retries."""
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
-from functools import partial
+from dataclasses import dataclass
 
 import pika
 import pika.exceptions
@@ -39,20 +45,33 @@ def request_id_of(properties: pika.BasicProperties) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True)
+class Received:
+    """One message as the broker delivered it."""
+
+    tag: int
+    redelivered: bool
+    properties: pika.BasicProperties
+    body: bytes
+
+
 class QueueConsumer:
-    """Consume `queue` until stopped. `stats` counts what the subclass reports plus `connection_losses`;
-    `consuming` is set while attached to the queue."""
+    """Consume `queue` until stopped. `stats` counts what the subclass reports plus `connection_losses` and
+    `batches`;
+    `consuming` is set while attached to the queue. `batch_window`: how long to wait for more messages once one
+    has arrived (0: hand over what has arrived)."""
 
     def __init__(self, amqp_url: str, queue: str, connection_name: str, prefetch: int, description: str,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, batch_window: float = 0.0):
         self._amqp_url, self._queue, self._connection_name = amqp_url, queue, connection_name
-        self._prefetch, self._description = prefetch, description
+        self._prefetch, self._description, self._batch_window = prefetch, description, batch_window
         self._stopping = stop if stop is not None else threading.Event()
         self._reconnects = 0
         self.consuming = threading.Event()
         self.stats: Counter[str] = Counter()
 
-    def on_message(self, connection, channel, method, properties, body: bytes) -> None:
+    def on_batch(self, connection: pika.BlockingConnection, channel, batch: list[Received]) -> None:
+        """Handle 1..prefetch messages, in the order they were delivered; called outside pika's callbacks."""
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -82,12 +101,23 @@ class QueueConsumer:
             # drops the consumer. Treat it like a lost connection: reconnect (with backoff) until the queue is
             # back, rather than idle for ever.
             channel.add_on_cancel_callback(lambda _frame: cancelled.set())
-            channel.basic_consume(self._queue, partial(self.on_message, connection))
+            inbox: list[Received] = []
+            channel.basic_consume(self._queue, lambda _ch, method, properties, body: inbox.append(
+                Received(method.delivery_tag, method.redelivered, properties, body)))
             self._reconnects = 0
             self.consuming.set()
             log.info("consuming", extra={"queue": self._queue, "prefetch": self._prefetch})
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.2)
+                if inbox and self._batch_window > 0:
+                    until = time.monotonic() + self._batch_window
+                    while len(inbox) < self._prefetch and (left := until - time.monotonic()) > 0:
+                        connection.process_data_events(time_limit=left)
+                if inbox:
+                    batch = inbox[:]
+                    inbox.clear()
+                    self.stats["batches"] += 1
+                    self.on_batch(connection, channel, batch)
                 if cancelled.is_set():
                     raise ConsumerCancelled(f"the broker cancelled the subscription to {self._queue}")
         finally:

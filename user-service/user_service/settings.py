@@ -44,9 +44,11 @@ class UserSettings(CommonSettings):
     topup_max_amount: int = 1_000_000
 
     # The notification consumer (python -m user_service.entrypoints.notification_consumer): how many messages it
-    # takes at once, and its e-mail sender. Without SMTP_HOST e-mails stay in users_db.email_outbox as the record.
+    # takes at once (and delivers in one transaction), how long it waits for more once one has arrived, and its
+    # e-mail sender. Without SMTP_HOST e-mails stay in users_db.email_outbox as the record.
     amqp_url: str = DEV_AMQP_URL
-    notification_prefetch: int = Field(16, ge=1, le=1000)
+    notification_prefetch: int = Field(50, ge=1, le=1000)
+    notification_batch_window_seconds: float = Field(0.1, ge=0, le=5)
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_user: str | None = None

@@ -227,17 +227,25 @@ class SeatRepository:
         values["status"] = seat.status.value
         self._conn.execute(seats.update().where(seats.c.seat_id == seat.seat_id).values(**values, updated_at=DB_NOW))
 
-    def release_hold(self, seat_ids: list[str], hold_id: str, *,
-                     only_if_lapsed: bool = False) -> list[HoldReleased]:
+    def release_hold(self, seat_ids: list[str], hold_id: str) -> list[HoldReleased]:
         """Every one of these seats HELD by this hold → AVAILABLE, as one conditional UPDATE (rows locked in lock
         order); the seats it released: none when no seat is held by it (already released, sold, or held again by
-        another hold), or, with only_if_lapsed, when the hold is still live."""
-        condition = sa.and_(seats.c.seat_id.in_(seat_ids), seats.c.hold_id == hold_id,
-                            seats.c.status == SeatStatus.HELD.value)
-        if only_if_lapsed:
-            condition = sa.and_(condition, seats.c.held_until <= DB_NOW)
+        another hold)."""
         return self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
-                             .where(condition).order_by(seats.c.seat_id).with_for_update())
+                             .where(seats.c.seat_id.in_(seat_ids), seats.c.hold_id == hold_id,
+                                    seats.c.status == SeatStatus.HELD.value)
+                             .order_by(seats.c.seat_id).with_for_update())
+
+    def release_lapsed(self, seat_holds: list[tuple[str, str]]) -> list[HoldReleased]:
+        """The hold timer's release, for one hold or many: each (seat_id, hold_id) pair's seat, if that hold still
+        has it and its held_until has passed by the database clock → AVAILABLE, as one conditional UPDATE (rows
+        locked in lock order); the seats it released."""
+        seat_ids = sorted({seat_id for seat_id, _ in seat_holds})
+        return self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
+                             .where(seats.c.seat_id.in_(seat_ids),
+                                    sa.tuple_(seats.c.seat_id, seats.c.hold_id).in_(seat_holds),
+                                    seats.c.status == SeatStatus.HELD.value, seats.c.held_until <= DB_NOW)
+                             .order_by(seats.c.seat_id).with_for_update())
 
     def release_lapsed_holds(self, grace_seconds: float, limit: int) -> list[HoldReleased]:
         """Release up to `limit` holds whose held_until passed more than grace_seconds ago, oldest first; rows

@@ -22,8 +22,6 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 
-import pika
-import pika.exceptions
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from trcommon.errors import DependencyUnavailable
@@ -66,8 +64,6 @@ class ReleaseMessage(BaseModel):
 
 @dataclass
 class _Delivery:
-    connection: pika.BlockingConnection
-    channel: pika.adapters.blocking_connection.BlockingChannel
     tag: int
     redelivered: bool
     message: ReleaseMessage
@@ -81,50 +77,67 @@ class ReleaseConsumer(QueueConsumer):
     # connection_losses
     def __init__(self, container: Container, stop: threading.Event | None = None):
         super().__init__(container.settings.amqp_url, RELEASE_QUEUE, "inventory-release-consumer",
-                         container.settings.release_prefetch, "release consumer", stop)
+                         container.settings.release_prefetch, "release consumer", stop,
+                         batch_window=container.settings.release_batch_window_seconds)
         self._uow = container.uow
         self._settings = container.settings
 
-    def on_message(self, connection, channel, method, properties, body: bytes) -> None:
-        with request_context(request_id_of(properties)) as rid:
-            try:
-                message = ReleaseMessage.model_validate_json(body)
-            except ValidationError as exc:
-                log.warning("malformed release message parked", extra={
-                    "errors": exc.error_count(), "body_preview": body[:200].decode("utf-8", "replace")})
-                channel.basic_reject(method.delivery_tag, requeue=False)
-                self.stats["parked"] += 1
-                return
-            if method.redelivered:
+    def on_batch(self, connection, channel, batch) -> None:
+        deliveries = []
+        for m in batch:
+            with request_context(request_id_of(m.properties)) as rid:
+                try:
+                    message = ReleaseMessage.model_validate_json(m.body)
+                except ValidationError as exc:
+                    log.warning("malformed release message parked", extra={
+                        "errors": exc.error_count(), "body_preview": m.body[:200].decode("utf-8", "replace")})
+                    channel.basic_reject(m.tag, requeue=False)
+                    self.stats["parked"] += 1
+                    continue
+            if m.redelivered:
                 self.stats["redelivered"] += 1
-            self._release(_Delivery(connection, channel, method.delivery_tag, method.redelivered, message, rid,
-                                    time.monotonic()))
+            deliveries.append(_Delivery(m.tag, m.redelivered, message, rid, time.monotonic()))
+        if deliveries:
+            self._release(connection, channel, deliveries)
 
-    def _release(self, d: _Delivery) -> None:
-        """Process one delivery; also the target of the delayed retries scheduled with call_later."""
-        if not d.channel.is_open:
-            return  # the connection it came on is gone; the broker redelivers the message
-        with request_context(d.request_id):
-            self._release_once(d)
-
-    def _release_once(self, d: _Delivery) -> None:
-        seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
+    def _release(self, connection, channel, deliveries: list[_Delivery]) -> None:
+        """Release the holds of these deliveries in one transaction, then ack or retry each; also the target of the
+        delayed retries scheduled with call_later."""
+        if not channel.is_open:
+            return  # the connection they came on is gone; the broker redelivers the messages
         try:
-            outcome = services.release_expired_hold(self._uow, d.message.seats, hold_id)
+            outcomes = services.release_expired_holds(
+                self._uow, [(d.message.seats, str(d.message.hold_id)) for d in deliveries])
         except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
-            d.database_failures += 1
-            wait = backoff(DATABASE_BACKOFF, d.database_failures)
-            log.warning("database unavailable; keeping the release message and retrying", extra={
-                "seat_id": seat_id, "hold_id": hold_id, "error": repr(exc), "retry_in_seconds": wait})
+            failures = 1 + max(d.database_failures for d in deliveries)
+            for d in deliveries:
+                d.database_failures = failures
+            wait = backoff(DATABASE_BACKOFF, failures)
+            with request_context(deliveries[0].request_id):
+                log.warning("database unavailable; keeping the release messages and retrying", extra={
+                    "messages": len(deliveries), "hold_ids": [str(d.message.hold_id) for d in deliveries[:10]],
+                    "error": repr(exc), "retry_in_seconds": wait})
             self.stats["database_retries"] += 1
-            d.connection.call_later(wait, partial(self._release, d))
+            connection.call_later(wait, partial(self._release, connection, channel, deliveries))
             return
         except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
-            log.exception("release failed; requeueing the message", extra={"seat_id": seat_id, "hold_id": hold_id})
+            if len(deliveries) > 1:     # one message may be the cause: each on its own, so the others go through
+                for d in deliveries:
+                    self._release(connection, channel, [d])
+                return
+            d = deliveries[0]
+            with request_context(d.request_id):
+                log.exception("release failed; requeueing the message", extra={
+                    "seat_id": str(d.message.seat_id), "hold_id": str(d.message.hold_id)})
             self.stats["failed"] += 1
-            self.requeue_later(d.connection, d.channel, d.tag)
+            self.requeue_later(connection, channel, d.tag)
             return
+        for d, outcome in zip(deliveries, outcomes):
+            with request_context(d.request_id):
+                self._settle(connection, channel, d, outcome)
 
+    def _settle(self, connection, channel, d: _Delivery, outcome: services.ExpiryOutcome) -> None:
+        seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
         if outcome.released:
             for released in outcome.released:
                 log_release(released, "timer", redelivered=d.redelivered)
@@ -135,7 +148,8 @@ class ReleaseConsumer(QueueConsumer):
                 log.info("release message arrived before held_until; retrying then", extra={
                     "seat_id": seat_id, "hold_id": hold_id, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
                 self.stats["early"] += 1
-                d.connection.call_later(outcome.live_for_seconds + 0.005, partial(self._release, d))
+                connection.call_later(outcome.live_for_seconds + 0.005,
+                                      partial(self._release, connection, channel, [d]))
                 return
             log.warning("release message far ahead of held_until; leaving the hold to the sweeper", extra={
                 "seat_id": seat_id, "hold_id": hold_id, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
@@ -144,7 +158,7 @@ class ReleaseConsumer(QueueConsumer):
             log.info("hold already ended; nothing to release", extra={
                 "seat_id": seat_id, "hold_id": hold_id, "redelivered": d.redelivered})
             self.stats["ignored"] += 1
-        d.channel.basic_ack(d.tag)
+        channel.basic_ack(d.tag)
 
 
 def main() -> None:

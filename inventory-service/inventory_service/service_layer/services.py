@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..domain.exceptions import EventNotOnSale, GridExists, HoldExpired, HoldIdInUse, SeatNotFound
 from ..domain.model import (GateReport, GridSection, HoldReleased, SalesReport, ScanResult, Seat, grid_positions,
@@ -91,19 +91,31 @@ def release_seats(uow_factory: UowFactory, seat_ids: list[str], hold_id: str) ->
     return bool(released), [released.get(s.seat_id) or s.as_seen_at(now) for s in found]
 
 
-def release_expired_hold(uow_factory: UowFactory, seat_ids: list[str], hold_id: str) -> ExpiryOutcome:
-    """The hold timer fired: release the hold's seats if it still has them and its held_until has passed."""
-    ids = lock_order(seat_ids)
+def release_expired_holds(uow_factory: UowFactory, holds: Sequence[tuple[Sequence[str], str]]) -> list[ExpiryOutcome]:
+    """Hold timers fired, one or a batch of (seat ids, hold id): release the seats of each hold that still has them
+    and whose held_until has passed, all in one statement; what each found, in the order given (a hold named twice
+    is released by its first mention)."""
+    pairs = sorted({(seat_id, hold_id) for seat_ids, hold_id in holds for seat_id in seat_ids})
     with uow_factory(autocommit=True) as uow:
-        released = uow.seats.release_hold(ids, hold_id, only_if_lapsed=True)
+        released: dict[str, list[HoldReleased]] = {}
+        for r in uow.seats.release_lapsed(pairs):
+            released.setdefault(r.hold_id, []).append(r)
         if released:
             uow.commit()
-            return ExpiryOutcome(released=tuple(released))
-        found, now = uow.seats.get_many(ids)
+        unreleased = sorted({seat_id for seat_id, hold_id in pairs if hold_id not in released})
+        found, now = uow.seats.get_many(unreleased) if unreleased else ([], None)
+    live_for: dict[str, float] = {}
     for seat in found:
-        if seat.hold_id == hold_id and seat.hold_is_live(now):
-            return ExpiryOutcome(live_for_seconds=(seat.held_until - now).total_seconds())
-    return ExpiryOutcome()
+        if seat.hold_id is not None and seat.hold_is_live(now):
+            live_for[seat.hold_id] = (seat.held_until - now).total_seconds()
+    outcomes = []
+    for _, hold_id in holds:
+        if hold_id in released:
+            outcomes.append(ExpiryOutcome(released=tuple(sorted(released.pop(hold_id),
+                                                                key=lambda r: r.seat.seat_id))))
+        else:
+            outcomes.append(ExpiryOutcome(live_for_seconds=live_for.get(hold_id, 0.0)))
+    return outcomes
 
 
 def release_lapsed_holds(uow_factory: UowFactory, grace_seconds: float, limit: int) -> list[HoldReleased]:

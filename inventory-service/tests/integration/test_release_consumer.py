@@ -105,6 +105,32 @@ def test_a_party_hold_message_releases_every_seat_of_the_hold_and_nothing_else(i
     assert stored_seat(neighbour).status is SeatStatus.HELD           # the fan's other hold is untouched
 
 
+def test_a_backlog_of_timers_is_released_in_batches_each_hold_once(inventory, new_seat, stored_seat, broker,
+                                                                   run_consumer, eventually):
+    """Messages that wait in the queue (a burst of holds expiring together) are released a batch per transaction:
+    every lapsed hold released once, a paid hold and a repeated message changing nothing, a malformed message
+    parked without holding up the rest."""
+    lapsed = [_hold(inventory, new_seat, hold_seconds=1) for _ in range(30)]
+    paid = _hold(inventory, new_seat, hold_seconds=60)
+    inventory.ConfirmSeat(pb.ConfirmSeatRequest(seat_id=paid.seat_id, user_id=paid.held_by_user_id,
+                                                hold_id=paid.hold_id))
+    wait_past = datetime.fromisoformat(lapsed[-1].held_until)
+    assert eventually(lambda: datetime.now(timezone.utc) > wait_past, 3.0)
+    for i, seat in enumerate(lapsed):
+        broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+        if i == 10:
+            broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, b"{not json")
+            broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(paid))
+            broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(lapsed[0]))   # again
+    consumer = run_consumer()
+    assert eventually(lambda: consumer.stats["released"] + consumer.stats["ignored"] == 32, 5.0)
+    assert (consumer.stats["released"], consumer.stats["ignored"], consumer.stats["parked"]) == (30, 2, 1)
+    assert all(_is_available(stored_seat, s.seat_id)() for s in lapsed)
+    assert stored_seat(paid.seat_id).status is SeatStatus.SOLD
+    assert consumer.stats["batches"] < 33          # not one transaction per message
+    assert eventually(lambda: broker.ready_messages(RELEASE_QUEUE) == 0, 2.0)
+
+
 def test_a_poison_message_is_parked_and_later_messages_are_still_processed(inventory, new_seat, stored_seat, broker,
                                                                           run_consumer, eventually):
     consumer = run_consumer()

@@ -225,6 +225,24 @@ def test_a_notify_wakes_the_relay_long_before_its_poll(engine, exchange, amqp_ur
     assert set(ids) <= {m for m, _, _ in _received(amqp_url, queue)}
 
 
+def test_commits_that_follow_a_wake_up_are_published_in_one_batch(engine, exchange, amqp_url):
+    name, queue = exchange
+    relay = OutboxRelay(engine, amqp_url, poll_seconds=30, gather_seconds=1.0)
+    stop = threading.Event()
+    loop = threading.Thread(target=relay.run, args=(stop,))
+    loop.start()
+    try:
+        wait_until(lambda: relay._listener is not None, 10, what="the relay listening")
+        time.sleep(0.3)
+        ids = [i for _ in range(5) for i in _write(engine, name, 1)]      # five commits, one row each
+        wait_until(lambda: _unpublished(engine, ids) == 0, 10, what="the rows published")
+        assert relay.stats["batches"] == 1 and relay.stats["published"] == 5
+    finally:
+        stop.set()
+        loop.join(15)
+    assert set(ids) <= {m for m, _, _ in _received(amqp_url, queue)}
+
+
 def test_published_rows_are_pruned_after_the_retention_and_unpublished_ones_never(engine, exchange, amqp_url):
     name, _ = exchange
     old, fresh, waiting = _write(engine, name, 1), _write(engine, name, 1), _write(engine, name, 1)

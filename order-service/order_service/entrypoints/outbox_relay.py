@@ -17,7 +17,7 @@ def main() -> None:
                  background=True) as p:
         s = p.settings
         OutboxRelay(p.container.engine, s.amqp_url, name="order-outbox-relay", batch_size=s.outbox_batch_size,
-                    poll_seconds=s.outbox_poll_seconds,
+                    poll_seconds=s.outbox_poll_seconds, gather_seconds=s.outbox_gather_seconds,
                     retention=timedelta(days=s.outbox_retention_days)).run(p.stop)
 
 

@@ -124,6 +124,30 @@ def test_every_kind_has_its_text(users, broker, run_consumer):
     assert all(t.startswith("TicketRemaster: ") and len(t) < 200 for t in texts), texts
 
 
+def test_a_backlog_is_delivered_in_batches_each_notification_once(users, broker, run_consumer):
+    """Notifications waiting in the queue (a sale's confirmations) go out a batch per transaction: each one once,
+    a repeat within the batch a duplicate, an unknown user and an unreadable message parked without holding up the
+    rest."""
+    fans = [users.new() for _ in range(10)]
+    messages = [_notification(fans[i % 10]["user_id"]) for i in range(40)]
+    for i, message in enumerate(messages):
+        broker.notify(_body(message))
+        if i == 20:
+            broker.notify(_body(messages[3]))                              # the same notification again
+            broker.notify(_body(_notification(str(uuid.uuid4()))))         # a user nobody knows
+            broker.notify(b"{not json")
+    consumer = run_consumer()
+    wait_until(lambda: consumer.stats["delivered"] + consumer.stats["duplicate"] + consumer.stats["parked"] == 43,
+               10, what="every message handled")
+    assert (consumer.stats["delivered"], consumer.stats["duplicate"], consumer.stats["parked"],
+            consumer.stats["unknown_user"]) == (40, 1, 2, 1)
+    assert consumer.stats["batches"] < 43          # not one transaction per message
+    for fan in fans:
+        mine = {m["notification_id"] for m in messages if m["user_id"] == fan["user_id"]}
+        assert {e[3] for e in _emails(users, fan["user_id"])} == mine
+        assert len(_emails(users, fan["user_id"])) == 4 and len(users.outbox(fan["phone"])) == 4
+
+
 def test_the_same_notification_published_three_times_is_delivered_once(users, client, broker, run_consumer):
     user = users.new()
     consumer = run_consumer()

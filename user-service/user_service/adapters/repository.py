@@ -1,8 +1,10 @@
 """The SQL of user-service. Every method runs on the unit of work's connection, inside its transaction."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -105,6 +107,11 @@ class UserRepository:
     def get(self, user_id: str) -> User | None:
         row = self._conn.execute(sa.select(*_USER_COLUMNS).where(users.c.user_id == user_id)).first()
         return User(**row._mapping) if row else None
+
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, User]:
+        """The users found among these ids, by id."""
+        rows = self._conn.execute(sa.select(*_USER_COLUMNS).where(users.c.user_id.in_(sorted(set(user_ids)))))
+        return {str(row.user_id): User(**row._mapping) for row in rows}
 
     def get_for_update(self, user_id: str) -> User | None:
         """The user row, locked against concurrent OTP sends (FOR NO KEY UPDATE: foreign keys are not blocked)."""
@@ -253,7 +260,12 @@ class SmsOutboxRepository:
         self._conn = conn
 
     def add(self, phone: str, body: str) -> None:
-        self._conn.execute(sa.insert(sms_outbox).values(phone=phone, body=body))
+        self.add_all([(phone, body)])
+
+    def add_all(self, messages: list[tuple[str, str]]) -> None:
+        """(phone, body) of each message, in one statement."""
+        if messages:
+            self._conn.execute(sa.insert(sms_outbox).values([{"phone": p, "body": b} for p, b in messages]))
 
     def latest_for(self, phone: str, limit: int = 10) -> list[str]:
         rows = self._conn.execute(sa.select(sms_outbox.c.body).where(sms_outbox.c.phone == phone)
@@ -348,15 +360,17 @@ class NotificationRepository:
     def __init__(self, conn: Connection):
         self._conn = conn
 
-    def add(self, notification_id: str, user_id: str, kind: str, data: dict, occurred_at: datetime) -> bool:
-        """Record a notification; False when its id is recorded already (a redelivery or a republish), in which
-        case a concurrent twin's insert waits for the first one's transaction."""
-        row = self._conn.execute(
-            insert(notifications).values(notification_id=notification_id, user_id=user_id, kind=kind, data=data,
-                                         occurred_at=occurred_at)
+    def add_new(self, records: list[NewNotification]) -> set[str]:
+        """Record notifications in one statement; the ids recorded now. An id recorded already (a redelivery or a
+        republish, or twice in `records`) is skipped; a concurrent twin's insert waits for the first one's
+        transaction. Rows go in by id, so two batches that share ids never wait for each other in a cycle."""
+        if not records:
+            return set()
+        rows = self._conn.execute(
+            insert(notifications).values([r._asdict() for r in sorted(records, key=lambda r: r.notification_id)])
             .on_conflict_do_nothing(index_elements=[notifications.c.notification_id])
-            .returning(notifications.c.notification_id)).first()
-        return row is not None
+            .returning(notifications.c.notification_id))
+        return {row.notification_id for row in rows}
 
     def for_user(self, user_id: str, limit: int, offset: int) -> list[NotificationRecord]:
         n = notifications.c
@@ -364,6 +378,22 @@ class NotificationRepository:
                                   .order_by(n.occurred_at.desc(), n.notification_id.desc())
                                   .limit(limit).offset(offset))
         return [NotificationRecord(**row._mapping) for row in rows]
+
+
+class NewNotification(NamedTuple):
+    notification_id: str
+    user_id: str
+    kind: str
+    data: dict
+    occurred_at: datetime
+
+
+class NewEmail(NamedTuple):
+    user_id: str
+    email: str
+    subject: str
+    body: str
+    notification_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -379,8 +409,12 @@ class EmailOutboxRepository:
         self._conn = conn
 
     def add(self, user_id: str, email: str, subject: str, body: str, notification_id: str | None = None) -> None:
-        self._conn.execute(sa.insert(email_outbox).values(user_id=user_id, email=email, subject=subject, body=body,
-                                                          notification_id=notification_id))
+        self.add_all([NewEmail(user_id, email, subject, body, notification_id)])
+
+    def add_all(self, emails: list[NewEmail]) -> None:
+        """Queue e-mails for the sender, in one statement."""
+        if emails:
+            self._conn.execute(sa.insert(email_outbox).values([e._asdict() for e in emails]))
 
     def claim_unsent(self, limit: int, max_attempts: int) -> list[OutgoingEmail]:
         """The oldest unsent e-mails not yet given up, locked for this sender (SKIP LOCKED: several senders share

@@ -9,6 +9,10 @@ class OutboxSms:
     def send(self, outbox: SmsOutboxRepository, phone: str, body: str) -> None:
         outbox.add(phone, body)
 
+    def send_all(self, outbox: SmsOutboxRepository, messages: list[tuple[str, str]]) -> None:
+        """(phone, body) of each message."""
+        outbox.add_all(messages)
+
 
 def sms_backend(provider: str) -> OutboxSms:
     if provider == "outbox":

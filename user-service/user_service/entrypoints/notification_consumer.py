@@ -23,8 +23,6 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
-import pika
-import pika.exceptions
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from trcommon.errors import DependencyUnavailable
@@ -40,7 +38,6 @@ from trcontracts.notifications import QUEUE, Notification
 
 from ..adapters.email import MailerUnavailable
 from ..bootstrap import Container, bootstrap
-from ..domain.errors import UserNotFound
 from ..domain.notifications import has_nul
 from ..service_layer import services
 from ..settings import UserSettings
@@ -52,8 +49,6 @@ CONNECTION_NAME = "user-notification-consumer"
 
 @dataclass
 class _Delivery:
-    connection: pika.BlockingConnection
-    channel: pika.adapters.blocking_connection.BlockingChannel
     tag: int
     redelivered: bool
     notification: Notification
@@ -125,7 +120,8 @@ class NotificationConsumer(QueueConsumer):
     def __init__(self, container: Container, stop: threading.Event | None = None,
                  sender: EmailSender | None = None):
         super().__init__(container.settings.amqp_url, QUEUE, CONNECTION_NAME,
-                         container.settings.notification_prefetch, "notification consumer", stop)
+                         container.settings.notification_prefetch, "notification consumer", stop,
+                         batch_window=container.settings.notification_batch_window_seconds)
         self._c = container
         self._settings = container.settings
         self._sender = sender
@@ -135,56 +131,73 @@ class NotificationConsumer(QueueConsumer):
         channel.basic_reject(tag, requeue=False)
         self.stats["parked"] += 1
 
-    def on_message(self, connection, channel, method, properties, body: bytes) -> None:
-        with request_context(request_id_of(properties)) as rid:
-            try:
-                notification = Notification.model_validate_json(body)
-            except ValidationError as exc:
-                self._park(channel, method.delivery_tag, "malformed message", errors=exc.error_count(),
-                           body_preview=body[:200].decode("utf-8", "replace"))
-                return
-            if has_nul(notification.notification_id) or has_nul(notification.data):
-                self._park(channel, method.delivery_tag, "text with NUL characters",
-                           notification_id=repr(notification.notification_id))
-                return
-            if method.redelivered:
+    def on_batch(self, connection, channel, batch) -> None:
+        deliveries = []
+        for m in batch:
+            with request_context(request_id_of(m.properties)) as rid:
+                try:
+                    notification = Notification.model_validate_json(m.body)
+                except ValidationError as exc:
+                    self._park(channel, m.tag, "malformed message", errors=exc.error_count(),
+                               body_preview=m.body[:200].decode("utf-8", "replace"))
+                    continue
+                if has_nul(notification.notification_id) or has_nul(notification.data):
+                    self._park(channel, m.tag, "text with NUL characters",
+                               notification_id=repr(notification.notification_id))
+                    continue
+            if m.redelivered:
                 self.stats["redelivered"] += 1
-            self._deliver(_Delivery(connection, channel, method.delivery_tag, method.redelivered, notification, rid))
+            deliveries.append(_Delivery(m.tag, m.redelivered, notification, rid))
+        if deliveries:
+            self._deliver(connection, channel, deliveries)
 
-    def _deliver(self, d: _Delivery) -> None:
-        """Process one delivery; also the target of the delayed retries scheduled with call_later."""
-        if not d.channel.is_open:
-            return  # the connection it came on is gone; the broker redelivers the message
-        with request_context(d.request_id):
-            self._deliver_once(d)
-
-    def _deliver_once(self, d: _Delivery) -> None:
-        n = d.notification
-        fields = {"notification_id": n.notification_id, "kind": str(n.kind), "user_id": str(n.user_id)}
+    def _deliver(self, connection, channel, deliveries: list[_Delivery]) -> None:
+        """Deliver these notifications in one transaction, then ack (or park) each; also the target of the delayed
+        retries scheduled with call_later."""
+        if not channel.is_open:
+            return  # the connection they came on is gone; the broker redelivers the messages
         try:
-            outcome = services.deliver_notification(self._c, n)
-        except UserNotFound:
-            self.stats["unknown_user"] += 1
-            self._park(d.channel, d.tag, "unknown user", **fields)
-            return
+            outcomes = services.deliver_notifications(self._c, [d.notification for d in deliveries])
         except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
-            d.database_failures += 1
-            wait = backoff(DATABASE_BACKOFF, d.database_failures)
-            log.warning("database unavailable; keeping the notification and retrying",
-                        extra={**fields, "error": repr(exc), "retry_in_seconds": wait})
+            failures = 1 + max(d.database_failures for d in deliveries)
+            for d in deliveries:
+                d.database_failures = failures
+            wait = backoff(DATABASE_BACKOFF, failures)
+            with request_context(deliveries[0].request_id):
+                log.warning("database unavailable; keeping the notifications and retrying", extra={
+                    "messages": len(deliveries),
+                    "notification_ids": [d.notification.notification_id for d in deliveries[:10]],
+                    "error": repr(exc), "retry_in_seconds": wait})
             self.stats["database_retries"] += 1
-            d.connection.call_later(wait, partial(self._deliver, d))
+            connection.call_later(wait, partial(self._deliver, connection, channel, deliveries))
             return
         except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
-            log.exception("notification failed; requeueing the message", extra=fields)
+            if len(deliveries) > 1:     # one message may be the cause: each on its own, so the others go through
+                for d in deliveries:
+                    self._deliver(connection, channel, [d])
+                return
+            d = deliveries[0]
+            with request_context(d.request_id):
+                log.exception("notification failed; requeueing the message", extra=_fields(d.notification))
             self.stats["failed"] += 1
-            self.requeue_later(d.connection, d.channel, d.tag)
+            self.requeue_later(connection, channel, d.tag)
             return
-        self.stats[outcome] += 1
-        log.info(f"notification {outcome}", extra={**fields, "redelivered": d.redelivered})
-        d.channel.basic_ack(d.tag)
-        if outcome == "delivered" and self._sender is not None:
+        for d, outcome in zip(deliveries, outcomes):
+            with request_context(d.request_id):
+                fields = _fields(d.notification)
+                if outcome == "unknown_user":
+                    self.stats["unknown_user"] += 1
+                    self._park(channel, d.tag, "unknown user", **fields)
+                    continue
+                self.stats[outcome] += 1
+                log.info(f"notification {outcome}", extra={**fields, "redelivered": d.redelivered})
+                channel.basic_ack(d.tag)
+        if "delivered" in outcomes and self._sender is not None:
             self._sender.wake()
+
+
+def _fields(n: Notification) -> dict:
+    return {"notification_id": n.notification_id, "kind": str(n.kind), "user_id": str(n.user_id)}
 
 
 def main() -> None:

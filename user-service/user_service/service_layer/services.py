@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from trcontracts.notifications import Notification
 from trcontracts.users import PENDING_REFERENCE_SUFFIX, Account, UserError, normalize_email
 
 from ..adapters.email import Mailer, MailerUnavailable, MessageRefused
+from ..adapters.repository import NewEmail, NewNotification
 from ..adapters.stripe_gateway import PaymentIntent
 from ..domain import notifications, otp, payments
 from ..domain.errors import (
@@ -295,25 +296,35 @@ def admin_actions(c: Container, admin_id: str | None, target_type: str | None, t
 
 # --- notifications -----------------------------------------------------------------------------------------------
 
-def deliver_notification(c: Container, notification: Notification) -> str:
-    """Deliver a notification once per notification_id, in one transaction: its record, an SMS to the user's phone
-    (through the SMS backend) and an e-mail in email_outbox. Returns "delivered", or "duplicate" when the id was
-    delivered before (nothing written); raises UserNotFound for a user this service does not know."""
-    user_id = str(notification.user_id)
-    data = dict(notification.data)
-    message = notifications.render(notification.kind, data)
+def deliver_notifications(c: Container, batch: Sequence[Notification]) -> list[str]:
+    """Deliver notifications (one, or a batch the consumer received together) once per notification_id, in one
+    transaction: each one's record, an SMS to the user's phone (through the SMS backend) and an e-mail in
+    email_outbox. What became of each, in order: "delivered"; "duplicate" when its id was delivered before or
+    earlier in the batch (nothing written); "unknown_user" for a user this service does not know (nothing written)."""
     with c.uow() as uow:
-        user = uow.users.get(user_id)
-        if user is None:
-            raise UserNotFound()
-        if not uow.notifications.add(notification.notification_id, user_id, str(notification.kind), data,
-                                     notification.occurred_at):
-            return "duplicate"
-        if user.phone:
-            c.sms.send(uow.sms_outbox, user.phone, message.sms)
-        uow.email_outbox.add(user_id, user.email, message.subject, message.body, notification.notification_id)
+        users = uow.users.get_many(str(n.user_id) for n in batch)
+        recorded = uow.notifications.add_new([
+            NewNotification(n.notification_id, str(n.user_id), str(n.kind), dict(n.data), n.occurred_at)
+            for n in batch if str(n.user_id) in users])
+        outcomes, sms, emails = [], [], []
+        for n in batch:
+            user = users.get(str(n.user_id))
+            if user is None:
+                outcomes.append("unknown_user")
+                continue
+            if n.notification_id not in recorded:
+                outcomes.append("duplicate")
+                continue
+            recorded.discard(n.notification_id)       # a second mention in the batch is a duplicate
+            message = notifications.render(n.kind, dict(n.data))
+            if user.phone:
+                sms.append((user.phone, message.sms))
+            emails.append(NewEmail(str(n.user_id), user.email, message.subject, message.body, n.notification_id))
+            outcomes.append("delivered")
+        c.sms.send_all(uow.sms_outbox, sms)
+        uow.email_outbox.add_all(emails)
         uow.commit()
-    return "delivered"
+    return outcomes
 
 
 def user_notifications(c: Container, user_id: str, limit: int, offset: int) -> list[NotificationRecord]:
