@@ -49,12 +49,15 @@ def port_in_use(port: int) -> bool:
 
 
 # Locally the four databases share one PostgreSQL server (max_connections is 100 by default), so each process
-# keeps a pool no larger than its own concurrency: 8 threads per internal HTTP service, 16 for the orchestrator,
+# keeps a pool no larger than its own concurrency: 8 threads per internal HTTP service, 32 for the orchestrator,
 # 10 gRPC workers, and a few connections for the release consumer and its sweeper. On two cores fewer threads
 # measured better than more (make bench, 16/32/20 -> 8/16/10: purchases 96.7 -> 105.9/s, services CPU 14.5 ->
-# 13.0 ms each; 4/8/6 gave no more), and 8*3 + 10 + 4 = 38 connections leave room for tools and tests.
+# 13.0 ms each; 4/8/6 gave no more), and 8*3 + 10 + 4 = 38 connections leave room for tools and tests. The
+# orchestrator (no database pool) has a thread per concurrent fan of the bench: each of its threads waits on
+# three services per request, and 16 left holds short of CPU (holds 310.6 -> 331.9/s with 32, purchases equal).
 HTTP_THREADS = 8
 GRPC_WORKERS = 10
+ORCHESTRATOR_THREADS = 32
 
 
 def _pool(size: int) -> dict[str, str]:
@@ -113,7 +116,8 @@ class Stack:
             "order-outbox-relay": ([py, "-m", "order_service.entrypoints.outbox_relay"],
                                    {"DATABASE_URL": self.db_urls["order-service"], **_pool(2)}),
             "orchestrator-service": (_gunicorn("orchestrator_service.entrypoints.app:create_app()",
-                                               p.orchestrator, threads=16), {"PORT": str(p.orchestrator)}),
+                                               p.orchestrator, threads=ORCHESTRATOR_THREADS),
+                                     {"PORT": str(p.orchestrator)}),
             "orchestrator-worker": ([py, "-m", "orchestrator_service.entrypoints.worker"], {}),
         }
 

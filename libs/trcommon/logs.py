@@ -62,11 +62,14 @@ class _ContextFilter(logging.Filter):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    # A line carries neither thread nor process: the logging module is told not to look them up for every record
-    # (the logging HOWTO's "Optimization"), and lines are written by orjson.
+    # A line carries neither thread, process nor source line: the logging module is told not to look them up for
+    # every record (the logging HOWTO's "Optimization"), and lines are written by orjson.
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    # Nor to walk the stack for the caller's file and line on every record (no line prints them); an exception's
+    # traceback is still written in full.
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         OrjsonFormatter(
