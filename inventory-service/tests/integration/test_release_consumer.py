@@ -131,6 +131,35 @@ def test_a_backlog_of_timers_is_released_in_batches_each_hold_once(inventory, ne
     assert eventually(lambda: broker.ready_messages(RELEASE_QUEUE) == 0, 2.0)
 
 
+def test_a_batch_that_fails_unexpectedly_is_retried_message_by_message(inventory, new_seat, stored_seat, broker,
+                                                                       run_consumer, eventually, monkeypatch):
+    """A bug that one message triggers fails its whole batch; each message is then released on its own, so the
+    others go through and only that one is handed back to the broker (whose delivery-limit parks it)."""
+    from inventory_service.entrypoints import release_consumer
+    seats = [_hold(inventory, new_seat, hold_seconds=1) for _ in range(6)]
+    cursed = seats[2].hold_id
+    real = release_consumer.services.release_expired_holds
+
+    def release(uow, holds):
+        if any(hold_id == cursed for _, hold_id in holds):
+            raise RuntimeError("a bug this hold triggers")
+        return real(uow, holds)
+
+    monkeypatch.setattr(release_consumer.services, "release_expired_holds", release)
+    past = datetime.fromisoformat(seats[-1].held_until)
+    assert eventually(lambda: datetime.now(timezone.utc) > past, 3.0)
+    for seat in seats:
+        broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+    consumer = run_consumer()
+    others = [s for s in seats if s.hold_id != cursed]
+    assert eventually(lambda: all(_is_available(stored_seat, s.seat_id)() for s in others), 5.0)
+    assert eventually(lambda: consumer.stats["released"] == 5, 1.0)
+    assert consumer.stats["failed"] >= 1 and consumer.stats["batches"] < 6     # the six came as one batch
+    assert stored_seat(seats[2].seat_id).status is SeatStatus.HELD      # handed back to the broker
+    monkeypatch.undo()          # the bug fixed: the requeued one is released too, and the queue is empty again
+    assert eventually(lambda: consumer.stats["released"] == 6, 5.0)
+
+
 def test_a_poison_message_is_parked_and_later_messages_are_still_processed(inventory, new_seat, stored_seat, broker,
                                                                           run_consumer, eventually):
     consumer = run_consumer()

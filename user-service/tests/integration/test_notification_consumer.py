@@ -148,6 +148,31 @@ def test_a_backlog_is_delivered_in_batches_each_notification_once(users, broker,
         assert len(_emails(users, fan["user_id"])) == 4 and len(users.outbox(fan["phone"])) == 4
 
 
+def test_a_batch_that_fails_unexpectedly_is_retried_message_by_message(users, broker, run_consumer, monkeypatch):
+    """A bug that one notification triggers fails its whole batch; each is then delivered on its own, so the
+    others go out and only that one is handed back to the broker (whose delivery-limit parks it)."""
+    from user_service.entrypoints import notification_consumer
+    fan = users.new()
+    messages = [_notification(fan["user_id"]) for _ in range(6)]
+    cursed = messages[2]["notification_id"]
+    real = notification_consumer.services.deliver_notifications
+
+    def deliver(c, batch):
+        if any(n.notification_id == cursed for n in batch):
+            raise RuntimeError("a bug this notification triggers")
+        return real(c, batch)
+
+    monkeypatch.setattr(notification_consumer.services, "deliver_notifications", deliver)
+    for message in messages:
+        broker.notify(_body(message))
+    consumer = run_consumer()
+    wait_until(lambda: consumer.stats["delivered"] == 5, 10, what="the five others delivered")
+    assert consumer.stats["failed"] >= 1 and consumer.stats["batches"] < 6
+    assert {e[3] for e in _emails(users, fan["user_id"])} == {m["notification_id"] for m in messages} - {cursed}
+    monkeypatch.undo()          # the bug fixed: the requeued one goes out too, and the queue is empty again
+    wait_until(lambda: consumer.stats["delivered"] == 6, 10, what="the requeued notification delivered")
+
+
 def test_the_same_notification_published_three_times_is_delivered_once(users, client, broker, run_consumer):
     user = users.new()
     consumer = run_consumer()
