@@ -13,7 +13,7 @@ class OrderSettings(CommonSettings):
     # How long the relay sleeps without a NOTIFY before it looks anyway (a lost NOTIFY is found by then).
     outbox_poll_seconds: float = Field(1.0, gt=0, le=60)
     # Once woken by a commit, how long it waits for the next commits' rows to join the same batch.
-    outbox_gather_seconds: float = Field(0.1, ge=0, le=5)
+    outbox_gather_seconds: float = Field(0.5, ge=0, le=5)
     # Published rows are kept this long (for inspection and so that a repeated write is still recognised), then
     # pruned by the relay.
     outbox_retention_days: float = Field(7.0, gt=0)

@@ -48,7 +48,7 @@ class UserSettings(CommonSettings):
     # e-mail sender. Without SMTP_HOST e-mails stay in users_db.email_outbox as the record.
     amqp_url: str = DEV_AMQP_URL
     notification_prefetch: int = Field(50, ge=1, le=1000)
-    notification_batch_window_seconds: float = Field(0.1, ge=0, le=5)
+    notification_batch_window_seconds: float = Field(0.5, ge=0, le=5)
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_user: str | None = None
