@@ -134,3 +134,33 @@ def test_a_checked_in_ticket_is_not_taken_back_and_is_named_in_the_answer(api, e
         (entered["order_id"], "SEAT_CHECKED_IN")]
     assert balance(api, fan.token) == 460 and balance(api, other.token) == 500
     assert seat_row(engines, seats[0])["status"] == "CHECKED_IN"
+
+
+def test_a_ticket_transferred_away_before_the_cancellation_stays_with_its_buyer_and_cannot_be_offered_on(
+        api, engines):
+    from test_transfers import confirm, initiate, offered
+    admin = admin_token(api)
+    _venue, (hall, _other) = venue_with_halls(api, admin)
+    event = grid_event(api, admin, hall["hall_id"], rows=1, per_row=2, price=40)["event"]
+    seats = [s["seat_id"] for s in seat_map(api, event["event_id"])]
+    seller, buyer, third = (register_and_login(api) for _ in range(3))
+    for fan in (seller, buyer, third):
+        topup(api, fan.user_id, 500)
+    sold = buy(api, seller, seats[:1])
+    transfer_id = offered(api, seller, seats[0], buyer, 30)
+    r = confirm(api, engines, buyer, transfer_id, seller, buyer)
+    assert r.status_code == 200 and r.json()["status"] == "COMPLETED", r.text
+
+    r = api.post(f"/admin/events/{event['event_id']}/cancel", admin, json={"reason": "storm"})
+    assert r.status_code == 200, r.text
+    assert [n["order_id"] for n in r.json()["not_refunded"]] == [sold["order_id"]]
+    before = (balance(api, buyer.token), balance(api, third.token))
+
+    r = initiate(api, buyer, seats[0], third, 20)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "EVENT_CANCELLED", r.text
+    assert (balance(api, buyer.token), balance(api, third.token)) == before
+    with engines["order-service"].connect() as conn:
+        offers = conn.execute(sa.text("SELECT count(*) FROM transfers WHERE seat_id = :s AND seller_user_id = :u"),
+                              {"s": seats[0], "u": buyer.user_id}).scalar_one()
+    assert offers == 0
+

@@ -211,6 +211,10 @@ class EventService:
     def _get(self, event_id: str) -> events.Event:
         return self.http.call(events.GET_EVENT, path={"event_id": event_id})
 
+    def current(self, event_id: str) -> events.Event:
+        """The event as event-service has it now, never from the cache: for a decision that moves credits."""
+        return self._get(event_id)
+
     def forget(self, event_id: str) -> None:
         """Drop the event from the cache (nothing to do without one): the next get reads it again."""
         if self._cache is not None:

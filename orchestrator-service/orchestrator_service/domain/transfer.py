@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from trcommon.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from trcommon.saga import Outcome, SagaState
+from trcontracts.events import EventStatus
 from trcontracts.inventory import InventoryError
 from trcontracts.orders import OrderError, Transfer, TransferStatus, TransferStep
 
@@ -61,6 +62,13 @@ def check_transferable(status: str, owner_id: str, seller_id: str) -> None:
         raise Conflict(f"the seat is {status}, not a paid ticket", code="TICKET_NOT_TRANSFERABLE")
     if owner_id != seller_id:
         raise Forbidden("this ticket is not yours", code="NOT_TICKET_OWNER")
+
+
+def check_event_not_cancelled(status: str) -> None:
+    """A ticket of a cancelled event (one a cancellation could not take back: transferred away before it) is worth
+    nothing to a buyer: it is not offered on."""
+    if status in (EventStatus.CANCELLING, EventStatus.CANCELLED):
+        raise Conflict("the event is cancelled; its tickets cannot be transferred", code="EVENT_CANCELLED")
 
 
 def visible_to(t: Transfer, user_id: str, role: str) -> bool:

@@ -207,6 +207,7 @@ def initiate(c: Container, seller_id: str, role: str, seat_id: str, buyer_email:
     seat = c.inventory.verify(seat_id)
     rules.check_transferable(seat.status, seat.owner_user_id, seller_id)
     rules.check_price(amount, seat.price, c.settings.transfer_price_cap)
+    rules.check_event_not_cancelled(c.events.current(seat.event_id).status)
     buyer = c.users.find_by_email(buyer_email)
     rules.check_parties(seller_id, buyer.user_id if buyer else None, buyer.role if buyer else None)
     transfer_id = str(uuid.uuid4())

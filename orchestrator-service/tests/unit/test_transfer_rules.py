@@ -110,3 +110,15 @@ def test_the_buyer_must_be_another_registered_fan():
         assert err.value.code == code
     rules.check_parties("u1", "u2", "fan")
     assert names(CONFIRM, Run(4)) == "Run(move-ticket)"
+
+
+@pytest.mark.parametrize("status", ["CANCELLING", "CANCELLED"])
+def test_a_ticket_of_a_cancelled_event_is_not_offered(status):
+    with pytest.raises(AppError) as err:
+        rules.check_event_not_cancelled(status)
+    assert (err.value.status, err.value.code) == (409, "EVENT_CANCELLED")
+
+
+@pytest.mark.parametrize("status", ["ON_SALE", "DRAFT"])
+def test_a_ticket_of_an_event_that_goes_ahead_may_be_offered(status):
+    rules.check_event_not_cancelled(status)
