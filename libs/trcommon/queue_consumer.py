@@ -5,27 +5,42 @@ subscription (a deleted queue), stopped cleanly by `stop()` (a signal handler).
 Messages are handed over in batches: whatever the broker has delivered by the time the subclass is free (up to the
 prefetch), optionally gathered for `batch_window` seconds after the first. At a trickle a batch is one message and
 waits for nothing; under a burst one transaction serves many messages, so the consumer keeps up where one
-transaction per message fell behind. A subclass handles a batch in `on_batch`, acks each message only after its
-database commit, and uses `backoff` and `requeue_later` for its retries."""
+transaction per message fell behind.
+
+What every consumer does with a batch is written here once: each message is read (`read`; an unreadable one is
+parked: rejected without requeue, so the queue dead-letters it), the readable ones are handled together in one
+transaction (`handle`), and then each is settled under its own request id (`settle`: ack only after the commit, park,
+or retry later). A database outage keeps the messages unacked and retries them in place with backoff (a requeue
+would count against the queue's x-delivery-limit); any other failure of a batch is retried message by message, so
+only the message that causes it goes back to the broker (after FAILURE_REQUEUE_DELAY; the delivery-limit parks one
+that keeps failing)."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import pika
 import pika.exceptions
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .amqp import connect
-from .logs import REQUEST_ID_METADATA
+from .errors import DependencyUnavailable
+from .logs import REQUEST_ID_METADATA, request_context
 
 log = logging.getLogger("trcommon.queue_consumer")
 
 RECONNECT_BACKOFF = (0.5, 10.0)      # first and longest wait between broker reconnection attempts, seconds
 DATABASE_BACKOFF = (0.5, 10.0)       # the same for retrying a message while the database is unreachable
 FAILURE_REQUEUE_DELAY = 1.0          # an unexpected error: requeue after this long (counts toward delivery-limit)
+DATABASE_ERRORS = (DependencyUnavailable, OperationalError, InterfaceError)
+
+M = TypeVar("M")      # a message as the subclass reads it
+O = TypeVar("O")      # what handling it found
 
 
 class ConsumerCancelled(pika.exceptions.AMQPError):
@@ -55,11 +70,30 @@ class Received:
     body: bytes
 
 
-class QueueConsumer:
-    """Consume `queue` until stopped. `stats` counts what the subclass reports plus `connection_losses` and
-    `batches`;
-    `consuming` is set while attached to the queue. `batch_window`: how long to wait for more messages once one
-    has arrived (0: hand over what has arrived)."""
+class Unreadable(Exception):
+    """Raised by `read`: the message is parked (`why` and `fields` go to the log line)."""
+
+    def __init__(self, why: str, **fields: Any):
+        super().__init__(why)
+        self.why, self.fields = why, fields
+
+
+@dataclass
+class Delivery(Generic[M]):
+    """A readable message on its way: kept (with its database retries) until it is acked, parked or requeued."""
+
+    tag: int
+    redelivered: bool
+    message: M
+    request_id: str
+    received_at: float = field(default_factory=time.monotonic)
+    database_failures: int = 0
+
+
+class QueueConsumer(Generic[M, O]):
+    """Consume `queue` until stopped. `stats` counts what the subclass reports plus `connection_losses`, `batches`,
+    `parked`, `redelivered`, `database_retries` and `failed`; `consuming` is set while attached to the queue.
+    `batch_window`: how long to wait for more messages once one has arrived (0: hand over what has arrived)."""
 
     def __init__(self, amqp_url: str, queue: str, connection_name: str, prefetch: int, description: str,
                  stop: threading.Event | None = None, batch_window: float = 0.0):
@@ -70,9 +104,82 @@ class QueueConsumer:
         self.consuming = threading.Event()
         self.stats: Counter[str] = Counter()
 
-    def on_batch(self, connection: pika.BlockingConnection, channel, batch: list[Received]) -> None:
-        """Handle 1..prefetch messages, in the order they were delivered; called outside pika's callbacks."""
+    # --- what a subclass writes --------------------------------------------------------------------------------
+
+    def read(self, body: bytes) -> M:
+        """The message, or Unreadable."""
         raise NotImplementedError
+
+    def handle(self, messages: list[M]) -> list[O]:
+        """Handle the messages in one transaction; what became of each, in order. A database error is retried."""
+        raise NotImplementedError
+
+    def settle(self, connection, channel, d: Delivery[M], outcome: O) -> None:
+        """After the commit, under the message's request id: ack, `park`, or retry later with `retry`."""
+        raise NotImplementedError
+
+    def describe(self, message: M) -> dict:
+        """The fields that name a message in log lines."""
+        return {}
+
+    # --- the shared handling of a batch ------------------------------------------------------------------------
+
+    def park(self, channel, tag: int, why: str, **fields: Any) -> None:
+        log.warning(f"message parked: {why}", extra={"queue": self._queue, **fields})
+        channel.basic_reject(tag, requeue=False)
+        self.stats["parked"] += 1
+
+    def retry(self, connection, channel, deliveries: list[Delivery[M]], after: float) -> None:
+        """Handle these deliveries again in `after` seconds (they stay unacked meanwhile)."""
+        connection.call_later(after, partial(self._process, connection, channel, deliveries))
+
+    def _take(self, connection, channel, batch: list[Received]) -> None:
+        deliveries = []
+        for m in batch:
+            with request_context(request_id_of(m.properties)) as rid:
+                try:
+                    message = self.read(m.body)
+                except Unreadable as exc:
+                    self.park(channel, m.tag, exc.why, **exc.fields)
+                    continue
+            if m.redelivered:
+                self.stats["redelivered"] += 1
+            deliveries.append(Delivery(m.tag, m.redelivered, message, rid))
+        if deliveries:
+            self._process(connection, channel, deliveries)
+
+    def _process(self, connection, channel, deliveries: list[Delivery[M]]) -> None:
+        if not channel.is_open:
+            return  # the connection they came on is gone; the broker redelivers the messages
+        try:
+            outcomes = self.handle([d.message for d in deliveries])
+        except DATABASE_ERRORS as exc:
+            failures = 1 + max(d.database_failures for d in deliveries)
+            for d in deliveries:
+                d.database_failures = failures
+            wait = backoff(DATABASE_BACKOFF, failures)
+            with request_context(deliveries[0].request_id):
+                log.warning("database unavailable; keeping the messages and retrying", extra={
+                    "queue": self._queue, "messages": len(deliveries),
+                    "first": self.describe(deliveries[0].message), "error": repr(exc), "retry_in_seconds": wait})
+            self.stats["database_retries"] += 1
+            self.retry(connection, channel, deliveries, wait)
+            return
+        except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
+            if len(deliveries) > 1:     # one message may be the cause: each on its own, so the others go through
+                for d in deliveries:
+                    self._process(connection, channel, [d])
+                return
+            d = deliveries[0]
+            with request_context(d.request_id):
+                log.exception("message failed; requeueing it", extra={"queue": self._queue,
+                                                                      **self.describe(d.message)})
+            self.stats["failed"] += 1
+            self.requeue_later(connection, channel, d.tag)
+            return
+        for d, outcome in zip(deliveries, outcomes):
+            with request_context(d.request_id):
+                self.settle(connection, channel, d, outcome)
 
     def stop(self) -> None:
         """Ask run() to return; safe from a signal handler or another thread. Unacked messages are redelivered."""
@@ -117,7 +224,7 @@ class QueueConsumer:
                     batch = inbox[:]
                     inbox.clear()
                     self.stats["batches"] += 1
-                    self.on_batch(connection, channel, batch)
+                    self._take(connection, channel, batch)
                 if cancelled.is_set():
                     raise ConsumerCancelled(f"the broker cancelled the subscription to {self._queue}")
         finally:

@@ -19,20 +19,10 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from functools import partial
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from trcommon.errors import DependencyUnavailable
-from trcommon.logs import request_context
 from trcommon.process import running
-from trcommon.queue_consumer import (
-    DATABASE_BACKOFF,
-    QueueConsumer,
-    backoff,
-    request_id_of,
-)
+from trcommon.queue_consumer import Delivery, QueueConsumer, Unreadable
 from trcontracts.inventory import MAX_SEATS_PER_HOLD
 
 from ..bootstrap import Container, bootstrap
@@ -62,19 +52,8 @@ class ReleaseMessage(BaseModel):
         return sorted({str(i) for i in self.seat_ids} | {str(self.seat_id)})
 
 
-@dataclass
-class _Delivery:
-    tag: int
-    redelivered: bool
-    message: ReleaseMessage
-    request_id: str
-    received_at: float        # time.monotonic()
-    database_failures: int = 0
-
-
-class ReleaseConsumer(QueueConsumer):
-    # stats: released, ignored, early, left_to_sweeper, parked, failed, redelivered, database_retries,
-    # connection_losses
+class ReleaseConsumer(QueueConsumer[ReleaseMessage, services.ExpiryOutcome]):
+    # stats: released, ignored, early, left_to_sweeper (and QueueConsumer's)
     def __init__(self, container: Container, stop: threading.Event | None = None):
         super().__init__(container.settings.amqp_url, RELEASE_QUEUE, "inventory-release-consumer",
                          container.settings.release_prefetch, "release consumer", stop,
@@ -82,62 +61,21 @@ class ReleaseConsumer(QueueConsumer):
         self._uow = container.uow
         self._settings = container.settings
 
-    def on_batch(self, connection, channel, batch) -> None:
-        deliveries = []
-        for m in batch:
-            with request_context(request_id_of(m.properties)) as rid:
-                try:
-                    message = ReleaseMessage.model_validate_json(m.body)
-                except ValidationError as exc:
-                    log.warning("malformed release message parked", extra={
-                        "errors": exc.error_count(), "body_preview": m.body[:200].decode("utf-8", "replace")})
-                    channel.basic_reject(m.tag, requeue=False)
-                    self.stats["parked"] += 1
-                    continue
-            if m.redelivered:
-                self.stats["redelivered"] += 1
-            deliveries.append(_Delivery(m.tag, m.redelivered, message, rid, time.monotonic()))
-        if deliveries:
-            self._release(connection, channel, deliveries)
-
-    def _release(self, connection, channel, deliveries: list[_Delivery]) -> None:
-        """Release the holds of these deliveries in one transaction, then ack or retry each; also the target of the
-        delayed retries scheduled with call_later."""
-        if not channel.is_open:
-            return  # the connection they came on is gone; the broker redelivers the messages
+    def read(self, body: bytes) -> ReleaseMessage:
         try:
-            outcomes = services.release_expired_holds(
-                self._uow, [(d.message.seats, str(d.message.hold_id)) for d in deliveries])
-        except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
-            failures = 1 + max(d.database_failures for d in deliveries)
-            for d in deliveries:
-                d.database_failures = failures
-            wait = backoff(DATABASE_BACKOFF, failures)
-            with request_context(deliveries[0].request_id):
-                log.warning("database unavailable; keeping the release messages and retrying", extra={
-                    "messages": len(deliveries), "hold_ids": [str(d.message.hold_id) for d in deliveries[:10]],
-                    "error": repr(exc), "retry_in_seconds": wait})
-            self.stats["database_retries"] += 1
-            connection.call_later(wait, partial(self._release, connection, channel, deliveries))
-            return
-        except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
-            if len(deliveries) > 1:     # one message may be the cause: each on its own, so the others go through
-                for d in deliveries:
-                    self._release(connection, channel, [d])
-                return
-            d = deliveries[0]
-            with request_context(d.request_id):
-                log.exception("release failed; requeueing the message", extra={
-                    "seat_id": str(d.message.seat_id), "hold_id": str(d.message.hold_id)})
-            self.stats["failed"] += 1
-            self.requeue_later(connection, channel, d.tag)
-            return
-        for d, outcome in zip(deliveries, outcomes):
-            with request_context(d.request_id):
-                self._settle(connection, channel, d, outcome)
+            return ReleaseMessage.model_validate_json(body)
+        except ValidationError as exc:
+            raise Unreadable("malformed release message", errors=exc.error_count(),
+                             body_preview=body[:200].decode("utf-8", "replace")) from None
 
-    def _settle(self, connection, channel, d: _Delivery, outcome: services.ExpiryOutcome) -> None:
-        seat_id, hold_id = str(d.message.seat_id), str(d.message.hold_id)
+    def describe(self, message: ReleaseMessage) -> dict:
+        return {"seat_id": str(message.seat_id), "hold_id": str(message.hold_id)}
+
+    def handle(self, messages: list[ReleaseMessage]) -> list[services.ExpiryOutcome]:
+        return services.release_expired_holds(self._uow, [(m.seats, str(m.hold_id)) for m in messages])
+
+    def settle(self, connection, channel, d: Delivery[ReleaseMessage], outcome: services.ExpiryOutcome) -> None:
+        fields = self.describe(d.message)
         if outcome.released:
             for released in outcome.released:
                 log_release(released, "timer", redelivered=d.redelivered)
@@ -146,17 +84,15 @@ class ReleaseConsumer(QueueConsumer):
             waited = time.monotonic() - d.received_at
             if waited + outcome.live_for_seconds <= self._settings.release_early_wait_max_seconds:
                 log.info("release message arrived before held_until; retrying then", extra={
-                    "seat_id": seat_id, "hold_id": hold_id, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
+                    **fields, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
                 self.stats["early"] += 1
-                connection.call_later(outcome.live_for_seconds + 0.005,
-                                      partial(self._release, connection, channel, [d]))
+                self.retry(connection, channel, [d], outcome.live_for_seconds + 0.005)
                 return
             log.warning("release message far ahead of held_until; leaving the hold to the sweeper", extra={
-                "seat_id": seat_id, "hold_id": hold_id, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
+                **fields, "early_ms": round(outcome.live_for_seconds * 1000, 1)})
             self.stats["left_to_sweeper"] += 1
         else:
-            log.info("hold already ended; nothing to release", extra={
-                "seat_id": seat_id, "hold_id": hold_id, "redelivered": d.redelivered})
+            log.info("hold already ended; nothing to release", extra={**fields, "redelivered": d.redelivered})
             self.stats["ignored"] += 1
         channel.basic_ack(d.tag)
 

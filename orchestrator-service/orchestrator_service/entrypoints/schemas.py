@@ -115,8 +115,13 @@ class TransferIdBody(BaseModel):
     transfer_id: Id
 
 
-# Free text is kept trimmed (order-service), so it needs a character that is not whitespace.
-NOT_BLANK = r"\S"
+# Free text is kept trimmed (order-service), so it needs a character that is not whitespace. Written as the whole
+# class rather than `\S`, whose meaning differs between the engines that read it: JSON Schema's (ECMAScript) counts
+# U+FEFF but not U+0085 as whitespace, pydantic's (Rust) the reverse, Python's also U+001C-U+001F; a fuzzer then
+# sent "\u0085" as valid and was refused. The union of the three, and U+180E and U+200B, is blank for everyone.
+WHITESPACE = (r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u180e\u2000-\u200b\u2028\u2029\u202f\u205f\u3000"
+              r"\ufeff")
+NOT_BLANK = f"[^{WHITESPACE}]"
 
 
 class DisputeBody(TransferIdBody):

@@ -20,20 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
-from functools import partial
 
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from trcommon.errors import DependencyUnavailable
 from trcommon.logs import request_context
 from trcommon.process import running
-from trcommon.queue_consumer import (
-    DATABASE_BACKOFF,
-    QueueConsumer,
-    backoff,
-    request_id_of,
-)
+from trcommon.queue_consumer import DATABASE_ERRORS, Delivery, QueueConsumer, Unreadable, backoff
 from trcontracts.notifications import QUEUE, Notification
 
 from ..adapters.email import MailerUnavailable
@@ -45,15 +36,6 @@ from ..settings import UserSettings
 log = logging.getLogger("user_service.notification_consumer")
 
 CONNECTION_NAME = "user-notification-consumer"
-
-
-@dataclass
-class _Delivery:
-    tag: int
-    redelivered: bool
-    notification: Notification
-    request_id: str
-    database_failures: int = 0
 
 
 class EmailSender:
@@ -102,7 +84,7 @@ class EmailSender:
                         log.info("e-mails sent", extra={"count": sent})
                         if sent == settings.email_batch_size:
                             continue      # more may be waiting
-                except (MailerUnavailable, DependencyUnavailable, OperationalError, InterfaceError) as exc:
+                except (MailerUnavailable, *DATABASE_ERRORS) as exc:
                     failures += 1
                     self.stats["unavailable"] += 1
                     wait = backoff((settings.email_send_interval_seconds, 60.0), failures)
@@ -115,89 +97,43 @@ class EmailSender:
             self._wake.wait(wait)
 
 
-class NotificationConsumer(QueueConsumer):
-    # stats: delivered, duplicate, parked, unknown_user, failed, redelivered, database_retries, connection_losses
+class NotificationConsumer(QueueConsumer[Notification, str]):
+    # stats: delivered, duplicate, unknown_user (and QueueConsumer's)
     def __init__(self, container: Container, stop: threading.Event | None = None,
                  sender: EmailSender | None = None):
         super().__init__(container.settings.amqp_url, QUEUE, CONNECTION_NAME,
                          container.settings.notification_prefetch, "notification consumer", stop,
                          batch_window=container.settings.notification_batch_window_seconds)
         self._c = container
-        self._settings = container.settings
         self._sender = sender
 
-    def _park(self, channel, tag: int, why: str, **fields) -> None:
-        log.warning(f"notification parked: {why}", extra=fields)
-        channel.basic_reject(tag, requeue=False)
-        self.stats["parked"] += 1
-
-    def on_batch(self, connection, channel, batch) -> None:
-        deliveries = []
-        for m in batch:
-            with request_context(request_id_of(m.properties)) as rid:
-                try:
-                    notification = Notification.model_validate_json(m.body)
-                except ValidationError as exc:
-                    self._park(channel, m.tag, "malformed message", errors=exc.error_count(),
-                               body_preview=m.body[:200].decode("utf-8", "replace"))
-                    continue
-                if has_nul(notification.notification_id) or has_nul(notification.data):
-                    self._park(channel, m.tag, "text with NUL characters",
-                               notification_id=repr(notification.notification_id))
-                    continue
-            if m.redelivered:
-                self.stats["redelivered"] += 1
-            deliveries.append(_Delivery(m.tag, m.redelivered, notification, rid))
-        if deliveries:
-            self._deliver(connection, channel, deliveries)
-
-    def _deliver(self, connection, channel, deliveries: list[_Delivery]) -> None:
-        """Deliver these notifications in one transaction, then ack (or park) each; also the target of the delayed
-        retries scheduled with call_later."""
-        if not channel.is_open:
-            return  # the connection they came on is gone; the broker redelivers the messages
+    def read(self, body: bytes) -> Notification:
         try:
-            outcomes = services.deliver_notifications(self._c, [d.notification for d in deliveries])
-        except (DependencyUnavailable, OperationalError, InterfaceError) as exc:
-            failures = 1 + max(d.database_failures for d in deliveries)
-            for d in deliveries:
-                d.database_failures = failures
-            wait = backoff(DATABASE_BACKOFF, failures)
-            with request_context(deliveries[0].request_id):
-                log.warning("database unavailable; keeping the notifications and retrying", extra={
-                    "messages": len(deliveries),
-                    "notification_ids": [d.notification.notification_id for d in deliveries[:10]],
-                    "error": repr(exc), "retry_in_seconds": wait})
-            self.stats["database_retries"] += 1
-            connection.call_later(wait, partial(self._deliver, connection, channel, deliveries))
-            return
-        except Exception:  # noqa: BLE001 - a bug must not stop the consumer; the queue's delivery-limit parks it
-            if len(deliveries) > 1:     # one message may be the cause: each on its own, so the others go through
-                for d in deliveries:
-                    self._deliver(connection, channel, [d])
-                return
-            d = deliveries[0]
-            with request_context(d.request_id):
-                log.exception("notification failed; requeueing the message", extra=_fields(d.notification))
-            self.stats["failed"] += 1
-            self.requeue_later(connection, channel, d.tag)
-            return
-        for d, outcome in zip(deliveries, outcomes):
-            with request_context(d.request_id):
-                fields = _fields(d.notification)
-                if outcome == "unknown_user":
-                    self.stats["unknown_user"] += 1
-                    self._park(channel, d.tag, "unknown user", **fields)
-                    continue
-                self.stats[outcome] += 1
-                log.info(f"notification {outcome}", extra={**fields, "redelivered": d.redelivered})
-                channel.basic_ack(d.tag)
+            notification = Notification.model_validate_json(body)
+        except ValidationError as exc:
+            raise Unreadable("malformed notification", errors=exc.error_count(),
+                             body_preview=body[:200].decode("utf-8", "replace")) from None
+        if has_nul(notification.notification_id) or has_nul(notification.data):
+            raise Unreadable("notification text with NUL characters",
+                             notification_id=repr(notification.notification_id))
+        return notification
+
+    def describe(self, n: Notification) -> dict:
+        return {"notification_id": n.notification_id, "kind": str(n.kind), "user_id": str(n.user_id)}
+
+    def handle(self, messages: list[Notification]) -> list[str]:
+        outcomes = services.deliver_notifications(self._c, messages)
         if "delivered" in outcomes and self._sender is not None:
             self._sender.wake()
+        return outcomes
 
-
-def _fields(n: Notification) -> dict:
-    return {"notification_id": n.notification_id, "kind": str(n.kind), "user_id": str(n.user_id)}
+    def settle(self, connection, channel, d: Delivery[Notification], outcome: str) -> None:
+        self.stats[outcome] += 1
+        if outcome == "unknown_user":
+            self.park(channel, d.tag, "unknown user", **self.describe(d.message))
+            return
+        log.info(f"notification {outcome}", extra={**self.describe(d.message), "redelivered": d.redelivered})
+        channel.basic_ack(d.tag)
 
 
 def main() -> None:
