@@ -141,6 +141,15 @@ def test_trusted_addresses_are_never_limited():
     assert [client_at(app, "10.0.0.6").get("/open").status_code for _ in range(3)] == [200, 200, 429]
 
 
+def test_a_request_to_no_route_takes_no_budget_and_gets_no_headers():
+    app = make_app(config(per_ip="2/minute"))
+    c = client_at(app, "10.0.0.10")
+    missing = [c.get("/nowhere") for _ in range(5)]
+    assert {r.status_code for r in missing} == {404}
+    assert not any("RateLimit-Limit" in r.headers for r in missing)
+    assert [c.get("/open").status_code for _ in range(3)] == [200, 200, 429]
+
+
 def test_counters_that_cannot_be_reached_let_requests_through_rather_than_fail_them():
     app = make_app(config(per_ip="1/minute", storage_url="redis://127.0.0.1:1/0"))
     replies = [client_at(app, "10.0.0.7").get("/open") for _ in range(3)]

@@ -80,8 +80,8 @@ class UnitOfWork:
         if self._autocommit:
             # Set on the driver's connection and put back on exit (client-side only, no round trip): SQLAlchemy's
             # own isolation-level option does the same through its connection characteristics and resets them,
-            # and the isolation level with them, when the pool takes the connection back (make bench: a third of
-            # the CPU of a one-statement unit of work).
+            # and the isolation level with them, when the pool takes the connection back (205 -> 165-170 us of
+            # CPU for a unit of work with one prepared statement).
             self._driver = self.conn.connection.driver_connection
             self._driver.autocommit = True
         else:

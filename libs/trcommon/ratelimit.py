@@ -45,6 +45,7 @@ from flask import Flask, Response, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from werkzeug.exceptions import HTTPException
 
 from .errors import AppError, TooManyRequests
 from .web import request_json
@@ -96,7 +97,7 @@ def login_account() -> str:
     if "login_account" not in g:
         try:
             body = request_json()
-        except Exception:     # not JSON, or over MAX_BODY_BYTES: the view answers 400 or 413
+        except (AppError, HTTPException):     # not JSON, or over MAX_BODY_BYTES: the view answers 400 or 413
             body = None
         email = body.get("email") if isinstance(body, dict) else None
         g.login_account = _digest(email.strip().casefold()) if isinstance(email, str) and email.strip() else ""

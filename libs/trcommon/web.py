@@ -71,8 +71,8 @@ class OrjsonProvider(DefaultJSONProvider):
 
 class NoSessions(SessionInterface):
     """No cookie sessions: a caller is known by the token of each request, never by a cookie. Every request shares
-    one empty session that refuses writes, instead of Flask building a session object per request (make bench: 7% of
-    the CPU of an edge request)."""
+    one empty session that refuses writes, instead of Flask building a session object per request (about 7% of the
+    in-process CPU of an edge request)."""
 
     _none = NullSession()
 
