@@ -92,6 +92,29 @@ _CONFIRM = Prepared(seats.update()
                     held_until=None, updated_at=DB_NOW)
             .returning(*_SEAT_COLUMNS))
 
+def _release_of(targets: sa.Select) -> sa.Update:
+    """The seats `targets` selects (seat_id, hold_id, held_until; rows locked) → AVAILABLE, returning each seat with
+    the hold it had and when, by the database clock."""
+    target = targets.cte("target")
+    return (seats.update().where(seats.c.seat_id == target.c.seat_id)
+            .values(status=SeatStatus.AVAILABLE.value, held_by_user_id=None, hold_id=None, held_until=None,
+                    updated_at=DB_NOW)
+            .returning(*_SEAT_COLUMNS, target.c.hold_id.label("released_hold_id"),
+                       target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
+
+
+# The hold timers' release: the (seat_id, hold_id) pairs travel as two arrays of the same length, the seat ids once
+# more as one array for the index.
+_TIMER_PAIRS = sa.func.unnest(sa.cast(sa.bindparam("p_pair_seat_ids"), ARRAY(UUID(as_uuid=False))),
+                              sa.cast(sa.bindparam("p_pair_hold_ids"), ARRAY(UUID(as_uuid=False)))
+                              ).table_valued("seat_id", "hold_id").render_derived()
+_RELEASE_LAPSED = Prepared(_release_of(
+    sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
+    .where(_IN_SEAT_IDS,
+           sa.tuple_(seats.c.seat_id, seats.c.hold_id).in_(sa.select(_TIMER_PAIRS.c.seat_id, _TIMER_PAIRS.c.hold_id)),
+           seats.c.status == SeatStatus.HELD.value, seats.c.held_until <= DB_NOW)
+    .order_by(seats.c.seat_id).with_for_update()))
+
 _CHECKED_IN = (seats.update()
                .where(seats.c.seat_id == sa.bindparam("p_seat_id"), seats.c.status == SeatStatus.SOLD.value,
                       seats.c.owner_user_id == sa.bindparam("p_holder_user_id"),
@@ -240,12 +263,11 @@ class SeatRepository:
         """The hold timer's release, for one hold or many: each (seat_id, hold_id) pair's seat, if that hold still
         has it and its held_until has passed by the database clock → AVAILABLE, as one conditional UPDATE (rows
         locked in lock order); the seats it released."""
-        seat_ids = sorted({seat_id for seat_id, _ in seat_holds})
-        return self._release(sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
-                             .where(seats.c.seat_id.in_(seat_ids),
-                                    sa.tuple_(seats.c.seat_id, seats.c.hold_id).in_(seat_holds),
-                                    seats.c.status == SeatStatus.HELD.value, seats.c.held_until <= DB_NOW)
-                             .order_by(seats.c.seat_id).with_for_update())
+        rows = _RELEASE_LAPSED.rows(self._conn, {
+            "p_seat_ids": sorted({seat_id for seat_id, _ in seat_holds}),
+            "p_pair_seat_ids": [seat_id for seat_id, _ in seat_holds],
+            "p_pair_hold_ids": [hold_id for _, hold_id in seat_holds]})
+        return [_released(r) for r in rows]
 
     def release_lapsed_holds(self, grace_seconds: float, limit: int) -> list[HoldReleased]:
         """Release up to `limit` holds whose held_until passed more than grace_seconds ago, oldest first; rows
@@ -257,13 +279,7 @@ class SeatRepository:
             .order_by(seats.c.held_until).limit(limit).with_for_update(skip_locked=True))
 
     def _release(self, targets: sa.Select) -> list[HoldReleased]:
-        target = targets.cte("target")
-        stmt = (seats.update().where(seats.c.seat_id == target.c.seat_id)
-                .values(status=SeatStatus.AVAILABLE.value, held_by_user_id=None, hold_id=None, held_until=None,
-                        updated_at=DB_NOW)
-                .returning(*_SEAT_COLUMNS, target.c.hold_id.label("released_hold_id"),
-                           target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
-        return [_released(m) for m in self._conn.execute(stmt).mappings()]
+        return [_released(m) for m in self._conn.execute(_release_of(targets)).mappings()]
 
     def confirm(self, seat_ids: list[str], user_id: str, hold_id: str) -> list[Seat]:
         """Those of the seats HELD by this hold, live by the database clock → SOLD to the user, as one conditional
