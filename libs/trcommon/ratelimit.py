@@ -156,10 +156,6 @@ class _Taken:
     _stats: tuple[float, int] | None = None
 
 
-class RateLimited(TooManyRequests):
-    pass
-
-
 class RateLimits:
     """The budgets of one Flask app and the decorators its routes use. Build it before the routes, install it
     after them:
@@ -264,7 +260,7 @@ class RateLimits:
             return
         if not taken[-1].granted:
             retry_after = max(1, self._seconds_left(taken[-1]) or 1)
-            raise RateLimited(f"{budget.message}; retry in {retry_after} s", retry_after=retry_after)
+            raise TooManyRequests(f"{budget.message}; retry in {retry_after} s", retry_after=retry_after)
 
     def _stats(self, t: _Taken) -> tuple[float, int]:
         if t._stats is None:

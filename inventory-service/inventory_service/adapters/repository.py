@@ -103,14 +103,14 @@ def _release_of(targets: sa.Select) -> sa.Update:
                        target.c.held_until.label("released_held_until"), DB_NOW.label("db_now")))
 
 
-# The hold timers' release: the (seat_id, hold_id) pairs travel as two arrays of the same length, the seat ids once
-# more as one array for the index.
-_TIMER_PAIRS = sa.func.unnest(sa.cast(sa.bindparam("p_pair_seat_ids"), ARRAY(UUID(as_uuid=False))),
-                              sa.cast(sa.bindparam("p_pair_hold_ids"), ARRAY(UUID(as_uuid=False)))
+# The hold timers' release: the (seat_id, hold_id) pairs travel as two arrays of the same length; the seat ids'
+# array also serves the primary key's index.
+_PAIR_SEAT_IDS = sa.cast(sa.bindparam("p_pair_seat_ids"), ARRAY(UUID(as_uuid=False)))
+_TIMER_PAIRS = sa.func.unnest(_PAIR_SEAT_IDS, sa.cast(sa.bindparam("p_pair_hold_ids"), ARRAY(UUID(as_uuid=False)))
                               ).table_valued("seat_id", "hold_id").render_derived()
 _RELEASE_LAPSED = Prepared(_release_of(
     sa.select(seats.c.seat_id, seats.c.hold_id, seats.c.held_until)
-    .where(_IN_SEAT_IDS,
+    .where(seats.c.seat_id == sa.func.any(_PAIR_SEAT_IDS),
            sa.tuple_(seats.c.seat_id, seats.c.hold_id).in_(sa.select(_TIMER_PAIRS.c.seat_id, _TIMER_PAIRS.c.hold_id)),
            seats.c.status == SeatStatus.HELD.value, seats.c.held_until <= DB_NOW)
     .order_by(seats.c.seat_id).with_for_update()))
@@ -264,7 +264,6 @@ class SeatRepository:
         has it and its held_until has passed by the database clock → AVAILABLE, as one conditional UPDATE (rows
         locked in lock order); the seats it released."""
         rows = _RELEASE_LAPSED.rows(self._conn, {
-            "p_seat_ids": sorted({seat_id for seat_id, _ in seat_holds}),
             "p_pair_seat_ids": [seat_id for seat_id, _ in seat_holds],
             "p_pair_hold_ids": [hold_id for _, hold_id in seat_holds]})
         return [_released(r) for r in rows]
