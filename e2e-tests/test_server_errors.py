@@ -1,14 +1,12 @@
-"""Requests the public edge's HTTP server refuses before any route runs still get the error format."""
+"""Requests the public edge's HTTP server refuses before any route runs, and answers given before a body is read."""
 import collections
-import json
 import socket
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-
-from e2e_support import LOG_DIR, log_entries, wait_until
+from e2e_support import log_entries
 
 
 def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -26,22 +24,25 @@ def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]
 
 
 @pytest.mark.parametrize("request_bytes, status", [
-    (b"GET /events HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400),                 # malformed request line
-    (b"G\x01T /events HTTP/1.1\r\nHost: x\r\n\r\n", 400),                    # a method that is no token
-    (b"GET /events HTTP/9.9\r\nHost: x\r\n\r\n", 400),                       # no such HTTP version
-    (b"GET /events HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),      # a space in a header name
-    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),         # request line over 4094 bytes
-    (b"GET /events HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
+    (b"GET /events/%s HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400),                    # malformed request line
+    (b"G\x01T /events/%s HTTP/1.1\r\nHost: x\r\n\r\n", 400),                       # a method that is no token
+    (b"GET /events/%s HTTP/9.9\r\nHost: x\r\n\r\n", 400),                          # no such HTTP version
+    (b"GET /events/%s HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),         # a space in a header name
+    (b"GET /events/%s?" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),   # a request line over 16 KB
+    (b"GET /events/%s HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n", 431),  # a head over 16 KB
 ])
-def test_a_request_the_server_cannot_parse_is_answered_in_the_error_format(stack, request_bytes, status):
-    got, headers, body = raw_request(stack.base_url, request_bytes)
+def test_a_request_the_server_cannot_parse_is_refused_before_any_route_and_the_edge_keeps_serving(
+        stack, api, request_bytes, status):
+    """The edge's HTTP server (granian) refuses these itself with a bare 4xx and closes the connection; no route
+    and no service behind the edge sees them (README, Troubleshooting: the error format is the API's, these
+    never reach it)."""
+    marker = str(uuid.uuid4())
+    got, headers, body = raw_request(stack.base_url, request_bytes.replace(b"%s", marker.encode(), 1))
     assert got == status
-    assert headers["content-type"] == "application/json"
-    error = json.loads(body)["error"]
-    assert error["code"] and error["message"]
-    assert set(error) <= {"code", "message", "details"}
-    if status == 400:
-        assert error["code"] == "INVALID_INPUT"
+    assert headers.get("connection") == "close" and body == b""
+    assert api.get("/events").status_code == 200
+    for service in ("orchestrator-service", "event-service"):
+        assert [e for e in log_entries(service) if marker in str(e)] == [], service
 
 
 @pytest.mark.parametrize("path, status", [("/reserve", 401), ("/auth/login", 413)])
@@ -57,15 +58,3 @@ def test_an_answer_given_before_the_body_is_read_reaches_the_client(api, path, s
             except requests.ConnectionError:
                 answers["reset"] += 1
     assert answers == {(status, "application/json"): 30}
-
-
-def test_a_refused_request_is_one_json_warning_in_the_edges_log_never_a_logging_traceback(stack):
-    marker = uuid.uuid4().hex
-    got, _, _ = raw_request(stack.base_url, f"GET /events HTTP/1.1 {marker}\r\nHost: x\r\n\r\n".encode())
-    assert got == 400
-    log_file = LOG_DIR / "orchestrator-service.log"
-    warning = wait_until(lambda: [e for e in log_entries("orchestrator-service")
-                                  if e.get("logger") == "gunicorn.error" and marker in str(e.get("message"))],
-                         10, what="the refusal's log line")
-    assert warning[0]["level"] == "WARNING" and warning[0]["service"] == "orchestrator-service"
-    assert "Logging error" not in log_file.read_text(errors="replace")

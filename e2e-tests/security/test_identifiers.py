@@ -12,7 +12,7 @@ ID_PATHS = {"event_id": ("/events/{}", "/events/{}/seats"), "order_id": ("/order
 
 def _bad_ids(marker: str) -> list[str]:
     """Values that are no UUID, each carrying `marker` (a UUID of its own) so that any trace of it can be found."""
-    return [f"{marker}%3Fx%3D1", f"{marker}%2Fseats", f"{marker}%23x", f"{marker}x", marker.replace("-", ""),
+    return [f"{marker}%3Fx%3D1", f"{marker}%2Cseats", f"{marker}%23x", f"{marker}x", marker.replace("-", ""),
             f"%7B{marker}%7D", f"urn:uuid:{marker}", f"{marker[:-1]}%25"]
 
 
@@ -37,6 +37,18 @@ def test_an_id_in_a_path_that_is_no_uuid_is_a_400_naming_it_and_reaches_no_servi
     # The orchestrator logged each refusal; no service behind it ever saw one of these values.
     for service in ("event-service", "order-service", "user-service", "inventory-service"):
         assert _requests_seen(service, marker) == [], service
+
+
+def test_an_escaped_slash_in_a_path_separates_segments_and_never_reaches_another_fans_data(api, fan, fresh_event):
+    """The edge's WSGI server decodes `%2F` before routing (as PEP 3333 has it), so `/orders/<id>%2Fx` is the path
+    `/orders/<id>/x`: no route (a 404 in the error format), and an id followed by `%2Fseats` is that event's seat
+    map, the same answer as the literal path. Nothing is a 500, and the fan's own checks apply as on any path."""
+    ev = fresh_event(seats=1)
+    escaped, literal = api.get(f"/events/{ev.event_id}%2Fseats"), api.get(f"/events/{ev.event_id}/seats")
+    assert escaped.status_code == literal.status_code == 200 and escaped.json() == literal.json()
+    for path in (f"/orders/{uuid.uuid4()}%2Fx", f"/tickets/{uuid.uuid4()}%2Fx/qr", f"/transfers/{uuid.uuid4()}%2F"):
+        r = api.get(path, fan.token)
+        assert r.status_code == 404 and r.json()["error"]["code"], (path, r.status_code, r.text)
 
 
 def test_an_upper_case_uuid_is_the_same_id(api, fresh_event):

@@ -21,7 +21,7 @@ import yaml
 from limits import parse_many
 
 from trcommon import settings as trsettings
-from trcommon.devstack import GRANIAN_LOGGING
+from trcommon.devstack import GRANIAN_LOGGING, HTTP1_BUFFER_BYTES
 from trcommon.logs import REQUEST_ID_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,11 +258,15 @@ def test_database_services_migrate_and_seed_at_start_before_the_server(folder):
     assert -1 < migrate < seed < server, cmd
 
 
-@pytest.mark.parametrize("folder", [f for f in SERVICES if "gunicorn" in " ".join(
-    rest for kw, rest in dockerfile_instructions(f) if kw == "CMD")])
-def test_every_gunicorn_answers_its_own_errors_in_the_error_format(folder):
+@pytest.mark.parametrize("folder", [f for f in SERVICES if f != "inventory-service"])
+def test_every_http_image_runs_granian_as_the_local_stack_does(folder):
+    """The one WSGI server, with the request-head limit and the JSON log lines of `make run` (trcommon.devstack)."""
     cmd = next(rest for keyword, rest in dockerfile_instructions(folder) if keyword == "CMD")
-    assert "-c python:trcommon.gunicorn_conf" in cmd.replace('", "', " "), cmd
+    words = cmd.replace('", "', " ").replace('["', "").replace('"]', "")
+    assert "granian --interface wsgi --factory" in words, cmd
+    assert f"--http1-buffer-size {HTTP1_BUFFER_BYTES}" in words, cmd
+    assert f"--log-config {GRANIAN_LOGGING}" in words, cmd
+    assert "gunicorn" not in words
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context():

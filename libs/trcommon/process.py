@@ -7,7 +7,7 @@ requests.
 
 Stop: a process we run ourselves (`running`: the gRPC server, the release consumer, the recovery worker) turns
 SIGTERM and SIGINT into a `threading.Event` its loop watches, and closes its composition root on the way out.
-A Flask app (`start_app`) runs under gunicorn, which owns the signals; its composition root is closed when the
+A Flask app (`start_app`) runs under granian, which owns the signals; its composition root is closed when the
 worker process exits.
 
 Units of work inside a process (a request, a call, a message, a pass of a loop) run under
@@ -60,7 +60,7 @@ def start(settings_class: type[S], bootstrap: Callable[[S], C], *, settings: S |
 
 def start_app(settings_class: type[S], bootstrap: Callable[[S], C], *, settings: S | None = None,
               container: C | None = None, **needs: bool) -> tuple[S, C]:
-    """`start` for a WSGI app: gunicorn owns the signals; a composition root built here is closed when the
+    """`start` for a WSGI app: the WSGI server owns the signals; a composition root built here is closed when the
     process exits (one given by a caller stays the caller's to close)."""
     own = container is None
     settings, container = start(settings_class, bootstrap, settings=settings, container=container, **needs)

@@ -265,10 +265,12 @@ class SegmentPreservingPaths:
     match another route). This rebuilds PATH_INFO from the raw request target, decoding everything but `%2F` and
     `%25` inside a segment; `serve` then decodes those two in the path parameters it passes to the view.
 
-    It needs the raw target, which gunicorn and werkzeug pass (RAW_URI, REQUEST_URI) and granian, the internal
-    services' server, does not: there PATH_INFO is left as the server decoded it. Every path parameter of an
-    internal route is an identifier (a UUID) that the public edge has already validated, so no call of ours puts a
-    `/` in one; a value that did would find no route (404) or the wrong method (405), never another resource."""
+    It needs the raw target, which werkzeug's server (the tests' `served_over_http`), gunicorn and uWSGI pass
+    (RAW_URI, REQUEST_URI) and granian, the server every HTTP service runs on, does not: there PATH_INFO is left as
+    the server decoded it, and `%2F` separates segments like `/`. Every path parameter of an internal route is an
+    identifier (a UUID) that the public edge has already validated, so no call of ours puts a `/` in one; at the
+    edge an escaped `/` is a path separator (e2e-tests/security/test_identifiers.py), answered like the literal
+    path, under the same checks."""
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
@@ -294,9 +296,9 @@ class DrainUnreadBody:
     """WSGI middleware: after the answer, read what is left of the request body (at most DRAIN_MAX_BYTES).
 
     An answer given before the body was read (a 401 for a missing token, a 413 for a body over MAX_BODY_BYTES) is
-    otherwise often lost: gunicorn closes the connection with the unread body still in the socket's buffer, the
-    kernel then resets the connection, and the client sees the reset instead of the answer. Requests without a
-    body keep their response as it is (gunicorn's sendfile for static files)."""
+    otherwise often lost when the server closes the connection with the unread body still in the socket's buffer:
+    the kernel then resets the connection, and the client sees the reset instead of the answer
+    (e2e-tests/test_server_errors.py). Requests without a body keep their response as it is."""
 
     def __init__(self, wsgi_app, limit: int = DRAIN_MAX_BYTES):
         self.wsgi_app = wsgi_app

@@ -248,7 +248,7 @@ def credit_routes(c: Container) -> Blueprint:
 def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
     settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
     app = create_flask_app(settings.service_name, settings)
-    # An escaped `/` or `%` stays inside its path segment (and is then no identifier), as on every service.
+    # Where the server passes the raw request target, an escaped `/` or `%` stays inside its path segment (web.py).
     app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
     # An answer given before the body was read (401, 413) reaches the client instead of a connection reset.
     app.wsgi_app = DrainUnreadBody(app.wsgi_app)
