@@ -184,13 +184,20 @@ def schema_differences(url: str, metadata: sa.MetaData) -> list:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests under an `integration` folder are integration tests; tests under e2e-tests are e2e tests."""
+    """Tests under an `integration` folder are integration tests; tests under e2e-tests are e2e tests. Tests marked
+    `runs_late` move to just before the first e2e test (or to the end): what they wait for was started by a fixture
+    at the beginning of their folder and runs meanwhile, beside the other tests."""
     for item in items:
         parts = item.path.parts
         if "integration" in parts:
             item.add_marker(pytest.mark.integration)
         if "e2e-tests" in parts:
             item.add_marker(pytest.mark.e2e)
+    late = [item for item in items if item.get_closest_marker("runs_late")]
+    if late:
+        rest = [item for item in items if not item.get_closest_marker("runs_late")]
+        at = next((i for i, item in enumerate(rest) if item.get_closest_marker("e2e")), len(rest))
+        items[:] = rest[:at] + late + rest[at:]
 
 
 # Few idle connections (the suites of all services share one server), bursts allowed for race tests.
