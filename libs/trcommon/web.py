@@ -9,7 +9,6 @@ import logging
 import re
 import time
 from typing import Callable, TypeVar
-from urllib.parse import unquote_to_bytes, urlsplit
 
 import orjson
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -254,39 +253,6 @@ def flask_rule(route: Route) -> str:
     return route.path.format(**{name: f"<{name}>" for name in route.path_params})
 
 
-_SEGMENTS_KEPT = "trcommon.segments_kept"
-_KEPT_ESCAPE = re.compile("%(25|2F)")
-
-
-class SegmentPreservingPaths:
-    """WSGI middleware: routing sees each escaped path segment as one segment.
-
-    WSGI servers decode `%2F` in PATH_INFO, so `/internal/orders/x%2Fy` would be routed as two segments (and could
-    match another route). This rebuilds PATH_INFO from the raw request target, decoding everything but `%2F` and
-    `%25` inside a segment; `serve` then decodes those two in the path parameters it passes to the view.
-
-    It needs the raw target, which werkzeug's server (the tests' `served_over_http`), gunicorn and uWSGI pass
-    (RAW_URI, REQUEST_URI) and granian, the server every HTTP service runs on, does not: there PATH_INFO is left as
-    the server decoded it, and `%2F` separates segments like `/`. Every path parameter of an internal route is an
-    identifier (a UUID) that the public edge has already validated, so no call of ours puts a `/` in one; at the
-    edge an escaped `/` is a path separator (e2e-tests/security/test_identifiers.py), answered like the literal
-    path, under the same checks."""
-
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-        path = urlsplit(raw).path if raw else ""
-        if path.startswith("/") and not environ.get("SCRIPT_NAME"):
-            # PATH_INFO holds the request's bytes as latin-1 (PEP 3333); Flask decodes them as UTF-8.
-            environ["PATH_INFO"] = "/".join(
-                unquote_to_bytes(segment).decode("latin-1").replace("%", "%25").replace("/", "%2F")
-                for segment in path.split("/"))
-            environ[_SEGMENTS_KEPT] = True
-        return self.wsgi_app(environ, start_response)
-
-
 # The most of an unread request body the edge reads after its answer (DrainUnreadBody); a larger one may still
 # lose its answer to a reset.
 DRAIN_MAX_BYTES = 1024 * 1024
@@ -331,12 +297,6 @@ class _DrainedOnClose:
                 pass
 
 
-def _path_parameter(value: str) -> str:
-    if not request.environ.get(_SEGMENTS_KEPT):
-        return value
-    return _KEPT_ESCAPE.sub(lambda m: "%" if m.group(1) == "25" else "/", value)
-
-
 def serve(bp: Blueprint, route: Route):
     """Register the decorated view as the server of a contract route: method and path come from the route, the
     body or query is parsed with the route's model and passed as `body=` or `query=` (path parameters by name),
@@ -345,7 +305,6 @@ def serve(bp: Blueprint, route: Route):
     def decorator(view):
         @functools.wraps(view)
         def endpoint(**path):
-            path = {name: _path_parameter(value) for name, value in path.items()}
             if route.body is not None:
                 path["body"] = parse_body(route.body)
             if route.query is not None:
@@ -413,7 +372,6 @@ def database_service_app(settings_class, bootstrap, settings=None, container=Non
     settings, container = start_app(settings_class, bootstrap, settings=settings, container=container,
                                     database=True)
     app = create_flask_app(settings.service_name, settings)
-    app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
     engine = container.engine
     app.register_blueprint(health_blueprint({"database": lambda: check_database(engine)}))
     return app, settings, container

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from trcommon.auth import current_principal, require_auth
 from trcommon.process import start_app
 from trcommon.ratelimit import RateLimits
-from trcommon.web import (DrainUnreadBody, SegmentPreservingPaths, create_flask_app, health_blueprint, json_reply,
+from trcommon.web import (DrainUnreadBody, create_flask_app, health_blueprint, json_reply,
                           parse_body, parse_query)
 from trcontracts import users
 from trcontracts.base import Page
@@ -248,8 +248,6 @@ def credit_routes(c: Container) -> Blueprint:
 def create_app(settings: OrchestratorSettings | None = None, container: Container | None = None) -> Flask:
     settings, c = start_app(OrchestratorSettings, bootstrap, settings=settings, container=container, broker=True)
     app = create_flask_app(settings.service_name, settings)
-    # Where the server passes the raw request target, an escaped `/` or `%` stays inside its path segment (web.py).
-    app.wsgi_app = SegmentPreservingPaths(app.wsgi_app)
     # An answer given before the body was read (401, 413) reaches the client instead of a connection reset.
     app.wsgi_app = DrainUnreadBody(app.wsgi_app)
     if settings.forwarded_proxies:
