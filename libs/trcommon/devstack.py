@@ -67,8 +67,8 @@ def _pool(size: int) -> dict[str, str]:
 # One WSGI server for every HTTP service: granian (HTTP parsed in Rust, a pool of blocking threads for the app).
 # make bench measured 20% less CPU per call than gunicorn's threaded worker on the internal services (order-service
 # 4.25 -> 3.4 ms per purchase, user-service 1.65 -> 1.35 ms) and 15-20% less orchestrator CPU at the public edge
-# (README, Performance). A request head is at most HTTP1_BUFFER_BYTES: a longer request line is a 414, more header
-# bytes a 431 (granian's own answers, before any app code runs; they carry no body).
+# (README, Performance). A request head (request line and headers) is at most HTTP1_BUFFER_BYTES: a longer one gets
+# granian's own 431, before any app code runs, with no body (e2e-tests/test_server_errors.py).
 HTTP1_BUFFER_BYTES = 16384
 
 # granian's own messages as JSON lines, like every other log line (the path is relative to the repository root,
