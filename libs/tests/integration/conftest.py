@@ -7,19 +7,17 @@ import pytest
 
 from trcommon.amqp import load_definitions
 
-TIMERS = [f"timer-{i}".encode() for i in range(3)]
-
-
 class TimersWithoutTarget:
     """Three hold timers, on a scratch queue with seat.hold.queue's arguments (definitions.json), expire while their
     dead-letter target is missing; then the target comes back (`start`). `collect` reads what reached it."""
+
+    timers = (b"timer-0", b"timer-1", b"timer-2")
 
     def __init__(self, amqp_url: str):
         self.amqp_url = amqp_url
         suffix = uuid.uuid4().hex[:8]
         self.hold, self.dlx, self.target = f"t.hold.{suffix}", f"t.dlx.{suffix}", f"t.release.{suffix}"
         self.restored: float | None = None
-        self.timers = TIMERS
 
     def _channel(self):
         conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
@@ -34,7 +32,7 @@ class TimersWithoutTarget:
             ch.exchange_declare(self.dlx, "direct", durable=True)
             ch.queue_declare(self.hold, durable=True, arguments={**hold_args, "x-dead-letter-exchange": self.dlx,
                                                                   "x-dead-letter-routing-key": "release"})
-            for body in TIMERS:
+            for body in self.timers:
                 ch.basic_publish("", self.hold, body, pika.BasicProperties(delivery_mode=2, expiration="500"))
             time.sleep(3)       # expired with nowhere to go
             ch.queue_declare(self.target, durable=True, arguments={"x-queue-type": "quorum"})
@@ -48,7 +46,7 @@ class TimersWithoutTarget:
         conn, ch = self._channel()
         got: list[bytes] = []
         try:
-            while len(got) < len(TIMERS) and time.monotonic() - self.restored < within_s:
+            while len(got) < len(self.timers) and time.monotonic() - self.restored < within_s:
                 _method, _props, body = ch.basic_get(self.target, auto_ack=True)
                 if body is None:
                     conn.sleep(1)

@@ -13,5 +13,6 @@ import pytest
 def test_a_timer_expiring_while_its_dead_letter_target_is_gone_is_delivered_once_it_is_back(timers_without_target):
     got, delay = timers_without_target.collect(within_s=240)
     # At-least-once: a timer may come twice (a broker restart meanwhile), never not at all.
-    assert set(got) == set(timers_without_target.timers), f"lost timers; got {got} {delay:.0f}s after the dead-letter target came back"
+    assert set(got) == set(timers_without_target.timers), (
+        f"lost timers; got {got} {delay:.0f}s after the dead-letter target came back")
     print(f"all timers delivered within {delay:.0f}s after the dead-letter target came back")
