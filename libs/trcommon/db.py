@@ -5,6 +5,7 @@ Every schema is created by the owning service's Alembic migrations; nothing here
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -154,14 +155,14 @@ class Prepared:
 
     def __init__(self, statement: sa.Executable):
         self.statement = statement
-        self._compiled: dict[str, tuple[str, dict]] = {}
+        self._compiled: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
         # The names of the statement's result columns, read once from the first result: a constant statement's
         # columns never change, and psycopg builds every column's description anew each time it is asked (half
         # of the driver's CPU for a 13-column row). An empty tuple: the statement returns no rows.
         self._names: tuple[str, ...] | None = None
         self._lock = threading.Lock()
 
-    def _sql(self, conn: Connection) -> tuple[str, dict]:
+    def _sql(self, conn: Connection) -> tuple[str, dict, tuple[str, ...]]:
         dialect = conn.dialect
         found = self._compiled.get(dialect.name)
         if found is None:
@@ -171,12 +172,17 @@ class Prepared:
                     raise TypeError("a Prepared statement cannot expand parameters (IN lists)")
                 # Values the statement carries itself; the caller gives the others (a missing one is psycopg's error).
                 constants = {k: v for k, v in compiled.params.items() if not compiled.binds[k].required}
-                found = self._compiled[dialect.name] = (str(compiled), constants)
+                sql = str(compiled)
+                found = self._compiled[dialect.name] = (sql, constants, _cast_arrays(sql, compiled.binds))
         return found
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Row]:
-        sql, constants = self._sql(conn)
+        sql, constants, arrays = self._sql(conn)
         values = {**constants, **params} if params else constants
+        for name in arrays:
+            value = values.get(name)
+            if type(value) is list and all(type(item) is str for item in value):
+                values[name] = array_literal(value)
         driver = conn.connection.driver_connection
         try:
             cursor = driver.execute(sql, values)
@@ -194,6 +200,29 @@ class Prepared:
     def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Row | None:
         found = self.rows(conn, params)
         return found[0] if found else None
+
+
+def _cast_arrays(sql: str, binds: Mapping[str, Any]) -> tuple[str, ...]:
+    """The caller's parameters that the SQL casts to an array of a text-like type (uuid[], text[], varchar[])
+    wherever it uses them: those may be sent as one array literal (see array_literal)."""
+    names = []
+    for name, bind in binds.items():
+        placeholder = re.escape(f"%({name})s")
+        used = len(re.findall(placeholder, sql))
+        cast = len(re.findall(rf"CAST\({placeholder} AS {_TEXT_LIKE}\[\]\)|{placeholder}::{_TEXT_LIKE}\[\]", sql))
+        if bind.required and used and used == cast:
+            names.append(name)
+    return tuple(names)
+
+
+_TEXT_LIKE = r"(?:UUID|TEXT|VARCHAR(?:\(\d+\))?)"
+
+
+def array_literal(items: list[str]) -> str:
+    """A list of strings as PostgreSQL's array literal ('{"a","b"}'), each item quoted and escaped: sent as text to a
+    parameter the statement casts to its array type. psycopg's list dumper inspects every list it is given anew to
+    choose the items' type: 18 µs of client CPU per list parameter here, against under 1 µs for the literal."""
+    return "{" + ",".join('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items) + "}"
 
 
 def check_database(engine: Engine) -> None:
