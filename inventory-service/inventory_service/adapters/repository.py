@@ -40,16 +40,12 @@ _SEAT_COLUMNS = [seats.c[name] for name in _SEAT_FIELDS]
 # A list of seat ids travels as one array parameter (a Prepared statement cannot expand IN lists).
 _SEAT_IDS = sa.cast(sa.bindparam("p_seat_ids"), ARRAY(UUID(as_uuid=False)))
 _IN_SEAT_IDS = seats.c.seat_id == sa.func.any(_SEAT_IDS)
-# The seats' row locks are tried first (NOWAIT, in the subquery, in ascending seat_id: model.lock_order), the
-# hold-cap lock taken only on the rows it returns (the outer projection runs above the row locking; taking it again
-# for the next row of the same transaction is granted at once), so a busy seat fails at once, never after a wait.
-_LOCKED_SEATS = (sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now"))
-                 .where(_IN_SEAT_IDS).order_by(seats.c.seat_id).with_for_update(nowait=True)
-                 .subquery("locked"))
-_LOCK_FOR_HOLD = Prepared(sa.select(
-    _LOCKED_SEATS, sa.func.pg_advisory_xact_lock(HOLD_CAP_LOCK_NAMESPACE,
-                                                 sa.func.hashtext(sa.bindparam("p_user_id", type_=sa.Text))))
-    .order_by(_LOCKED_SEATS.c.seat_id))
+# A reservation's hold in one call of the database function hold_seats (migration 0007): the seats' NOWAIT locks
+# with the user's hold-cap lock, then the write if the seats are holdable, on sale, within the cap and the hold id
+# is unused; the seats as they were when locked, the database clock and whether it wrote.
+_HOLD = Prepared(sa.text(
+    "SELECT * FROM hold_seats(CAST(:p_seat_ids AS UUID[]), CAST(:p_user_id AS UUID), CAST(:p_hold_id AS UUID), "
+    "CAST(:p_hold_seconds AS INTEGER), CAST(:p_max_holds AS INTEGER), CAST(:p_namespace AS INTEGER))"))
 
 _GET = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id")))
 _GET_MANY = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(_IN_SEAT_IDS)
@@ -59,21 +55,6 @@ _OTHER_SEATS = seats.alias("other")
 _HOLD_ID_ELSEWHERE = sa.exists().where(_OTHER_SEATS.c.hold_id == sa.bindparam("p_hold_id"),
                                        sa.not_(_OTHER_SEATS.c.seat_id == sa.func.any(_SEAT_IDS)))
 _HOLD_ELSEWHERE = Prepared(sa.select(_HOLD_ID_ELSEWHERE.label("elsewhere")))
-
-# The seats the user holds in live holds (the hold cap counts seats, not holds).
-_LIVE_HOLDS = (sa.select(sa.func.count()).select_from(seats)
-               .where(seats.c.held_by_user_id == sa.bindparam("p_held_by_user_id"),
-                      seats.c.status == SeatStatus.HELD.value, seats.c.held_until > DB_NOW)
-               .scalar_subquery())
-# The hold is written only on seats on sale, within the cap and only under a hold id no other seat has: every
-# rule in this one statement (no round trip of their own on the way to a hold); the refusal path asks which one
-# failed.
-_SAVE_HOLD = Prepared(seats.update()
-              .where(_IN_SEAT_IDS, seats.c.on_sale,
-                     _LIVE_HOLDS + sa.bindparam("p_seat_count") <= sa.bindparam("p_max_holds"),
-                     ~_HOLD_ID_ELSEWHERE)
-              .values({**{name: sa.bindparam("p_" + name) for name in _STATE_FIELDS}, "updated_at": DB_NOW})
-              .returning(seats.c.seat_id))
 
 # Confirm and release wait for a row lock held by a (short) concurrent transaction, so they take their rows in the
 # one lock order too (ascending seat_id, in a locking CTE): two such calls on overlapping seats never deadlock.
@@ -163,20 +144,28 @@ class SeatRepository:
         if rows:
             self._conn.execute(insert(seats).on_conflict_do_nothing(), rows)
 
-    def lock_for_hold(self, seat_ids: list[str], user_id: str) -> tuple[list[Seat], datetime | None]:
-        """Lock the seats' rows NOWAIT in ascending seat_id (SeatLocked at once if another transaction has one,
-        never a wait) and then, in the same statement, take the user's hold-cap lock (serialising this user's
-        reservations until the transaction ends, so that counting their held seats and adding some cannot
-        interleave with another reservation of theirs). The seats found, in lock order, and the database clock."""
+    def hold(self, seat_ids: list[str], user_id: str, hold_id: str, hold_seconds: int,
+             max_holds: int) -> tuple[list[Seat], datetime | None, bool]:
+        """A reservation's hold in one round trip (run it in autocommit): lock the seats' rows NOWAIT in ascending
+        seat_id (SeatLocked at once if another transaction has one, never a wait), then the user's hold-cap lock
+        (serialising this user's reservations, so that counting their held seats and adding some cannot interleave
+        with another reservation of theirs), then write the hold only if every seat was found, all of one event,
+        on sale and free (`model.hold_seats`' rule), the user's seats in live holds plus these stay within
+        `max_holds` (counted after the hold-cap lock was granted) and no other seat has the hold id: all seats or
+        none. The seats as they were when locked (in lock order), the database clock, and whether it wrote."""
         try:
-            rows = _LOCK_FOR_HOLD.rows(self._conn, {"p_seat_ids": seat_ids, "p_user_id": user_id})
+            rows = _HOLD.rows(self._conn, {"p_seat_ids": seat_ids, "p_user_id": user_id, "p_hold_id": hold_id,
+                                           "p_hold_seconds": hold_seconds, "p_max_holds": max_holds,
+                                           "p_namespace": HOLD_CAP_LOCK_NAMESPACE})
         except DBAPIError as exc:
             if sqlstate(exc) == LOCK_NOT_AVAILABLE:
                 log.info("seat busy: row lock not available (55P03)", extra={"seat_ids": seat_ids})
                 raise SeatLocked("seat busy" if len(seat_ids) == 1 else "one of the seats is busy; try again",
                                  seat_ids=None if len(seat_ids) == 1 else seat_ids) from None
             raise
-        return [_seat(r) for r in rows], (rows[0]["db_now"] if rows else None)
+        if not rows:
+            return [], None, False
+        return [_seat(r) for r in rows], rows[0]["db_now"], rows[0]["written"]
 
     def hold_id_used_elsewhere(self, hold_id: str, seat_ids: list[str]) -> bool:
         return _HOLD_ELSEWHERE.first(self._conn, {"p_hold_id": hold_id, "p_seat_ids": seat_ids})["elsewhere"]
@@ -222,20 +211,6 @@ class SeatRepository:
             .order_by(seats.c.event_id, seats.c.section, sa.func.length(seats.c.row), seats.c.row,
                       seats.c.number)).mappings()
         return [(_seat(r), r["db_now"]) for r in rows]
-
-    def save_hold(self, held: list[Seat], max_holds: int) -> bool:
-        """Write a new hold of the seats `held` (one hold: the same holder, hold id and held_until; the caller holds
-        their row locks and the user's hold-cap lock), only while the user's held seats plus these stay within
-        `max_holds`: the count runs in this statement, whose snapshot is taken after the hold-cap lock was granted,
-        so it sees every hold of theirs committed before. False (nothing written) when capped or when the hold id
-        already names other seats."""
-        first = held[0]
-        values = {name: getattr(first, name) for name in _STATE_FIELDS}
-        values["status"] = first.status.value
-        rows = _SAVE_HOLD.rows(self._conn, {**{"p_" + k: v for k, v in values.items()},
-                                            "p_seat_ids": [s.seat_id for s in held], "p_seat_count": len(held),
-                                            "p_max_holds": max_holds})
-        return len(rows) == len(held)
 
     def first_live_hold_ends_in(self, user_id: str) -> timedelta | None:
         """How long until the user's first live hold ends, by the database clock; None when they have none."""

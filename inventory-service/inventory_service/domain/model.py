@@ -161,7 +161,7 @@ def hold_seats(found: list[Seat], seat_ids: list[str], user_id: str, hold_id: st
 
 def hold_cap_reached(max_holds: int, first_hold_ends_in: timedelta | None = None) -> TooManyHolds:
     """The refusal when a hold would take the user beyond `max_holds` seats in live holds (the rule itself is the
-    hold's UPDATE, SeatRepository.save_hold). The cap ends by itself when the user's first live hold ends (or
+    hold's write, SeatRepository.hold). The cap ends by itself when the user's first live hold ends (or
     sooner, if they pay or a hold is released): the refusal says when, as every error that ends by itself does."""
     retry_after = None if first_hold_ends_in is None else max(1, math.ceil(first_hold_ends_in.total_seconds()))
     return TooManyHolds(f"at most {max_holds} seats can be held at once", retry_after=retry_after)

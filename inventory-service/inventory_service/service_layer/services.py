@@ -31,27 +31,27 @@ class ExpiryOutcome:
 
 def reserve_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, hold_id: str, hold_seconds: int,
                   max_holds: int) -> list[Seat]:
-    """Hold 1-8 seats under one hold id, all or nothing, in one transaction: lock every seat NOWAIT in lock order
-    (with the user's hold-cap lock), then write the hold if the user's held seats stay within the cap (counted in
-    that same UPDATE). Any seat busy, taken or missing fails the whole call and nothing is written. The seats, in
-    lock order."""
+    """Hold 1-8 seats under one hold id, all or nothing, in one round trip (SeatRepository.hold): lock every seat
+    NOWAIT in lock order with the user's hold-cap lock, then write the hold if the seats are free, on sale, within
+    the cap and the hold id is unused. Any seat busy, taken or missing fails the whole call and nothing is written;
+    the seats as they were when locked say which error. The seats, in lock order."""
     ids = lock_order(seat_ids)
-    with uow_factory() as uow:
-        found, now = uow.seats.lock_for_hold(ids, user_id)  # SeatLocked at once if another call has a row
-        held = hold_seats(found, ids, user_id, hold_id, now, hold_seconds)
-        if held is None:
-            return found    # the same reservation again (a retried call): its hold stands, unchanged
-        if not uow.seats.save_hold(held, max_holds):
-            # The UPDATE did not hold them all (what it wrote is rolled back): a seat is off sale (its row, read
-            # under our lock, says so), the hold id already names other seats, or the user would go over the cap.
-            # No live hold left now means theirs lapsed since: retry at once.
-            if not all(s.on_sale for s in found):
-                raise EventNotOnSale()
-            if uow.seats.hold_id_used_elsewhere(hold_id, ids):
-                raise HoldIdInUse()
-            raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id) or timedelta())
-        uow.commit()
+    with uow_factory(autocommit=True) as uow:
+        found, now, written = uow.seats.hold(ids, user_id, hold_id, hold_seconds, max_holds)
+    # The same rule the database applied before writing: its refusals are answered from the seats as they were.
+    held = hold_seats(found, ids, user_id, hold_id, now, hold_seconds)
+    if held is None:
+        return found    # the same reservation again (a retried call): its hold stands, unchanged
+    if written:
         return held
+    # Free seats it did not write: a seat is off sale, the hold id already names other seats, or the user would go
+    # over the cap. No live hold left now means theirs lapsed since: retry at once.
+    if not all(s.on_sale for s in found):
+        raise EventNotOnSale()
+    with uow_factory(autocommit=True) as uow:
+        if uow.seats.hold_id_used_elsewhere(hold_id, ids):
+            raise HoldIdInUse()
+        raise hold_cap_reached(max_holds, uow.seats.first_live_hold_ends_in(user_id) or timedelta())
 
 
 def confirm_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, hold_id: str) -> list[Seat]:
