@@ -37,6 +37,7 @@ import psutil
 import requests
 import sqlalchemy as sa
 
+from bench.logscan import complete_entries
 from trcommon import demo
 from trcommon.audit import audit
 from trcommon.devstack import Ports, Stack
@@ -492,10 +493,8 @@ def bench_release(b: Bench, accounts: list[dict], holds: int) -> dict:
     deadline = time.monotonic() + HOLD_TTL + 30
     late: dict[str, tuple[float, str]] = {}
     while time.monotonic() < deadline:
-        for line in (LOGS / "inventory-release-consumer.log").read_text(errors="replace").splitlines():
-            if '"hold released"' not in line:
-                continue
-            entry = json.loads(line)
+        text = (LOGS / "inventory-release-consumer.log").read_text(errors="replace")
+        for entry in complete_entries(text, "hold released"):
             if entry.get("seat_id") in wanted:
                 late[entry["seat_id"]] = (entry["late_ms"], entry["source"])
         if len(late) >= made:
