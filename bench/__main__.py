@@ -162,10 +162,17 @@ class CpuMeter:
         out["load generator"] = max(out["load generator"], load_cpu_seconds)
         out["other"] = max(0.0, busy - sum(out.values()))
         cores = psutil.cpu_count() or 1
+        # Time the host's hypervisor reports having taken from this machine's CPUs (a virtual machine's "steal"):
+        # when it is high, the phase's figures say more about the host than about the system. The kernel counts
+        # steal whether or not this machine had work then, so it may overlap the idle share.
+        stolen = max(0.0, getattr(m1, "steal", 0.0) - getattr(m0, "steal", 0.0))
+        idle = max(0.0, (m1.idle + getattr(m1, "iowait", 0.0)) - (m0.idle + getattr(m0, "iowait", 0.0)))
         by_service = {name: max(0.0, t - self.services_before.get(name, 0.0))
                       for name, t in self._by_service().items()}
         return {"seconds": round(elapsed, 2),
                 "cpu_percent_of_machine": {g: round(100 * s / (elapsed * cores), 1) for g, s in out.items()},
+                "cpu_percent_idle": round(100 * idle / (elapsed * cores), 1),
+                "cpu_percent_stolen": round(100 * stolen / (elapsed * cores), 1),
                 "cpu_seconds": {g: round(s, 2) for g, s in out.items()},
                 "services_cpu_seconds": {name: round(s, 2) for name, s in by_service.items()}}
 
@@ -552,7 +559,8 @@ def table(r: dict) -> str:
     def cpu(phase):
         c = phase["cpu_percent_of_machine"]
         return (f"CPU: services {c['services']:.0f}%, PostgreSQL {c['postgresql']:.0f}%, RabbitMQ "
-                f"{c['rabbitmq']:.0f}%, load {c['load generator']:.0f}%, other {c['other']:.0f}%")
+                f"{c['rabbitmq']:.0f}%, load {c['load generator']:.0f}%, other {c['other']:.0f}%, idle "
+                f"{phase.get('cpu_percent_idle', 0):.0f}%, host steal {phase.get('cpu_percent_stolen', 0):.0f}%")
 
     def split_services(phase, ops):
         per = phase.get("services_cpu_seconds") or {}
