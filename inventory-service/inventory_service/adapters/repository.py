@@ -50,11 +50,12 @@ _HOLD = Prepared(sa.text(
 _GET = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(seats.c.seat_id == sa.bindparam("p_seat_id")))
 _GET_MANY = Prepared(sa.select(*_SEAT_COLUMNS, DB_NOW.label("db_now")).where(_IN_SEAT_IDS)
                      .order_by(seats.c.seat_id))
-# Seats a hold id has outside the given ones (held or sold by it): a hold id names one set of seats.
+# Whether a hold id has seats outside the given ones (held or sold by it): a hold id names one set of seats (the
+# refusal path's question; hold_seats asks it inside its write).
 _OTHER_SEATS = seats.alias("other")
-_HOLD_ID_ELSEWHERE = sa.exists().where(_OTHER_SEATS.c.hold_id == sa.bindparam("p_hold_id"),
-                                       sa.not_(_OTHER_SEATS.c.seat_id == sa.func.any(_SEAT_IDS)))
-_HOLD_ELSEWHERE = Prepared(sa.select(_HOLD_ID_ELSEWHERE.label("elsewhere")))
+_HOLD_ELSEWHERE = Prepared(sa.select(
+    sa.exists().where(_OTHER_SEATS.c.hold_id == sa.bindparam("p_hold_id"),
+                      sa.not_(_OTHER_SEATS.c.seat_id == sa.func.any(_SEAT_IDS))).label("elsewhere")))
 
 # Confirm and release wait for a row lock held by a (short) concurrent transaction, so they take their rows in the
 # one lock order too (ascending seat_id, in a locking CTE): two such calls on overlapping seats never deadlock.
