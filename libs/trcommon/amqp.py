@@ -5,7 +5,7 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from collections import deque
 from pathlib import Path
 
 import pika
@@ -183,7 +183,7 @@ _SEQ_HEADER = "x-publish-seq"
 
 class _PublishLink:
     """One SelectConnection with one confirm-mode channel, run by its own daemon thread. Every pika call happens
-    on that thread; other threads reach it only through `add_callback_threadsafe` and their own Futures."""
+    on that thread; other threads reach it only through its queue of outgoing messages and their own waiters."""
 
     def __init__(self, params: pika.URLParameters, exchange: str, routing_key: str, timeout: float):
         self._exchange = exchange
@@ -194,8 +194,10 @@ class _PublishLink:
         self._channel = None
         self._closing = False
         self._next_tag = 1
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[int, _Waiter] = {}
         self._returned: set[int] = set()
+        self._outgoing: deque[tuple[bytes, pika.BasicProperties, str, _Waiter]] = deque()
+        self._wake_pending = False
         self._conn = pika.SelectConnection(params, on_open_callback=self._on_open,
                                            on_open_error_callback=self._on_open_error,
                                            on_close_callback=self._on_closed)
@@ -216,16 +218,23 @@ class _PublishLink:
 
     def publish(self, payload: bytes, props: pika.BasicProperties, routing_key: str | None = None) -> None:
         self.wait_open()
-        done: Future = Future()
+        done = _Waiter()
         key = self._routing_key if routing_key is None else routing_key
-        try:
-            self._conn.ioloop.add_callback_threadsafe(lambda: self._send(payload, props, key, done))
-        except Exception as exc:  # noqa: BLE001 - the loop has stopped: the connection is gone
-            raise _LinkLost(repr(exc)) from exc
-        try:
-            done.result(self._timeout)
-        except FutureTimeout:
-            raise _LinkLost("the broker did not confirm within the deadline") from None
+        # Queued for the I/O thread, which is woken once for all that queued meanwhile (under load one wake-up
+        # sends many messages; a wake-up per message cost a pipe write, a loop pass and a timer each).
+        self._outgoing.append((payload, props, key, done))
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._conn.ioloop.add_callback_threadsafe(self._send_queued)
+            except Exception as exc:  # noqa: BLE001 - the loop has stopped: the connection is gone
+                raise _LinkLost(repr(exc)) from exc
+        if self._failure is not None and not done.wait(0):
+            # The link failed while the message was queued, and it has no answer: the I/O thread may already have
+            # stopped and would never send it. The caller retries on a fresh link at once.
+            raise _LinkLost(self._failure)
+        if not done.wait(self._timeout):
+            raise _LinkLost("the broker did not confirm within the deadline")
 
     def close(self) -> None:
         self._closing = True
@@ -241,7 +250,8 @@ class _PublishLink:
             self._conn.ioloop.start()
         except Exception as exc:  # noqa: BLE001 - a dead loop fails what is pending, below
             log.warning("publisher I/O loop stopped", extra={"error": repr(exc)})
-        self._fail_all(self._failure or "the publisher's connection ended")
+        self._failure = self._failure or "the publisher's connection ended"
+        self._fail_all(self._failure)
 
     def _on_open(self, conn) -> None:
         conn.channel(on_open_callback=self._on_channel)
@@ -276,9 +286,17 @@ class _PublishLink:
         elif not self._conn.is_closing:
             self._conn.ioloop.stop()
 
-    def _send(self, payload: bytes, props: pika.BasicProperties, routing_key: str, done: Future) -> None:
+    def _send_queued(self) -> None:
+        # Cleared before the queue is read: a message queued after the last read below finds it clear and wakes
+        # the loop again; one queued before is sent now.
+        self._wake_pending = False
+        outgoing = self._outgoing
+        while outgoing:
+            self._send(*outgoing.popleft())
+
+    def _send(self, payload: bytes, props: pika.BasicProperties, routing_key: str, done: _Waiter) -> None:
         if self._failure is not None or self._channel is None or not self._channel.is_open:
-            done.set_exception(_LinkLost(self._failure or "channel not open"))
+            done.fail(_LinkLost(self._failure or "channel not open"))
             return
         tag = self._next_tag
         self._next_tag += 1
@@ -288,7 +306,7 @@ class _PublishLink:
             self._channel.basic_publish(self._exchange, routing_key, payload, props, mandatory=True)
         except Exception as exc:  # noqa: BLE001 - the channel or socket is gone
             self._pending.pop(tag, None)
-            done.set_exception(_LinkLost(repr(exc)))
+            done.fail(_LinkLost(repr(exc)))
 
     def _on_return(self, _channel, _method, props, _body) -> None:
         tag = (props.headers or {}).get(_SEQ_HEADER)
@@ -304,20 +322,53 @@ class _PublishLink:
             done = self._pending.pop(tag, None)
             returned = tag in self._returned
             self._returned.discard(tag)
-            if done is None or done.done():
+            if done is None:
                 continue
             if not acked:
-                done.set_exception(_Refused("nack"))
+                done.fail(_Refused("nack"))
             elif returned:
-                done.set_exception(_Refused("unroutable"))
+                done.fail(_Refused("unroutable"))
             else:
-                done.set_result(None)
+                done.succeed()
 
     def _fail_all(self, why: str) -> None:
         pending, self._pending = self._pending, {}
         for done in pending.values():
-            if not done.done():
-                done.set_exception(_LinkLost(why))
+            done.fail(_LinkLost(why))
+        while self._outgoing:
+            self._outgoing.popleft()[3].fail(_LinkLost(why))
+
+
+class _Waiter:
+    """One publish's answer, awaited by its request thread and given once by the I/O thread: a bare lock held until
+    then, with none of a Future's condition variable and callbacks."""
+
+    __slots__ = ("_lock", "_error", "_settled")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._error: Exception | None = None
+        self._settled = False
+
+    def succeed(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._lock.release()
+
+    def fail(self, error: Exception) -> None:
+        if not self._settled:
+            self._settled = True
+            self._error = error
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        """False if no answer came within `timeout`; raises the failure it was given."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
 
 
 class PublishFailed(Exception):

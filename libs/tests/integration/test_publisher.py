@@ -122,3 +122,43 @@ def test_a_broker_that_cannot_be_reached_fails_the_publish_within_the_deadline()
     finally:
         publisher.close()
     assert time.monotonic() - started < 2 * 2 + 2          # two attempts, each bounded
+
+
+def test_a_connection_the_broker_closes_mid_burst_fails_no_publish_silently_and_strands_none(amqp_url, queue):
+    """The broker closes the publisher's connection (an operator, a broker restart) while 16 threads publish
+    3,000 messages:
+    every publish ends promptly, either confirmed or with PublishFailed (a message queued for the lost connection
+    is failed with it, not left to its deadline), and every confirmed message is in the queue."""
+    name = f"closed-publisher-{uuid.uuid4().hex[:8]}"
+    publisher = ConfirmedPublisher(amqp_url, "", queue, name, timeout=10)
+    publisher.publish({"n": -1})
+    wait_until(lambda: _named(amqp_url, name), 20, 0.5, "the publisher's connection listed")
+    (listed,) = [c for c in _listed(amqp_url) if c["client_properties"].get("connection_name") == name]
+    confirmed, failed, took = [], [], []
+
+    def one(i: int) -> None:
+        started = time.monotonic()
+        try:
+            publisher.publish({"n": i})
+            confirmed.append(i)
+        except PublishFailed:
+            failed.append(i)
+        took.append(time.monotonic() - started)
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(one, i) for i in range(3000)]
+            wait_until(lambda: len(confirmed) >= 300, 20, 0.001, "the burst under way")
+            requests.delete(f"{MGMT}/connections/{requests.utils.quote(listed['name'])}", auth=("guest", "guest"),
+                            timeout=10).raise_for_status()
+            closed_at = len(confirmed)
+            for f in futures:
+                f.result()
+        publisher.publish({"n": 3000})       # a fresh connection takes over
+    finally:
+        publisher.close()
+    assert closed_at < 3000, "the burst ended before the connection was closed"
+    assert len(confirmed) + len(failed) == 3000
+    assert max(took) < 5, "a publish waited for its deadline: its message was stranded on the lost connection"
+    in_queue = {json.loads(b)["n"] for b in _read_all(amqp_url, queue)}
+    assert set(confirmed) | {-1, 3000} <= in_queue
