@@ -229,10 +229,13 @@ class _PublishLink:
                 self._conn.ioloop.add_callback_threadsafe(self._send_queued)
             except Exception as exc:  # noqa: BLE001 - the loop has stopped: the connection is gone
                 raise _LinkLost(repr(exc)) from exc
-        if self._failure is not None and not done.wait(0):
-            # The link failed while the message was queued, and it has no answer: the I/O thread may already have
-            # stopped and would never send it. The caller retries on a fresh link at once.
-            raise _LinkLost(self._failure)
+        if self._failure is not None:
+            # The link failed while the message was queued. Answered already: that answer stands (a failure is
+            # raised by wait). Not answered: the I/O thread may already have stopped and would never send it, so
+            # the caller retries on a fresh link at once.
+            if not done.wait(0):
+                raise _LinkLost(self._failure)
+            return
         if not done.wait(self._timeout):
             raise _LinkLost("the broker did not confirm within the deadline")
 

@@ -162,3 +162,41 @@ def test_a_connection_the_broker_closes_mid_burst_fails_no_publish_silently_and_
     assert max(took) < 5, "a publish waited for its deadline: its message was stranded on the lost connection"
     in_queue = {json.loads(b)["n"] for b in _read_all(amqp_url, queue)}
     assert set(confirmed) | {-1, 3000} <= in_queue
+
+
+def test_a_message_queued_as_its_link_fails_returns_its_answer_or_fails_at_once_never_at_the_deadline(amqp_url, queue):
+    """The I/O thread's side of the race, played in order on a real link: the link fails just after a message was
+    queued. Answered before the failure: the publish returns that answer at once. Not answered: it fails at once
+    (the publisher then retries on a fresh link), instead of waiting out its deadline."""
+    from trcommon.amqp import _LinkLost
+
+    publisher = ConfirmedPublisher(amqp_url, "", queue, "racing-publisher", timeout=5)
+    link = publisher._live_link()
+    link.wait_open()
+    real_wake = link._conn.ioloop.add_callback_threadsafe
+    props = pika.BasicProperties(content_type="application/json")
+
+    def answered_then_failed(_callback):
+        *_message, done = link._outgoing.popleft()
+        done.succeed()
+        link._failure = "connection closed: in the test"
+
+    def failed_unanswered(_callback):
+        link._failure = "connection closed: in the test"
+
+    try:
+        for wake, raises in ((answered_then_failed, None), (failed_unanswered, _LinkLost)):
+            link._failure = None
+            link._wake_pending = False
+            link._conn.ioloop.add_callback_threadsafe = wake
+            started = time.monotonic()
+            if raises is None:
+                link.publish(b"{}", props)
+            else:
+                with pytest.raises(raises):
+                    link.publish(b"{}", props)
+            assert time.monotonic() - started < 1
+    finally:
+        link._conn.ioloop.add_callback_threadsafe = real_wake
+        link._failure = None
+        publisher.close()
