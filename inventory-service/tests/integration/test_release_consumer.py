@@ -196,6 +196,35 @@ def test_a_message_that_arrives_before_held_until_releases_the_seat_at_held_unti
     assert eventually(lambda: consumer.stats["released"] == 1, 1.0)
 
 
+def test_a_message_whose_release_ran_just_before_held_until_is_retried_at_once_not_left_to_the_sweeper(
+        inventory, new_seat, stored_seat, broker, run_consumer, eventually, monkeypatch):
+    """The broker may dead-letter a timer a few milliseconds before held_until by the database clock. When the
+    release statement runs just before held_until and the read that follows it just after, the hold is due, not
+    gone: the message is retried at once and the seat released by its timer (it used to be acked as "already
+    ended", leaving the seat HELD until the sweeper's pass, seconds late)."""
+    from inventory_service.adapters.repository import SeatRepository
+
+    real = SeatRepository.release_lapsed
+    missed = []
+
+    def ran_just_before_held_until(self, seat_holds):
+        if not missed:
+            missed.append(seat_holds)
+            return []           # what the statement finds when its statement_timestamp() precedes held_until
+        return real(self, seat_holds)
+
+    monkeypatch.setattr(SeatRepository, "release_lapsed", ran_just_before_held_until)
+    consumer = run_consumer()
+    seat = _hold(inventory, new_seat, hold_seconds=1)
+    past = datetime.fromisoformat(seat.held_until)
+    assert eventually(lambda: datetime.now(timezone.utc) > past, 3.0)
+    broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
+    assert eventually(_is_available(stored_seat, seat.seat_id), 1.0), "the seat was left HELD"
+    assert missed, "the release statement was not run"
+    assert eventually(lambda: consumer.stats["released"] == 1, 1.0)
+    assert consumer.stats["early"] == 1 and consumer.stats["ignored"] == 0
+
+
 def test_a_message_far_ahead_of_held_until_is_acked_and_the_hold_left_to_the_sweeper(inventory, new_seat,
                                                                                      stored_seat, broker,
                                                                                      consumer_settings,
