@@ -62,6 +62,12 @@ class Seat:
     def hold_has_lapsed(self, now: datetime) -> bool:
         return self.status is SeatStatus.HELD and not self.hold_is_live(now)
 
+    def hold_due_in(self, now: datetime) -> float | None:
+        """A HELD seat: the seconds until its hold's held_until, 0 once that has passed; None when not held."""
+        if self.status is not SeatStatus.HELD:
+            return None
+        return (self.held_until - now).total_seconds() if self.hold_is_live(now) else 0.0
+
     def is_free(self, now: datetime) -> bool:
         """AVAILABLE, or HELD by a hold whose held_until has passed (it counts as AVAILABLE)."""
         return self.status is SeatStatus.AVAILABLE or self.hold_has_lapsed(now)

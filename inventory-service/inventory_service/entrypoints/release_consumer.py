@@ -80,7 +80,7 @@ class ReleaseConsumer(QueueConsumer[ReleaseMessage, services.ExpiryOutcome]):
             for released in outcome.released:
                 log_release(released, "timer", redelivered=d.redelivered)
             self.stats["released"] += 1
-        elif outcome.still_held:
+        elif outcome.live_for_seconds is not None:
             waited = time.monotonic() - d.received_at
             if waited + outcome.live_for_seconds <= self._settings.release_early_wait_max_seconds:
                 log.info("release message arrived before held_until; retrying then", extra={

@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Callable, Sequence
 
 from ..domain.exceptions import EventNotOnSale, GridExists, HoldExpired, HoldIdInUse, SeatNotFound
-from ..domain.model import (GateReport, GridSection, HoldReleased, SalesReport, ScanResult, Seat, SeatStatus,
-                            grid_positions, hold_cap_reached, hold_seats, lock_order)
+from ..domain.model import (GateReport, GridSection, HoldReleased, SalesReport, ScanResult, Seat, grid_positions,
+                            hold_cap_reached, hold_seats, lock_order)
 from .unit_of_work import InventoryUnitOfWork
 
 UowFactory = Callable[..., InventoryUnitOfWork]  # called with autocommit=True for single-statement work
@@ -22,13 +22,12 @@ class CheckInOutcome:
 
 @dataclass(frozen=True)
 class ExpiryOutcome:
-    """What a hold-timer message found: the hold's seats released now; the hold still holding them (`still_held`:
-    the message came early, and the hold is live for `live_for_seconds` more — 0 when its held_until passed
-    between the release statement and the read after it); or the hold gone."""
+    """What a hold-timer message found: the hold's seats released now; the hold still holding them
+    (`live_for_seconds` is not None: the message came early, and the hold is live for that long — 0 when its
+    held_until passed between the release statement and the read after it); or the hold gone."""
 
     released: tuple[HoldReleased, ...] = ()
-    live_for_seconds: float = 0.0
-    still_held: bool = False
+    live_for_seconds: float | None = None
 
 
 def reserve_seats(uow_factory: UowFactory, seat_ids: list[str], user_id: str, hold_id: str, hold_seconds: int,
@@ -110,15 +109,16 @@ def release_expired_holds(uow_factory: UowFactory, holds: Sequence[tuple[Sequenc
     # ran; its held_until may have passed since (by the read's clock), and then it is due now, not gone.
     live_for: dict[str, float] = {}
     for seat in found:
-        if seat.hold_id is not None and seat.status is SeatStatus.HELD and seat.held_until is not None:
-            live_for[seat.hold_id] = max(0.0, (seat.held_until - now).total_seconds())
+        due_in = seat.hold_due_in(now)
+        if due_in is not None:
+            live_for[seat.hold_id] = due_in
     outcomes = []
     for _, hold_id in holds:
         if hold_id in released:
             outcomes.append(ExpiryOutcome(released=tuple(sorted(released.pop(hold_id),
                                                                 key=lambda r: r.seat.seat_id))))
         else:
-            outcomes.append(ExpiryOutcome(live_for_seconds=live_for.get(hold_id, 0.0), still_held=hold_id in live_for))
+            outcomes.append(ExpiryOutcome(live_for_seconds=live_for.get(hold_id)))
     return outcomes
 
 

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 from datetime import datetime, timezone
@@ -201,26 +202,27 @@ def test_a_message_whose_release_ran_just_before_held_until_is_retried_at_once_n
     """The broker may dead-letter a timer a few milliseconds before held_until by the database clock. When the
     release statement runs just before held_until and the read that follows it just after, the hold is due, not
     gone: the message is retried at once and the seat released by its timer (it used to be acked as "already
-    ended", leaving the seat HELD until the sweeper's pass, seconds late)."""
+    ended", leaving the seat HELD until the sweeper's pass, seconds late). Both statements run for real; only the
+    moment between them is stretched past held_until (in production it is a few milliseconds)."""
     from inventory_service.adapters.repository import SeatRepository
 
-    real = SeatRepository.release_lapsed
-    missed = []
-
-    def ran_just_before_held_until(self, seat_holds):
-        if not missed:
-            missed.append(seat_holds)
-            return []           # what the statement finds when its statement_timestamp() precedes held_until
-        return real(self, seat_holds)
-
-    monkeypatch.setattr(SeatRepository, "release_lapsed", ran_just_before_held_until)
+    real_read = SeatRepository.get_many
     consumer = run_consumer()
-    seat = _hold(inventory, new_seat, hold_seconds=1)
-    past = datetime.fromisoformat(seat.held_until)
-    assert eventually(lambda: datetime.now(timezone.utc) > past, 3.0)
+    seat = _hold(inventory, new_seat, hold_seconds=2)
+    held_until = datetime.fromisoformat(seat.held_until)
+    stretched = []
+
+    def read_after_held_until(self, seat_ids):
+        if not stretched:
+            stretched.append(datetime.now(timezone.utc) < held_until)    # the release statement ran before it
+            time.sleep(max(0.0, (held_until - datetime.now(timezone.utc)).total_seconds()) + 0.02)
+        return real_read(self, seat_ids)
+
+    monkeypatch.setattr(SeatRepository, "get_many", read_after_held_until)
     broker.publish(RELEASE_EXCHANGE, RELEASE_ROUTING_KEY, _timer_message(seat))
-    assert eventually(_is_available(stored_seat, seat.seat_id), 1.0), "the seat was left HELD"
-    assert missed, "the release statement was not run"
+    assert eventually(lambda: stretched, 1.0), "the release statement did not run"
+    assert stretched == [True], "the release statement did not run before held_until"
+    assert eventually(_is_available(stored_seat, seat.seat_id), 3.0), "the seat was left HELD"
     assert eventually(lambda: consumer.stats["released"] == 1, 1.0)
     assert consumer.stats["early"] == 1 and consumer.stats["ignored"] == 0
 

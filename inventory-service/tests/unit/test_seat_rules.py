@@ -43,6 +43,14 @@ def test_a_lapsed_hold_counts_as_available_and_can_be_taken_over():
     assert (seat.held_by_user_id, seat.hold_id) == (USER, "h1")
 
 
+def test_a_held_seat_is_due_in_the_time_left_to_its_hold_and_0_once_lapsed_other_seats_are_not_held():
+    assert _held(until=NOW + timedelta(seconds=1.5)).hold_due_in(NOW) == 1.5
+    assert _held(until=NOW).hold_due_in(NOW) == 0.0
+    assert _held(until=NOW - timedelta(seconds=3)).hold_due_in(NOW) == 0.0
+    for seat in (_seat(), _sold()):
+        assert seat.hold_due_in(NOW) is None
+
+
 def test_sold_and_checked_in_seats_cannot_be_held():
     checked_in = replace(_sold(), status=SeatStatus.CHECKED_IN, checked_in_at=NOW, checked_in_hall_id="hall")
     for seat in (_sold(), checked_in):
